@@ -1,0 +1,22 @@
+"""momentopt: every optimizer from SGD to AdamW as one four-step engine of φ/ψ rules."""
+
+from . import rules
+from .algorithms import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, RMSprop
+from .engine.optimizer import RecipeOptimizer
+from .engine.recipe import Recipe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "NAdam",
+    "Recipe",
+    "RecipeOptimizer",
+    "rules",
+    "__version__",
+]

@@ -1,0 +1,72 @@
+"""SGD, with momentum, dampening and Nesterov: ``m = g`` or heavy ball; ``V = 1``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from ..engine.optimizer import RecipeOptimizer
+from ..engine.recipe import Recipe
+from ..rules import HeavyBall
+from .checks import check_flags, check_tensor_lr, require
+
+
+class SGD(RecipeOptimizer):
+    """Stochastic gradient descent, a drop-in for ``torch.optim.SGD``.
+
+    ``b ← μ·b + (1−dampening)·g`` (``b₁ = g``); ``m = b`` or ``g + μ·b`` (nesterov);
+    ``w ← w − α·m``.
+    """
+
+    recipe = Recipe(first=HeavyBall(), counts_steps=False)
+    supports_sparse: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float | Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        check_tensor_lr(lr)
+        require(not lr < 0.0, f"Invalid learning rate: {lr}", "lr >= 0")
+        require(not momentum < 0.0, f"Invalid momentum value: {momentum}", "momentum >= 0")
+        require(
+            not weight_decay < 0.0, f"Invalid weight_decay value: {weight_decay}", "weight_decay >= 0"
+        )
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+            "foreach": foreach,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
+        require(
+            not (nesterov and (momentum <= 0 or dampening != 0)),
+            "Nesterov momentum requires a momentum and zero dampening",
+            "nesterov=True with momentum > 0 and dampening == 0",
+        )
+        super().__init__(params, defaults)
+        check_flags(fused, foreach, differentiable)
+
+    @classmethod
+    def flag_defaults(cls) -> dict[str, Any]:
+        return {
+            "nesterov": False,
+            "maximize": False,
+            "foreach": None,
+            "differentiable": False,
+            "fused": False,
+        }

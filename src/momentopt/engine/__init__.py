@@ -1,0 +1,1 @@
+"""The engine: recipes, executors and the optimizer class that runs them."""

@@ -1,0 +1,92 @@
+"""The tensors one executor call works on: parameters, gradients and named state.
+
+A bundle holds either single tensors (per-tensor executor) or :class:`TensorList` s
+(multi-tensor executor). Complex tensors are seen as real views, as torch.optim does, so a
+rule never needs to know about complex numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .tensorlist import TensorList, Tensors
+
+
+def real_view(t: Tensor) -> Tensor:
+    return torch.view_as_real(t) if torch.is_complex(t) else t
+
+
+class Bundle:
+    """Parameters, gradients and per-parameter state for one update, with uniform scalars.
+
+    Attributes:
+        param, grad: the parameters and their gradients (real views).
+        step: the step count ``t`` after this step's increment (the same for every tensor).
+        hp: the param group's hyperparameters, 0-d tensors already read as numbers unless
+            ``differentiable``.
+        differentiable: whether autograd records the update (rules then avoid in-place
+            changes to tensors autograd saved).
+    """
+
+    def __init__(
+        self,
+        params: Sequence[Tensor],
+        grads: Sequence[Tensor],
+        states: Sequence[dict[str, Any]],
+        *,
+        as_list: bool,
+        step: float,
+        hp: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        differentiable: bool,
+    ) -> None:
+        self._params = list(params)
+        self._states = list(states)
+        self._as_list = as_list
+        self.step = step
+        self.hp = hp
+        self.defaults = defaults
+        self.differentiable = differentiable
+        self.param = self._pack([real_view(p) for p in params])
+        self.grad = self._pack([g if g.is_sparse else real_view(g) for g in grads])
+
+    def _pack(self, tensors: list[Tensor]) -> Tensors:
+        return TensorList(tensors) if self._as_list else tensors[0]
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def has(self, name: str) -> bool:
+        """Whether the state ``name`` exists (it does for all tensors of a bundle or none)."""
+        return name in self._states[0]
+
+    def state(self, name: str) -> Tensors:
+        """The state tensors ``name``, as real views."""
+        return self._pack([real_view(s[name]) for s in self._states])
+
+    def store(self, name: str, value: Tensors) -> None:
+        """Create or replace the state ``name`` from real-view tensors."""
+        tensors = value.tensors if isinstance(value, TensorList) else [value]
+        for p, s, t in zip(self._params, self._states, tensors, strict=True):
+            s[name] = torch.view_as_complex(t) if torch.is_complex(p) and not t.is_sparse else t
+
+    def scalar(self, name: str) -> float:
+        """The value of a 0-d state such as ``mu_product`` (uniform across the bundle)."""
+        return self._states[0][name].item()
+
+    def scale_scalar_(self, name: str, factor: float) -> float:
+        """``s ← s · factor`` for a 0-d state kept as a tensor, returning the stored value."""
+        for s in self._states:
+            s[name].mul_(factor)
+        return self.scalar(name)
+
+    def new_zeros_state(self, name: str) -> Tensors:
+        """Zero state shaped like the parameters (``preserve_format``), stored and returned."""
+        zeros = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self._params]
+        for s, z in zip(self._states, zeros, strict=True):
+            s[name] = z
+        return self.state(name)

@@ -1,0 +1,172 @@
+"""The engine: one ``torch.optim.Optimizer`` subclass that runs any recipe.
+
+Everything torch.optim users rely on — param groups, ``state_dict``/``load_state_dict``,
+hooks, ``zero_grad``, closures, pickling — comes from ``torch.optim.Optimizer``; this class
+adds the step (state creation, step counting, executor choice) and a checked, non-mutating
+``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from .executors import EXECUTORS
+from .loading import check_state_dict
+from .recipe import Recipe
+from .selection import check_fused_param, choose_executor
+
+
+def scalar_dtype(fused: bool = False) -> torch.dtype:
+    """dtype of ``step``-like counters: float32, or float64 under a float64 default dtype."""
+    if fused:
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _read(value: Any) -> Any:
+    """A 0-d hyperparameter tensor as a Python number (tuples element-wise)."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_read(v) for v in value)
+    return value
+
+
+class RecipeOptimizer(Optimizer):
+    """An optimizer defined by a :class:`Recipe`; subclasses set ``recipe`` and validate.
+
+    ``executor`` (a momentopt keyword) forces one executor ("per_tensor", "multi_tensor");
+    left ``None``, the choice follows torch's ``foreach``/``fused`` flags and then speed.
+    """
+
+    recipe: ClassVar[Recipe]
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        super().__init__(params, defaults)
+        if self.recipe.eager_state:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    self._init_param_state(p, group)
+
+    # -- step -------------------------------------------------------------------------------
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """Perform one optimization step; returns ``closure()``'s loss if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            for group in self.param_groups:
+                self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        differentiable = bool(group.get("differentiable", False))
+        executor = choose_executor(group, params)
+        for p in params:
+            if executor == "fused":
+                check_fused_param(p)
+            if p.grad.is_sparse and not self.supports_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            state = self.state[p]
+            if not state:
+                self._init_param_state(p, group)
+        states = [self.state[p] for p in params]
+        self._check_capturable(group, params, states)
+        if self.recipe.counts_steps:
+            for s in states:
+                s["step"] += 1
+        hp = group if differentiable else {k: _read(v) for k, v in group.items() if k != "params"}
+        run = EXECUTORS["per_tensor" if executor == "per_tensor" else "multi_tensor"]
+        run(
+            self.recipe,
+            params,
+            [p.grad.coalesce() if p.grad.is_sparse else p.grad for p in params],
+            states,
+            hp=hp,
+            defaults=self.defaults,
+            differentiable=differentiable,
+        )
+        for p, s in zip(params, states, strict=True):
+            if not s:  # nothing to keep (plain SGD): leave no empty entry, as torch
+                del self.state[p]
+
+    supports_sparse: ClassVar[bool] = False
+    capturable_devices_include_xla: ClassVar[bool] = True
+
+    def _check_capturable(
+        self, group: Mapping[str, Any], params: list[Tensor], states: list[dict[str, Any]]
+    ) -> None:
+        """torch's capturable contract: params and step counters on a graph-capturable device."""
+        if not group.get("capturable", False) or torch.compiler.is_compiling():
+            return
+        devices = ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name()]
+        if self.capturable_devices_include_xla:
+            devices.append("xla")
+        for p, s in zip(params, states, strict=True):
+            step = s.get("step")
+            on_step_device = step is None or p.device.type == step.device.type
+            if not (on_step_device and p.device.type in devices):
+                raise AssertionError(
+                    "If capturable=True, params and state_steps must be on supported devices: "
+                    f"{devices}."
+                )
+
+    def _init_param_state(self, p: Tensor, group: Mapping[str, Any]) -> None:
+        step = None
+        if self.recipe.counts_steps:
+            on_device = bool(group.get("capturable", False) or group.get("fused", False))
+            step = torch.zeros(
+                (), dtype=scalar_dtype(bool(group.get("fused", False))),
+                device=p.device if on_device else "cpu",
+            )
+        self.recipe.init_state(p, group, self.state[p], self.defaults, step)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Fill flags that older state_dicts lack and turn numeric ``step`` s into tensors."""
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.flag_defaults().items():
+                group.setdefault(key, value)
+            on_device = bool(group.get("capturable", False) or group.get("fused", False))
+            for p in group["params"]:
+                s = self.state.get(p)
+                if s and "step" in s and not torch.is_tensor(s["step"]):
+                    s["step"] = torch.tensor(
+                        float(s["step"]),
+                        dtype=scalar_dtype(bool(group.get("fused", False))),
+                        device=p.device if on_device else "cpu",
+                    )
+
+    @classmethod
+    def flag_defaults(cls) -> dict[str, Any]:
+        """Group keys filled in when a loaded state_dict predates them (torch's list)."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load ``state_dict`` after checking it fits; on error nothing changes.
+
+        Raises ``ValueError`` naming the group, parameter and key for a wrong number of groups
+        or parameters, state of the wrong shape, and missing or unknown state keys. The
+        tensors are copied: training afterwards never writes into ``state_dict``.
+        """
+        check_state_dict(self, state_dict)
+        owned = {
+            **state_dict,
+            "state": {
+                k: {n: v.clone() if isinstance(v, Tensor) else copy.deepcopy(v) for n, v in s.items()}
+                for k, s in state_dict["state"].items()
+            },
+            "param_groups": copy.deepcopy(state_dict["param_groups"]),
+        }
+        super().load_state_dict(owned)

@@ -1,0 +1,125 @@
+"""A recipe: an optimizer's rules in the four-step order, and the one function that runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from torch import Tensor
+
+from ..rules.base import Direction, FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
+from ..rules.first_moment import Gradient
+from ..rules.gradient import Maximize, WeightDecay
+from ..rules.second_moment import NoSecondMoment
+from .bundle import Bundle
+from .tensorlist import TensorList
+
+
+def _default_gradient_rules() -> tuple[GradientRule, ...]:
+    return (Maximize(), WeightDecay())
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An optimizer as the seed's four steps: gradient rules, ψ, φ, learning-rate schedule.
+
+    Attributes:
+        first: φ, the first-moment rule (gives the direction).
+        second: ψ, the second-moment rule (gives the denominator √V).
+        gradient: rules applied to ``g`` (and ``w``) before the moments, in order.
+        schedule: factors on the learning rate.
+        counts_steps: keep a ``step`` count per parameter (torch's SGD does not).
+        eager_state: create state for the constructor's parameters at construction
+            (torch's Adagrad does), not at their first step.
+    """
+
+    first: FirstMoment = field(default_factory=Gradient)
+    second: SecondMoment = field(default_factory=NoSecondMoment)
+    gradient: tuple[GradientRule, ...] = field(default_factory=_default_gradient_rules)
+    schedule: tuple[LrSchedule, ...] = ()
+    counts_steps: bool = True
+    eager_state: bool = False
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return (*self.gradient, self.second, self.first, *self.schedule)
+
+    @property
+    def scalar_state(self) -> tuple[str, ...]:
+        """Names of the 0-d state tensors (the step count first)."""
+        own = tuple(name for rule in self.rules for name in rule.scalar_state)
+        return (("step",) if self.counts_steps else ()) + own
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every group key the rules read, with the rules' default values."""
+        merged: dict[str, Any] = {"lr": 1e-3}
+        for rule in self.rules:
+            merged.update(rule.hyperparameters)
+        return merged
+
+    def lazy_state(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(key for rule in self.rules for key in rule.lazy_state(group))
+
+    def init_state(
+        self,
+        param: Tensor,
+        group: Mapping[str, Any],
+        state: dict[str, Any],
+        defaults: Mapping[str, Any],
+        step: Tensor | None,
+    ) -> None:
+        """Create the state of a parameter before its first step (``step`` is its counter)."""
+        if step is not None:
+            state["step"] = step
+        for rule in self.rules:
+            rule.init_state(param, group, state, defaults)
+
+    def run(self, b: Bundle) -> None:
+        """One step on the bundle: the four steps of the framework."""
+        g = b.grad
+        for rule in self.gradient:  # 1. gradient
+            g = rule.apply(b, g)
+        denom = self.second.denominator(b, g)  # 2. ψ then φ
+        direction = self.first.direction(b, g, denom)
+        lr = b.hp["lr"]  # 3. step size
+        for rule in self.schedule:
+            lr = lr * rule.factor(b)
+        apply_step(b, direction, lr)  # 4. update
+
+    def describe(self, group: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The four steps as (step name, formula) pairs for ``group``'s hyperparameters."""
+        gradient = [r.formula(group) for r in self.gradient]
+        schedule = [r.formula(group) for r in self.schedule] or ["α_t = α"]
+        lines = [
+            ("1. gradient", ";  ".join(line for line in gradient if line)),
+            ("2. ψ (second moment)", self.second.formula(group)),
+            ("2. φ (first moment)", self.first.formula(group)),
+            ("3. step", "η = α_t·m/√V;  " + ";  ".join(schedule)),
+            ("4. update", "w ← w − η"),
+        ]
+        return lines
+
+
+def apply_step(b: Bundle, direction: Direction, lr: Any) -> None:
+    """``w ← w − lr · Σ coef·tensor/denom`` over the direction's terms."""
+    w = b.param
+    for term in direction:
+        scale = -lr * term.coef
+        if isinstance(scale, Tensor) and b.differentiable:
+            step = term.tensor if term.denom is None else term.tensor / term.denom
+            w.add_(step * scale)
+        elif term.tensor.is_sparse:
+            w.add_(_sparse_quotient(term.tensor, term.denom), alpha=scale)
+        elif term.denom is None:
+            w.add_(term.tensor, alpha=scale)
+        else:
+            w.addcdiv_(term.tensor, term.denom, value=scale)
+
+
+def _sparse_quotient(num: Tensor, denom: Tensor | TensorList | None) -> Tensor:
+    """``num / denom`` for a coalesced sparse ``num`` and a sparse ``denom`` on its indices."""
+    if denom is None:
+        return num
+    import torch
+
+    return torch.sparse_coo_tensor(num._indices(), num._values() / denom._values(), num.size())
