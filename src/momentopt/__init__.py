@@ -2,6 +2,7 @@
 
 from . import rules
 from .algorithms import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, RMSprop
+from .compose import ComposedOptimizer, compose
 from .engine.optimizer import RecipeOptimizer
 from .engine.recipe import Recipe
 
@@ -15,8 +16,10 @@ __all__ = [
     "Adam",
     "AdamW",
     "NAdam",
+    "ComposedOptimizer",
     "Recipe",
     "RecipeOptimizer",
+    "compose",
     "rules",
     "__version__",
 ]

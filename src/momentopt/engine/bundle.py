@@ -7,13 +7,15 @@ rule never needs to know about complex numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .tensorlist import TensorList, Tensors
+
+Observer = Callable[..., None]
 
 
 def real_view(t: Tensor) -> Tensor:
@@ -30,6 +32,8 @@ class Bundle:
             ``differentiable``.
         differentiable: whether autograd records the update (rules then avoid in-place
             changes to tensors autograd saved).
+        observer: called as ``observer(bundle, g, denom, direction, lr)`` just before the
+            update, to read (never change) the step's pieces; None when nobody watches.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class Bundle:
         hp: Mapping[str, Any],
         defaults: Mapping[str, Any],
         differentiable: bool,
+        observer: Observer | None = None,
     ) -> None:
         self._params = list(params)
         self._states = list(states)
@@ -51,6 +56,7 @@ class Bundle:
         self.hp = hp
         self.defaults = defaults
         self.differentiable = differentiable
+        self.observer = observer
         self.param = self._pack([real_view(p) for p in params])
         self.grad = self._pack([g if g.is_sparse else real_view(g) for g in grads])
 
@@ -59,6 +65,11 @@ class Bundle:
 
     def __len__(self) -> int:
         return len(self._params)
+
+    @property
+    def params(self) -> list[Tensor]:
+        """The parameters themselves (not real views), e.g. to key per-parameter records."""
+        return self._params
 
     def has(self, name: str) -> bool:
         """Whether the state ``name`` exists (it does for all tensors of a bundle or none)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .bundle import Bundle, real_view
+from .bundle import Bundle, Observer, real_view
 from .recipe import Recipe
 
 Executor = Callable[..., None]
@@ -34,6 +34,7 @@ def per_tensor(
     hp: Mapping[str, Any],
     defaults: Mapping[str, Any],
     differentiable: bool,
+    observer: Observer | None = None,
 ) -> None:
     """Run the recipe on one parameter at a time."""
     for p, g, s in zip(params, grads, states, strict=True):
@@ -41,6 +42,7 @@ def per_tensor(
         bundle = Bundle(
             [p], [g], [s], as_list=False, step=step, hp=hp, defaults=defaults,
             differentiable=differentiable,
+            observer=observer,
         )
         recipe.run(bundle)
 
@@ -54,6 +56,7 @@ def multi_tensor(
     hp: Mapping[str, Any],
     defaults: Mapping[str, Any],
     differentiable: bool,
+    observer: Observer | None = None,
 ) -> None:
     """Run the recipe once per bucket of tensors that share device, dtype and scalar state.
 
@@ -84,6 +87,7 @@ def multi_tensor(
             hp=hp,
             defaults=defaults,
             differentiable=differentiable,
+            observer=observer,
         )
         recipe.run(bundle)
     if sparse:
@@ -95,6 +99,7 @@ def multi_tensor(
             hp=hp,
             defaults=defaults,
             differentiable=differentiable,
+            observer=observer,
         )
 
 

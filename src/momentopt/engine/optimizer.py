@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from .bundle import Observer
 from .executors import EXECUTORS
 from .loading import check_state_dict
 from .recipe import Recipe
@@ -95,12 +96,14 @@ class RecipeOptimizer(Optimizer):
             hp=hp,
             defaults=self.defaults,
             differentiable=differentiable,
+            observer=self._step_observer,
         )
         for p, s in zip(params, states, strict=True):
             if not s:  # nothing to keep (plain SGD): leave no empty entry, as torch
                 del self.state[p]
 
     supports_sparse: ClassVar[bool] = False
+    _step_observer: Observer | None = None  # set by momentopt.diagnostics; read-only access
     capturable_devices_include_xla: ClassVar[bool] = True
 
     def _check_capturable(

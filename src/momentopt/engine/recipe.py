@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import torch
 from torch import Tensor
 
 from ..rules.base import Direction, FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
@@ -42,7 +43,7 @@ class Recipe:
 
     @property
     def rules(self) -> tuple[Rule, ...]:
-        return (*self.gradient, self.second, self.first, *self.schedule)
+        return (*self.gradient, self.first, self.second, *self.schedule)
 
     @property
     def scalar_state(self) -> tuple[str, ...]:
@@ -84,6 +85,8 @@ class Recipe:
         lr = b.hp["lr"]  # 3. step size
         for rule in self.schedule:
             lr = lr * rule.factor(b)
+        if b.observer is not None:
+            b.observer(b, g, denom, direction, lr)
         apply_step(b, direction, lr)  # 4. update
 
     def describe(self, group: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -120,6 +123,4 @@ def _sparse_quotient(num: Tensor, denom: Tensor | TensorList | None) -> Tensor:
     """``num / denom`` for a coalesced sparse ``num`` and a sparse ``denom`` on its indices."""
     if denom is None:
         return num
-    import torch
-
     return torch.sparse_coo_tensor(num._indices(), num._values() / denom._values(), num.size())

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import _foreach_supported_types
 
 FUSED_DEVICES = ("cpu", "cuda", "xpu", "mps")
 
@@ -21,7 +22,10 @@ def check_fused_param(p: Tensor) -> None:
 
 
 def _multi_tensor_ready(params: Sequence[Tensor]) -> bool:
-    return all(type(p) in (Tensor, torch.nn.Parameter) for p in params)
+    """Whether ``torch._foreach_*`` kernels take these tensors (plain tensors, and DTensor
+    once ``torch.distributed.tensor`` registered it in torch.optim's list)."""
+    supported = tuple(_foreach_supported_types)
+    return all(type(p) in supported for p in params)
 
 
 def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
@@ -30,7 +34,7 @@ def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
     * ``differentiable`` → per-tensor (autograd sees every op, as in torch);
     * ``fused=True`` → fused (validated as torch does); ``foreach=True`` → multi-tensor;
     * ``foreach=False`` → per-tensor (the user asked for the for-loop);
-    * neither set → multi-tensor whenever every parameter is a plain tensor.
+    * neither set → multi-tensor whenever the foreach kernels take every parameter.
     """
     if group.get("differentiable", False):
         return "per_tensor"
