@@ -102,6 +102,11 @@ class RecipeOptimizer(Optimizer):
             if not s:  # nothing to keep (plain SGD): leave no empty entry, as torch
                 del self.state[p]
 
+    def describe(self, group: int = 0) -> list[tuple[str, str]]:
+        """The four steps (gradient, ψ, φ, step, update) as (name, formula) pairs, generated
+        from the recipe for ``param_groups[group]``'s hyperparameters."""
+        return self.recipe.describe(self.param_groups[group])
+
     supports_sparse: ClassVar[bool] = False
     _step_observer: Observer | None = None  # set by momentopt.diagnostics; read-only access
     capturable_devices_include_xla: ClassVar[bool] = True
