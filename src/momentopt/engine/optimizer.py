@@ -120,13 +120,17 @@ class RecipeOptimizer(Optimizer):
         devices = ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name()]
         if self.capturable_devices_include_xla:
             devices.append("xla")
+        scalars = self.recipe.scalar_state
+        # torch names every 0-d state it checks: "params, mu_products and state_steps".
+        checked = ["params", *(f"{n}s" for n in scalars if n != "step"), "state_steps"]
+        what = ", ".join(checked[:-1]) + " and " + checked[-1]
         for p, s in zip(params, states, strict=True):
-            step = s.get("step")
-            on_step_device = step is None or p.device.type == step.device.type
-            if not (on_step_device and p.device.type in devices):
+            on_device = all(
+                not isinstance(s.get(n), Tensor) or s[n].device.type == p.device.type for n in scalars
+            )
+            if not (on_device and p.device.type in devices):
                 raise AssertionError(
-                    "If capturable=True, params and state_steps must be on supported devices: "
-                    f"{devices}."
+                    f"If capturable=True, {what} must be on supported devices: {devices}."
                 )
 
     def _init_param_state(self, p: Tensor, group: Mapping[str, Any]) -> None:
