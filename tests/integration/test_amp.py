@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from .common import ALGORITHMS, assert_params_close, batches, loss_fn, twin
+from .common import ALGORITHMS, assert_params_close, batches, loss_fn, tiny_model, twin
 
 STEPS = 8
 BAD_STEPS = {2: float("inf"), 5: float("nan"), 6: float("-inf")}
@@ -73,9 +73,7 @@ def test_bf16_autocast_training(name: str) -> None:
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_bf16_parameters(name: str, foreach: bool) -> None:
     """Parameters and state kept in bfloat16 (no master copy), as torch.optim allows."""
-    model_t, opt_t, model_o, opt_o = twin(name, foreach=foreach)
-    model_t.to(torch.bfloat16)
-    model_o.to(torch.bfloat16)
+    model_t, opt_t, model_o, opt_o = twin(name, tiny_model(dtype=torch.bfloat16), foreach=foreach)
     for x, y in batches(STEPS):
         for model, opt in ((model_t, opt_t), (model_o, opt_o)):
             opt.zero_grad()
