@@ -52,7 +52,9 @@ def check_state_dict(opt: RecipeOptimizer, state_dict: Any) -> None:
                 f"has {len(group['params'])} (loaded state dict contains a parameter group "
                 "that doesn't match the size of optimizer's group)"
             )
-        merged = {**opt.flag_defaults(), **group, **{k: v for k, v in saved.items() if k != "params"}}
+        # The loaded group is the saved one, completed by torch's defaults for flags it lacks
+        # (as __setstate__ will do); the optimizer's current values never leak into it.
+        merged = {**group, **opt.flag_defaults(), **{k: v for k, v in saved.items() if k != "params"}}
         for position, (index, param) in enumerate(zip(saved["params"], group["params"], strict=True)):
             known.add(index)
             state = saved_state.get(index)

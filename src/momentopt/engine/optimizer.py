@@ -9,6 +9,7 @@ adds the step (state creation, step counting, executor choice) and a checked, no
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -172,6 +173,13 @@ class RecipeOptimizer(Optimizer):
         or parameters, state of the wrong shape, and missing or unknown state keys. The
         tensors are copied: training afterwards never writes into ``state_dict``.
         """
+        # torch's order: pre-hooks first (on a shallow copy; one may return a new dict), so the
+        # dict that is checked is the one that is loaded; then load with the hooks already run.
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         check_state_dict(self, state_dict)
         owned = {
             **state_dict,
@@ -181,4 +189,9 @@ class RecipeOptimizer(Optimizer):
             },
             "param_groups": copy.deepcopy(state_dict["param_groups"]),
         }
-        super().load_state_dict(owned)
+        pre_hooks = self._optimizer_load_state_dict_pre_hooks
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        try:
+            super().load_state_dict(owned)
+        finally:
+            self._optimizer_load_state_dict_pre_hooks = pre_hooks

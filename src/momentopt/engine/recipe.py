@@ -16,6 +16,16 @@ from .bundle import Bundle
 from .tensorlist import TensorList
 
 
+# The order in which torch.optim's algorithms create their state keys.
+_TORCH_ORDER = {
+    key: i
+    for i, key in enumerate(
+        ("step", "mu_product", "square_avg", "momentum_buffer", "grad_avg", "acc_delta", "sum",
+         "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    )
+}
+
+
 def _default_gradient_rules() -> tuple[GradientRule, ...]:
     return (Maximize(), WeightDecay())
 
@@ -70,10 +80,12 @@ class Recipe:
         step: Tensor | None,
     ) -> None:
         """Create the state of a parameter before its first step (``step`` is its counter)."""
-        if step is not None:
-            state["step"] = step
+        created: dict[str, Any] = {} if step is None else {"step": step}
         for rule in self.rules:
-            rule.init_state(param, group, state, defaults)
+            rule.init_state(param, group, created, defaults)
+        # torch.optim's key order (state_dict layout), then any other keys as created.
+        for key in sorted(created, key=lambda k: _TORCH_ORDER.get(k, len(_TORCH_ORDER))):
+            state[key] = created[key]
 
     def run(self, b: Bundle) -> None:
         """One step on the bundle: the four steps of the framework."""
