@@ -3,8 +3,11 @@
 * ``per_tensor`` — the readable reference: one tensor at a time (torch.optim's for-loop).
 * ``multi_tensor`` — tensors grouped into buckets of one device, dtype and step count; each
   rule's tensor method becomes one ``torch._foreach_*`` call per bucket.
+* ``fused`` — one memory pass per step: torch's fused kernel where one computes the recipe,
+  otherwise the recipe's step recorded and compiled (see :mod:`.fused`); ``auto`` is the same
+  executor as the default choice, compiling only where it pays.
 
-Both run the very same :meth:`Recipe.run`; they only decide how tensors are packed.
+All run the very same :meth:`Recipe.run`; they only decide how tensors are packed.
 """
 
 from __future__ import annotations
@@ -103,4 +106,21 @@ def multi_tensor(
         )
 
 
-EXECUTORS: dict[str, Executor] = {"per_tensor": per_tensor, "multi_tensor": multi_tensor}
+def _fused(*args: Any, **kwargs: Any) -> None:
+    from .fused import fused
+
+    fused(*args, **kwargs)
+
+
+def _auto(*args: Any, **kwargs: Any) -> None:
+    from .fused import auto
+
+    auto(*args, **kwargs)
+
+
+EXECUTORS: dict[str, Executor] = {
+    "per_tensor": per_tensor,
+    "multi_tensor": multi_tensor,
+    "fused": _fused,  # fused=True: torch's fused kernel for the recipe, or the recipe compiled
+    "auto": _auto,  # default flags: "fused" where it pays, multi-tensor elsewhere
+}

@@ -88,7 +88,7 @@ class RecipeOptimizer(Optimizer):
             for s in states:
                 s["step"] += 1
         hp = group if differentiable else {k: _read(v) for k, v in group.items() if k != "params"}
-        run = EXECUTORS["per_tensor" if executor == "per_tensor" else "multi_tensor"]
+        run = EXECUTORS[executor]
         run(
             self.recipe,
             params,

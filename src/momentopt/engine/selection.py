@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,13 +29,28 @@ def _multi_tensor_ready(params: Sequence[Tensor]) -> bool:
     return all(type(p) in supported for p in params)
 
 
+def _auto_ready(params: Sequence[Tensor]) -> bool:
+    """Whether the fused executor takes these tensors as the default: plain dense tensors
+    (not DTensor or other subclasses) on the CPU or a CUDA device."""
+    return all(
+        type(p) in (Tensor, torch.nn.Parameter)
+        and p.layout == torch.strided
+        and p.device.type in ("cpu", "cuda")
+        for p in params
+    )
+
+
 def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
-    """"per_tensor", "multi_tensor" or "fused" for this group's flags and tensors.
+    """"per_tensor", "multi_tensor", "fused" or "auto" for this group's flags and tensors.
 
     * ``differentiable`` → per-tensor (autograd sees every op, as in torch);
     * ``fused=True`` → fused (validated as torch does); ``foreach=True`` → multi-tensor;
     * ``foreach=False`` → per-tensor (the user asked for the for-loop);
-    * neither set → multi-tensor whenever the foreach kernels take every parameter.
+    * neither set → "auto": the fused executor for plain tensors on CPU/CUDA (torch's fused
+      kernel where one computes the recipe; the recipe compiled for groups large enough to
+      pay for a compile; multi-tensor otherwise); multi-tensor whenever the foreach kernels
+      take every parameter (DTensor); per-tensor for anything else.
+      ``MOMENTOPT_EXECUTOR`` (an executor name) overrides this default choice.
     """
     if group.get("differentiable", False):
         return "per_tensor"
@@ -45,4 +61,9 @@ def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
         return "multi_tensor"
     if foreach is False:
         return "per_tensor"
+    forced = os.environ.get("MOMENTOPT_EXECUTOR")
+    if forced in ("per_tensor", "multi_tensor", "fused", "auto"):
+        return forced
+    if _auto_ready(params):
+        return "auto"
     return "multi_tensor" if _multi_tensor_ready(params) else "per_tensor"
