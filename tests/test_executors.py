@@ -1,0 +1,146 @@
+"""Executors: per-tensor (foreach=False), multi-tensor (foreach=True) and the default choice
+(foreach=None) give the same numbers as each other and as torch.optim."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch.nn import Parameter
+
+from .helpers import ALGORITHMS, PAIRS, TOLERANCES, assert_state_dicts_close, optim_inputs
+
+STEPS = 12
+TIGHT = {"rtol": 1e-6, "atol": 1e-7}
+FLAGS = {"per_tensor": {"foreach": False}, "multi_tensor": {"foreach": True}, "default": {}}
+GradMask = Callable[[int, int], bool]  # (step, param index) -> whether the param gets a grad
+
+
+def make_params(dtypes: tuple[torch.dtype, ...] = (torch.float32,) * 4) -> list[Parameter]:
+    """A matrix, a vector, a scalar and a non-contiguous matrix, of the given dtypes."""
+    g = torch.Generator().manual_seed(3)
+    shapes = [(3, 4), (4,), (), (2, 5)]
+    params = [Parameter(torch.randn(s, generator=g).to(d)) for s, d in zip(shapes, dtypes, strict=True)]
+    params[3] = Parameter(params[3].detach().t())  # non-contiguous (5, 2)
+    return params
+
+
+def every_grad(step: int, index: int) -> bool:
+    return True
+
+
+def staggered_grads(step: int, index: int) -> bool:
+    """Param 1 starts late and param 2 skips every third step: step counts differ in a group."""
+    return not ((index == 1 and step < 4) or (index == 2 and step % 3 == 1))
+
+
+def train(
+    cls: type, kwargs: dict[str, Any], params: list[Parameter], mask: GradMask = every_grad
+) -> torch.optim.Optimizer:
+    """STEPS steps with gradients ``cos((t+1)·w) + 0.3·w`` where ``mask`` allows."""
+    opt = cls(params, **copy.deepcopy(kwargs))
+    for step in range(STEPS):
+        for i, p in enumerate(params):
+            with torch.no_grad():
+                p.grad = torch.cos(p * (step + 1)) + 0.3 * p if mask(step, i) else None
+        opt.step()
+    return opt
+
+
+def _kwargs(kwargs: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    kw = {**kwargs, **flags}
+    if isinstance(kw.get("lr"), torch.Tensor) and kw.get("foreach") and not kw.get("capturable"):
+        kw["lr"] = kw["lr"].item()  # torch refuses a tensor lr with foreach=True
+    return kw
+
+
+def configs(richest: int = 2) -> list[Any]:
+    out = []
+    for name in ALGORITHMS:
+        inputs = optim_inputs(name, torch.float32)
+        for inp in [inputs[0], *sorted(inputs[1:], key=lambda i: -len(i.kwargs))[:richest]]:
+            out.append(pytest.param(name, inp.kwargs, id=f"{name}-{inp.desc.replace(' ', '_')}"))
+    return out
+
+
+def assert_same_run(
+    a: tuple[list[Parameter], torch.optim.Optimizer],
+    b: tuple[list[Parameter], torch.optim.Optimizer],
+    **tol: float,
+) -> None:
+    for i, (pa, pb) in enumerate(zip(a[0], b[0], strict=True)):
+        torch.testing.assert_close(pb, pa, **tol, msg=f"param {i}")
+    sa, sb = a[1].state_dict(), b[1].state_dict()
+    for sd in (sa, sb):  # the executor flag itself is the one thing allowed to differ
+        for group in sd["param_groups"]:
+            group.pop("foreach", None)
+    assert_state_dicts_close(sb, sa, **tol)
+
+
+@pytest.mark.parametrize("name,kwargs", configs())
+def test_executors_agree(name: str, kwargs: dict) -> None:
+    """foreach=False, foreach=True and foreach=None: same parameters and states, tightly."""
+    ours = PAIRS[name][1]
+    runs = {}
+    for label, flags in FLAGS.items():
+        params = make_params()
+        runs[label] = (params, train(ours, _kwargs(kwargs, flags), params, staggered_grads))
+    assert_same_run(runs["per_tensor"], runs["multi_tensor"], **TIGHT)
+    assert_same_run(runs["per_tensor"], runs["default"], **TIGHT)
+    params = make_params()
+    reference = (params, train(PAIRS[name][0], kwargs, params, staggered_grads))
+    assert_same_run(reference, runs["default"], **TOLERANCES[torch.float32])
+
+
+CASES = {
+    "mixed_dtypes": ((torch.float32, torch.float64, torch.float32, torch.float64), every_grad),
+    "different_step_counts": ((torch.float32,) * 4, staggered_grads),
+    "mixed_dtypes_and_step_counts": ((torch.float64, torch.float32, torch.float64, torch.float32), staggered_grads),
+}
+RICH = {
+    "SGD": {"momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
+    "Adagrad": {"lr_decay": 0.1, "weight_decay": 0.1, "initial_accumulator_value": 0.1},
+    "Adadelta": {"weight_decay": 0.1, "maximize": True},
+    "RMSprop": {"momentum": 0.5, "centered": True, "weight_decay": 0.1},
+    "Adam": {"amsgrad": True, "weight_decay": 0.1},
+    "AdamW": {"amsgrad": True, "maximize": True},
+    "NAdam": {"decoupled_weight_decay": True, "weight_decay": 0.1, "momentum_decay": 0.01},
+}
+
+
+@pytest.mark.parametrize("executor", ["per_tensor", "multi_tensor"])
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_heterogeneous_group_matches_torch(name: str, case: str, executor: str) -> None:
+    """float32 and float64 params in one group, and params at different step counts."""
+    dtypes, mask = CASES[case]
+    kwargs = {**RICH[name], **FLAGS[executor]}
+    params_t, params_o = make_params(dtypes), make_params(dtypes)
+    opt_t = train(PAIRS[name][0], kwargs, params_t, mask)
+    opt_o = train(PAIRS[name][1], kwargs, params_o, mask)
+    tol = TOLERANCES[torch.float32]
+    assert_same_run((params_t, opt_t), (params_o, opt_o), **tol)
+    for p in params_o:
+        assert opt_o.state[p].get("exp_avg", p).dtype == p.dtype
+
+
+@pytest.mark.parametrize("executor", ["per_tensor", "multi_tensor"])
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_group_added_later_matches_torch(name: str, executor: str) -> None:
+    """A param group added after some steps (its params at step 0 while others are not)."""
+    runs = []
+    for cls in PAIRS[name]:
+        params = make_params()
+        opt = cls(params[:2], **{**RICH[name], **FLAGS[executor]})
+        for step in range(STEPS):
+            if step == 4:
+                opt.add_param_group({"params": params[2:], "lr": 0.02})
+            for p in params:
+                with torch.no_grad():
+                    p.grad = torch.cos(p * (step + 1)) + 0.3 * p
+            opt.step()
+        runs.append((params, opt))
+    assert_same_run(runs[0], runs[1], **TOLERANCES[torch.float32])
