@@ -1,0 +1,99 @@
+"""``momentopt show NAME``: an optimizer's four steps, generated from its recipe.
+
+NAME is a seed name (SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad,
+NAdam, AdamW), a momentopt class name, or ``module:Class`` for a composed optimizer. In
+Python: ``opt.describe()`` on any momentopt optimizer, or :func:`render` for text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "show",
+        help="print an optimizer's four steps (from its recipe)",
+        description="Print the four steps (gradient, ψ, φ, step, update) and hyperparameters.",
+    )
+    p.add_argument("name", help="seed name (e.g. AMSGrad), class name (e.g. RMSprop) or module:Class")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter (Python literal), e.g. --set momentum=0.9")
+    p.set_defaults(func=main)
+
+
+class UnknownOptimizer(LookupError):
+    pass
+
+
+def resolve(name: str) -> tuple[type, dict[str, Any]]:
+    """(class, constructor kwargs) for a seed name, a momentopt class name or ``module:Class``."""
+    import momentopt
+
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as error:
+            raise UnknownOptimizer(f"cannot load {name!r}: {error}") from None
+        if not (isinstance(cls, type) and issubclass(cls, momentopt.RecipeOptimizer)):
+            raise UnknownOptimizer(f"{name!r} is not a momentopt optimizer class")
+        return cls, {}
+    seeds = {
+        "sgd": (momentopt.SGD, {}),
+        "momentum": (momentopt.SGD, {"momentum": 0.9}),
+        "nesterov": (momentopt.SGD, {"momentum": 0.9, "nesterov": True}),
+        "amsgrad": (momentopt.Adam, {"amsgrad": True}),
+    }
+    classes = {n.lower(): getattr(momentopt, n) for n in ("Adagrad", "Adadelta", "RMSprop", "Adam", "NAdam", "AdamW")}
+    key = name.lower()
+    if key in seeds:
+        return seeds[key]
+    if key in classes:
+        return classes[key], {}
+    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, or module:Class"
+    raise UnknownOptimizer(f"unknown optimizer {name!r}; choose from {choices}")
+
+
+def render(optimizer: Any, title: str | None = None) -> str:
+    """The four steps of ``optimizer`` (a momentopt optimizer instance) as text."""
+    group = optimizer.param_groups[0]
+    title = title or type(optimizer).__name__
+    hp = {k: v for k, v in group.items() if k != "params" and v is not None}
+    lines = [title, "  hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hp.items())]
+    width = max(len(step) for step, _ in optimizer.describe())
+    for step, formula in optimizer.describe():
+        lines.append(f"  {step.ljust(width)}  {formula}")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    import ast
+
+    import torch
+
+    try:
+        cls, kwargs = resolve(args.name)
+    except UnknownOptimizer as error:
+        print(f"momentopt show: {error}", file=sys.stderr)
+        return 2
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"momentopt show: --set needs KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        try:
+            kwargs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            kwargs[key] = value
+    try:
+        optimizer = cls([torch.zeros(1, requires_grad=True)], **kwargs)
+    except (TypeError, ValueError) as error:
+        print(f"momentopt show: {error}", file=sys.stderr)
+        return 2
+    title = args.name if ":" not in args.name else cls.__name__
+    print(render(optimizer, title))
+    return 0
