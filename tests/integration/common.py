@@ -56,9 +56,9 @@ def twin(
     return model_t, torch_cls(model_t.parameters(), **kwargs), model_o, our_cls(model_o.parameters(), **kwargs)
 
 
-def assert_params_close(a: nn.Module, b: nn.Module, **tol: float) -> None:
+def assert_params_close(a: nn.Module, b: nn.Module, msg: str = "", **tol: float) -> None:
     for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
-        torch.testing.assert_close(pa, pb, **(tol or TOL), msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(pa, pb, **(tol or TOL), msg=lambda m, n=name: f"{msg} {n}: {m}")
 
 
 def train(
