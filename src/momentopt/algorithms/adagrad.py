@@ -25,6 +25,7 @@ class Adagrad(RecipeOptimizer):
         eager_state=True,
     )
     supports_sparse: ClassVar[bool] = True
+    fused_sparse_message = "`fused` does not support sparse grad or complex param"
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ class Adam(RecipeOptimizer):
     """
 
     recipe = Recipe(second=BiasCorrectedSquaredAverage(), first=BiasCorrectedAverage())
+    sparse_message = "Adam does not support sparse gradients, please consider SparseAdam instead"
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ class SGD(RecipeOptimizer):
 
     recipe = Recipe(first=HeavyBall(), counts_steps=False)
     supports_sparse: ClassVar[bool] = True
+    fused_sparse_message = "`_fused_sgd` does not support sparse gradients"
 
     def __init__(
         self,

@@ -74,13 +74,13 @@ class RecipeOptimizer(Optimizer):
             return
         differentiable = bool(group.get("differentiable", False))
         executor = choose_executor(group, params)
-        for p in params:
+        for p in params:  # refuse before anything (state included) changes
             if executor == "fused":
                 check_fused_param(p)
-            if p.grad.is_sparse and not self.supports_sparse:
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            state = self.state[p]
-            if not state:
+            if p.grad.is_sparse:
+                self._check_sparse(group, executor)
+        for p in params:
+            if not self.state[p]:
                 self._init_param_state(p, group)
         states = [self.state[p] for p in params]
         self._check_capturable(group, params, states)
@@ -109,6 +109,18 @@ class RecipeOptimizer(Optimizer):
         return self.recipe.describe(self.param_groups[group])
 
     supports_sparse: ClassVar[bool] = False
+    # torch's refusals of a sparse gradient: by the class (None: "<Name> does not support
+    # sparse gradients") and by its fused implementation.
+    sparse_message: ClassVar[str | None] = None
+    fused_sparse_message: ClassVar[str] = "`fused` does not support sparse gradients"
+
+    def _check_sparse(self, group: Mapping[str, Any], executor: str) -> None:
+        """Raise torch's error unless a sparse gradient can take a step under ``group``."""
+        if not self.supports_sparse:
+            raise RuntimeError(self.sparse_message or f"{type(self).__name__} does not support sparse gradients")
+        if executor == "fused":
+            raise RuntimeError(self.fused_sparse_message)
+        self.recipe.check_sparse(group)
     _step_observer: Observer | None = None  # set by momentopt.diagnostics; read-only access
     capturable_devices_include_xla: ClassVar[bool] = True
 

@@ -71,6 +71,11 @@ class Recipe:
     def lazy_state(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(key for rule in self.rules for key in rule.lazy_state(group))
 
+    def check_sparse(self, group: Mapping[str, Any]) -> None:
+        """Raise if a rule cannot take a sparse gradient under ``group``'s hyperparameters."""
+        for rule in self.rules:
+            rule.check_sparse(group)
+
     def init_state(
         self,
         param: Tensor,

@@ -58,6 +58,9 @@ class Rule:
     ) -> None:
         """Create this rule's state for ``param`` before its first step (default: none)."""
 
+    def check_sparse(self, group: Mapping[str, Any]) -> None:
+        """Raise torch's error if the rule cannot use a sparse gradient (default: it can)."""
+
     def lazy_state(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         """State keys created during a step rather than before it (see SGD's buffer)."""
         return ()

@@ -28,8 +28,9 @@ class WeightDecay(GradientRule):
     decoupled (AdamW):          ``w ← w·(1 − α·λ)``, ``g`` unchanged
 
     The group's ``decoupled_weight_decay`` flag chooses; ``decoupled`` fixes the choice for
-    recipes that have no such flag. ``sparse_ok=False`` refuses sparse gradients with decay,
-    as torch's Adagrad does.
+    recipes that have no such flag. Coupled decay never takes a sparse gradient: with
+    ``sparse_ok=False`` it is refused with torch's Adagrad message, otherwise with the error of
+    torch's ``grad.add(param)`` (torch's SGD).
     """
 
     hyperparameters = {"weight_decay": 0.0}
@@ -42,6 +43,14 @@ class WeightDecay(GradientRule):
         if self.decoupled is not None:
             return self.decoupled
         return bool(group.get("decoupled_weight_decay", False))
+
+    def check_sparse(self, group: Mapping[str, Any]) -> None:
+        if group["weight_decay"] != 0 and not self.is_decoupled(group):
+            raise RuntimeError(
+                "add(sparse, dense) is not supported. Use add(dense, sparse) instead."
+                if self.sparse_ok
+                else "weight_decay option is not compatible with sparse gradients"
+            )
 
     def apply(self, b: Bundle, g: Tensors) -> Tensors:
         decay = b.hp["weight_decay"]
