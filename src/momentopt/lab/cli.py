@@ -74,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     from . import report
     from .runner import default_jobs, ranking, run_all
 
-    console = Console(stderr=args.json)
+    console = Console(stderr=args.json, width=max(Console().width, 140))
     lrs = lrsearch.grid(points)
     jobs = args.jobs or default_jobs()
     console.print(

@@ -49,7 +49,7 @@ class Digits(Scenario):
     claim = "On a real (small) problem every method learns; train/test loss and accuracy compare them."
     measure = "test accuracy and test loss after the horizon (lr tuned on training loss only)"
     criterion = "mean minibatch training loss over the horizon (the test set is never used to tune)"
-    default_steps = 300
+    default_steps = 250
     batch = 64
     every = 10
 

@@ -41,7 +41,7 @@ class Reddi(Scenario):
         "optimum −1, worst point +1"
     )
     criterion = "mean online loss f_t(x_t) over the horizon (average regret)"
-    default_steps = 1010
+    default_steps = 808
     start = 0.0
     optimizer_kwargs = {name: {"betas": (0.9, 0.99)} for name in ("Adam", "AMSGrad", "NAdam", "AdamW")}
 

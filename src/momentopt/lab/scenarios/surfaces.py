@@ -83,15 +83,16 @@ class Ravine(Surface):
         "Nesterov damps it more."
     )
     measure = (
-        "zig-zag index = path length along the steep axis y / net distance along y "
-        "(1 = no zig-zag), at each optimizer's tuned lr"
+        "zig-zags = sign changes of the step along the steep axis y (how often it swings back "
+        "across the ravine); also the swing amplitude, path length along y / net distance "
+        "along y (1 = no swing) — both at each optimizer's tuned lr"
     )
     criterion = "mean log10 loss over the horizon"
     default_steps = 150
     start = (-9.0, 1.0)
     bounds = (-10.0, 2.0, -2.0, 2.0)
     minimum = (0.0, 0.0)
-    curvature = (1.0, 20.0)  # along x (shallow) and y (steep): condition number 20
+    curvature = (1.0, 150.0)  # along x (shallow) and y (steep): condition number 150
 
     def f(self, xy: Tensor) -> Tensor:
         a, b = self.curvature
@@ -104,12 +105,19 @@ class Ravine(Surface):
         return out
 
     def verdict(self, runs: dict[str, Run]) -> Verdict:
-        z = {name: run.metrics["zigzag"] for name, run in runs.items()}
+        flips = {name: run.metrics["sign_flips"] for name, run in runs.items()}
+        swing = {name: run.metrics["zigzag"] for name, run in runs.items()}
         holds = None
-        if {"SGD", "Momentum", "Nesterov"} <= set(z):
-            holds = z["SGD"] > z["Momentum"] > z["Nesterov"]
-        text = ", ".join(f"{n} {v:.2f}" for n, v in z.items())
-        return Verdict(holds, {"zigzag": z}, f"zig-zag index: {text}")
+        text = "zig-zags (sign changes along y): " + ", ".join(f"{n} {v:g}" for n, v in flips.items())
+        text += "; swing amplitude (path/net along y): " + ", ".join(f"{n} {v:.2f}" for n, v in swing.items())
+        if {"SGD", "Momentum", "Nesterov"} <= set(flips):
+            holds = flips["SGD"] > flips["Momentum"] > flips["Nesterov"]
+            if swing["Momentum"] > swing["SGD"]:
+                text += (
+                    ". Momentum zig-zags less often than SGD but its swings are wider: "
+                    "heavy-ball momentum rings across the ravine at its tuned lr"
+                )
+        return Verdict(holds, {"sign_flips": flips, "zigzag": swing}, text)
 
 
 class Rosenbrock(Surface):
