@@ -169,3 +169,15 @@ def test_cheap_when_off():
     for _ in range(20):
         opt.step()
     assert time.perf_counter() - start < 5.0
+
+
+def test_the_csv_example_script(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "diagnostics_tensorboard_or_csv.py"
+    train = runpy.run_path(str(script))["train"]
+    history = train(str(tmp_path / "d.csv"), steps=5)
+    rows = list(csv.DictReader((tmp_path / "d.csv").open()))
+    assert len(rows) == len(history) == 5
+    assert float(rows[0]["lr"]) == pytest.approx(3e-3)

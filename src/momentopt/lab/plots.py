@@ -56,29 +56,35 @@ def loss_curves(scenario: Scenario, runs: dict[str, Run], path: Path, key: str =
 
 
 def contour(scenario, runs: dict[str, Run], path: Path) -> Path:
+    """One panel per optimizer (small multiples): the surface's contours and its trajectory."""
     x0, x1, y0, y1 = scenario.bounds
     xs, ys = torch.meshgrid(
-        torch.linspace(x0, x1, 200, dtype=torch.float64),
-        torch.linspace(y0, y1, 200, dtype=torch.float64),
+        torch.linspace(x0, x1, 160, dtype=torch.float64),
+        torch.linspace(y0, y1, 160, dtype=torch.float64),
         indexing="xy",
     )
     z = scenario.f(torch.stack([xs, ys], -1)).numpy()
-    fig, ax = plt.subplots(figsize=(7, 5))
     if scenario.log_levels:
-        levels = np.logspace(np.log10(max(z.min(), 1e-3)), np.log10(z.max()), 25)
-        ax.contour(xs.numpy(), ys.numpy(), z, levels=levels, cmap="Greys", linewidths=0.6)
+        levels = np.logspace(np.log10(max(z.min(), 1e-3)), np.log10(z.max()), 20)
     else:
-        ax.contour(xs.numpy(), ys.numpy(), z, levels=25, cmap="Greys", linewidths=0.6)
-    for run in runs.values():
+        levels = 20
+    cols = min(5, len(runs))
+    rows = math.ceil(len(runs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows), squeeze=False, sharex=True, sharey=True)
+    for ax in axes.flat[len(runs):]:
+        ax.set_visible(False)
+    for ax, run in zip(axes.flat, runs.values()):
+        ax.contour(xs.numpy(), ys.numpy(), z, levels=levels, cmap="Greys", linewidths=0.5)
         path_xy = np.array(run.extra["trajectory"], dtype=float)
-        ax.plot(path_xy[:, 0], path_xy[:, 1], ".-", ms=2, lw=0.9, label=_label(run), color=_color(run.optimizer))
-    ax.plot(*scenario.start, "k*", ms=10)
-    if scenario.minimum is not None:
-        ax.plot(*scenario.minimum, "r*", ms=10)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_title(f"{scenario.title}: trajectories at each tuned lr", fontsize=9)
-    ax.legend(fontsize=6, ncol=2, loc="best")
+        ax.plot(path_xy[:, 0], path_xy[:, 1], ".-", ms=1.5, lw=0.8, color=_color(run.optimizer))
+        ax.plot(*scenario.start, "k*", ms=7)
+        if scenario.minimum is not None:
+            ax.plot(*scenario.minimum, "r*", ms=7)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_title(_label(run), fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(f"{scenario.title}: trajectories at each tuned lr", fontsize=9)
     return _save(fig, path)
 
 
