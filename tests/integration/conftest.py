@@ -1,0 +1,17 @@
+"""Integration tests run tiny models: one intra-op thread is faster than two fighting over
+2 cores (CI's), and it is restored after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
