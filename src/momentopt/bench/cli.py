@@ -1,0 +1,230 @@
+"""``momentopt bench``: time ``step()`` of momentopt (default arguments) and torch.optim.
+
+For every seed config and parameter set, momentopt's default path and torch.optim's for-loop,
+foreach and fused (where torch has one) paths run interleaved round-robin in one process; each
+round also measures a copy-bandwidth probe. Every step is preceded by a cache flush. Reported:
+ms/step (median), the ratio to torch's best path (median of per-round ratios), effective GB/s
+(the step's minimal traffic (3 + 2·states)·numel·bytes over its time), % of the in-run probe,
+compile time (momentopt's first step, separately), and optionally peak memory of a step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import momentopt
+
+# name → (momentopt class, torch class, kwargs, number of state tensors, torch has fused)
+CONFIGS: dict[str, tuple[Any, Any, dict[str, Any], int, bool]] = {
+    "SGD": (momentopt.SGD, torch.optim.SGD, {"lr": 1e-3}, 0, True),
+    "momentum": (momentopt.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.9}, 1, True),
+    "nesterov": (momentopt.SGD, torch.optim.SGD,
+                 {"lr": 1e-3, "momentum": 0.9, "nesterov": True}, 1, True),
+    "Adagrad": (momentopt.Adagrad, torch.optim.Adagrad, {}, 1, True),
+    "Adadelta": (momentopt.Adadelta, torch.optim.Adadelta, {}, 2, False),
+    "RMSprop": (momentopt.RMSprop, torch.optim.RMSprop, {}, 1, False),
+    "centered": (momentopt.RMSprop, torch.optim.RMSprop, {"centered": True}, 2, False),
+    "momentum-RMSprop": (momentopt.RMSprop, torch.optim.RMSprop, {"momentum": 0.9}, 2, False),
+    "Adam": (momentopt.Adam, torch.optim.Adam, {}, 2, True),
+    "AMSGrad": (momentopt.Adam, torch.optim.Adam, {"amsgrad": True}, 3, True),
+    "AdamW": (momentopt.AdamW, torch.optim.AdamW, {}, 2, True),
+    "NAdam": (momentopt.NAdam, torch.optim.NAdam, {}, 2, False),
+}
+
+
+def gpt_like(quick: bool) -> list[torch.Tensor]:
+    """~30M parameters in ~77 tensors: 50257×256 embedding and head, 6 blocks of width 256."""
+    vocab, width, blocks = (5000, 128, 2) if quick else (50257, 256, 6)
+    shapes: list[tuple[int, ...]] = [(vocab, width), (1024, width)]
+    for _ in range(blocks):
+        shapes += [(width,), (width,), (3 * width, width), (3 * width,), (width, width), (width,),
+                   (width,), (width,), (4 * width, width), (4 * width,), (width, 4 * width), (width,)]
+    shapes += [(width,), (width,), (vocab, width)]
+    return [torch.randn(s) for s in shapes]
+
+
+def many_small(quick: bool) -> list[torch.Tensor]:
+    return [torch.randn(1000) for _ in range(200 if quick else 2000)]
+
+
+def one_big(quick: bool) -> list[torch.Tensor]:
+    return [torch.randn(2_000_000 if quick else 50_000_000)]
+
+
+SETS: dict[str, Callable[[bool], list[torch.Tensor]]] = {
+    "gpt-like": gpt_like, "many-small": many_small, "one-big": one_big,
+}
+
+
+class Flusher:
+    """Evicts the caches by writing a buffer larger than the last-level cache."""
+
+    def __init__(self, mib: int = 64) -> None:
+        self.buf = torch.empty(mib * (1 << 20) // 4)
+
+    def __call__(self) -> None:
+        self.buf.fill_(1.0)
+
+
+def probe(src: torch.Tensor, dst: torch.Tensor) -> float:
+    """GB/s of ``dst.copy_(src)`` (read + write)."""
+    start = time.perf_counter()
+    dst.copy_(src)
+    return 2 * src.numel() * src.element_size() / (time.perf_counter() - start) / 1e9
+
+
+def _make(cls: Any, params: list[torch.Tensor], kw: dict[str, Any]) -> tuple[Any, list[torch.Tensor]]:
+    ps = [torch.nn.Parameter(p.clone()) for p in params]
+    for p in ps:
+        p.grad = torch.randn_like(p) * 1e-2
+    return cls(ps, **kw), ps
+
+
+def peak_memory(step: Callable[[], None]) -> int:
+    """Peak bytes allocated (net of frees) during one ``step`` (torch's CPU profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start)
+    current = peak = 0
+    for e in events:
+        current += e.cpu_memory_usage
+        peak = max(peak, current)
+    return peak
+
+
+def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int, *,
+              memory: bool, flush: Flusher, probe_bufs: tuple[torch.Tensor, torch.Tensor],
+              log: Callable[[str], None]) -> dict[str, Any]:
+    ours_cls, torch_cls, kw, n_states, has_fused = CONFIGS[name]
+    paths: dict[str, tuple[Any, list[torch.Tensor]]] = {}
+    start = time.perf_counter()
+    paths["momentopt"] = _make(ours_cls, params, kw)
+    paths["momentopt"][0].step()  # first step: compile (if any) and state creation
+    compile_s = time.perf_counter() - start
+    torch_paths = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
+    if has_fused:
+        torch_paths["fused"] = {"fused": True}
+    for path, flags in torch_paths.items():
+        paths[path] = _make(torch_cls, params, {**kw, **flags})
+        paths[path][0].step()
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    probes: list[float] = []
+    for _ in range(rounds):
+        for path, (opt, _) in paths.items():
+            flush()
+            t0 = time.perf_counter()
+            opt.step()
+            times[path].append(time.perf_counter() - t0)
+        flush()
+        probes.append(probe(*probe_bufs))
+    numel = sum(p.numel() for p in params)
+    traffic = (3 + 2 * n_states) * numel * 4
+    torch_best = min(torch_paths, key=lambda k: statistics.median(times[k]))
+    ratios = [o / min(times[k][i] for k in torch_paths) for i, o in enumerate(times["momentopt"])]
+    ours = statistics.median(times["momentopt"])
+    bw = statistics.median(probes)
+    row: dict[str, Any] = {
+        "config": name, "set": set_name, "numel": numel, "tensors": len(params),
+        "ms": {k: statistics.median(v) * 1e3 for k, v in times.items()},
+        "torch_best": torch_best,
+        "ratio": statistics.median(ratios),
+        "gbps": traffic / ours / 1e9,
+        "probe_gbps": bw,
+        "pct_probe": 100 * traffic / ours / 1e9 / bw,
+        "first_step_s": compile_s,
+        "target": 1.0 if has_fused else 0.25,
+    }
+    row["met"] = row["ratio"] <= row["target"]
+    if memory:
+        row["peak_mib"] = {}
+        for path in ("momentopt", torch_best):
+            opt = paths[path][0]
+            row["peak_mib"][path] = peak_memory(opt.step) / 2**20
+    del paths
+    ms = row["ms"]
+    log(f"  {name:17s} {set_name:10s} momentopt {ms['momentopt']:8.2f} ms  torch best "
+        f"({torch_best}) {ms[torch_best]:8.2f} ms  ratio {row['ratio']:.2f} "
+        f"(target ≤ {row['target']:.2f}, {'met' if row['met'] else 'MISSED'})  "
+        f"{row['gbps']:.1f} GB/s = {row['pct_probe']:.0f}% of probe  first step {compile_s:.1f} s")
+    return row
+
+
+def run(args: argparse.Namespace) -> int:
+    algos = args.algos.split(",") if args.algos else list(CONFIGS)
+    sets = args.sets.split(",") if args.sets else list(SETS)
+    unknown = [a for a in algos if a not in CONFIGS] + [s for s in sets if s not in SETS]
+    if unknown:
+        print(f"unknown config or set: {unknown}; configs: {list(CONFIGS)}; sets: {list(SETS)}",
+              file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rounds = args.rounds or (3 if args.quick else 15)
+    flush = Flusher(8 if args.quick else 64)
+    n = (1 << 20) if args.quick else (1 << 25)
+    probe_bufs = (torch.ones(n), torch.empty(n))
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    log(f"momentopt bench: {len(algos)} configs × {len(sets)} sets, {rounds} rounds, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    rows = []
+    total = len(algos) * len(sets)
+    for set_name in sets:
+        params = SETS[set_name](args.quick)
+        log(f"[{set_name}] {len(params)} tensors, {sum(p.numel() for p in params) / 1e6:.1f}M params")
+        for name in algos:
+            log(f"  ({len(rows) + 1}/{total}) {name} ...")
+            rows.append(bench_one(name, set_name, params, rounds, memory=args.memory, flush=flush,
+                                  probe_bufs=probe_bufs, log=log))
+    from ..engine import fused
+
+    result = {
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
+        "rounds": rounds, "rows": rows, "compile_seconds": dict(fused.COMPILE_SECONDS),
+    }
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        log(f"wrote {args.json}")
+    return 0
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| config | set | momentopt ms | torch best | torch ms | ratio | target | GB/s | % probe | first step s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['config']} | {r['set']} | {r['ms']['momentopt']:.2f} | {r['torch_best']} | "
+            f"{r['ms'][r['torch_best']]:.2f} | {r['ratio']:.2f} | ≤ {r['target']:.2f} "
+            f"{'met' if r['met'] else '**missed**'} | {r['gbps']:.1f} | {r['pct_probe']:.0f} | "
+            f"{r['first_step_s']:.1f} |"
+            + (f" peak MiB ours {r['peak_mib']['momentopt']:.1f} / torch {r['peak_mib'][r['torch_best']]:.1f} |"
+               if "peak_mib" in r else "")
+        )
+    return "\n".join(lines)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("bench", help="time step() against torch.optim's paths",
+                              description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sets, 3 rounds (well under a minute)")
+    p.add_argument("--algos", help=f"comma-separated configs (default all): {','.join(CONFIGS)}")
+    p.add_argument("--sets", help=f"comma-separated parameter sets (default all): {','.join(SETS)}")
+    p.add_argument("--rounds", type=int, help="timed rounds (default 15, quick 3)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--memory", action="store_true", help="also measure peak memory of one step")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.set_defaults(func=run)
