@@ -243,3 +243,13 @@ def dcp_round_trip(rank: int, world_size: int, root: str) -> None:
                 assert torch.equal(va, vb), f"DCP {name}: state {key} differs"
         expected = _single_process_reference(name, 2 * STEPS)
         _close([p.full_tensor() for p in resumed.parameters()], list(expected.parameters()), f"DCP {name}")
+
+
+# -- the documentation's distributed examples ---------------------------------------------------
+def exec_blocks(rank: int, world_size: int, blocks: list[str], workdir: str) -> None:
+    import os
+
+    os.chdir(workdir)
+    for code in blocks:
+        exec(compile(code, "docs/integrations.md", "exec"), {"__name__": "__doc_example__"})
+        dist.barrier()
