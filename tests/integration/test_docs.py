@@ -50,9 +50,23 @@ def test_doc_example_runs(title: str, code: str, tmp_path: Path, monkeypatch: py
         if re.search(rf"^import {module}", code, flags=re.M):
             pytest.importorskip(module)
     monkeypatch.chdir(tmp_path)
-    if "torch.compile" in code:
-        torch._dynamo.reset()
-    exec(compile(code, str(DOC), "exec"), {"__name__": "__doc_example__"})
+    if "torch.compile" not in code:
+        exec(compile(code, str(DOC), "exec"), {"__name__": "__doc_example__"})
+        return
+    # Compiled (default backend, Inductor) and then eager from the same seed: same weights.
+    torch._dynamo.reset()
+    runs = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(torch, "compile", lambda fn=None, **kwargs: fn)
+        torch.manual_seed(0)
+        namespace: dict = {"__name__": "__doc_example__"}
+        exec(compile(code, str(DOC), "exec"), namespace)
+        runs.append([p.detach().clone() for p in namespace["model"].parameters()])
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch._dynamo.reset()
 
 
 def test_doc_distributed_examples_run(tmp_path: Path) -> None:
