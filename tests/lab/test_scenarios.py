@@ -95,11 +95,13 @@ def test_reddi_adam_goes_to_the_worst_point_amsgrad_towards_the_optimum():
 
 
 def test_reddi_scenario_reports_every_lr():
-    runs, verdict = runs_of("reddi", ["Adam", "AMSGrad"], steps=404)
+    runs, verdict = runs_of("reddi", ["Adam", "AMSGrad"])  # default: 808 steps, 8 periods
     by_lr = verdict.numbers["x_by_lr"]
     assert list(by_lr["Adam"]) == [f"{lr:g}" for lr in GRID]
-    assert by_lr["Adam"]["0.1"] > 0.3 and by_lr["AMSGrad"]["0.1"] < 0
+    assert by_lr["Adam"]["0.1"] > 0.5 and by_lr["AMSGrad"]["0.1"] < -0.2
     assert verdict.holds
+    # measured, not claimed: tuned on the online loss both pick the smallest lr and stay near 0
+    assert abs(runs["Adam"].metrics["x_final_mean"]) < 0.05
 
 
 def test_weight_decay_coupled_vs_decoupled():

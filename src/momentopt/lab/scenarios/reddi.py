@@ -73,10 +73,10 @@ class Reddi(Scenario):
         text = "tuned lr: " + ", ".join(f"{n} {v:+.3f}" for n, v in x.items())
         if {"Adam", "AMSGrad"} <= set(x):
             adam, ams = by_lr["Adam"], by_lr["AMSGrad"]
-            split = [lr for lr in adam if adam[lr] > 0 > ams[lr]]
+            split = [lr for lr in adam if adam[lr] > 0.5 and ams[lr] < 0]
             holds = bool(split)
             text += (
-                f". Adam > 0 > AMSGrad at lr {', '.join(split) or 'none'} of the grid; "
+                f". Adam > +0.5 while AMSGrad < 0 at lr {', '.join(split) or 'none'} of the grid; "
                 f"Adam's x per lr: {', '.join(f'{k}: {v:+.2f}' for k, v in adam.items())}; "
                 f"AMSGrad's: {', '.join(f'{k}: {v:+.2f}' for k, v in ams.items())}"
             )
