@@ -17,7 +17,7 @@ from .helpers import TOLERANCES, Net, assert_state_dicts_close, loss_of, make_in
 
 DTYPE = torch.float32
 TOL = TOLERANCES[DTYPE]
-STEPS = 10
+STEPS = 6
 
 # Module level, so instances pickle.
 AdaGradMomentum = compose(
