@@ -1,6 +1,6 @@
 """Start a small torch.distributed job (gloo over 127.0.0.1) from a test, with a hard timeout.
 
-``run_distributed(fn, *args)`` spawns ``world_size`` processes, each calling
+``run_distributed(fn, *args)`` starts ``world_size`` processes, each calling
 ``fn(rank, world_size, *args)`` inside an initialized gloo process group. An exception in any
 rank fails the test with that rank's traceback; a job still running after ``timeout`` seconds
 (a hang, e.g. one rank waiting in a collective the other never joins) has all its processes
@@ -10,7 +10,9 @@ killed and fails with ``TimeoutError`` — it never stalls CI.
 from __future__ import annotations
 
 import datetime
+import multiprocessing
 import os
+import sys
 import socket
 import time
 from collections.abc import Callable
@@ -45,6 +47,24 @@ def _entry(rank: int, fn: Callable[..., None], world_size: int, port: int, colle
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    # Success: leave at once (interpreter teardown costs seconds); an exception above takes
+    # torch.multiprocessing's path, which reports it to the parent.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+_PRELOAD = ["torch", "torch.distributed", "torch.nn.parallel", __name__.rpartition(".")[0] + ".dist_scenarios"]
+
+
+def _start_method() -> str:
+    """"forkserver" where there is one: a server process imports torch (and the scenarios)
+    once, and every job's ranks fork from it in a fraction of a second instead of importing
+    torch anew. The server runs no torch op before forking, so no thread pool is inherited."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
+    return "forkserver"
 
 
 def run_distributed(
@@ -57,7 +77,7 @@ def run_distributed(
         args=(fn, world_size, port, max(10.0, timeout / 2), args),
         nprocs=world_size,
         join=False,
-        start_method="spawn",
+        start_method=_start_method(),
     )
     deadline = time.monotonic() + timeout
     try:

@@ -41,4 +41,4 @@ def _hang(rank: int, world_size: int) -> None:
 def test_a_hang_fails_instead_of_stalling() -> None:
     """The helper's own guard: a job that never ends is killed and fails the test."""
     with pytest.raises(TimeoutError, match="did not finish"):
-        run_distributed(_hang, timeout=8.0)
+        run_distributed(_hang, timeout=4.0)
