@@ -6,7 +6,6 @@ Both are optional extras of the test environment (CI installs them with ``.[test
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from pathlib import Path
