@@ -136,20 +136,11 @@ BAD_CASES = [
     BadCase("non-leaf parameter", {}, ALL, lambda: [Parameter(torch.randn(2)) * 2]),
 ]
 
-# Bugs outside the files this suite's author may change (see the report): the expected list of
-# fused devices lives in engine/selection.py.
-KNOWN_BUGS = {
-    "fused with an integer param": "selection.FUSED_DEVICES is not torch's fused device list",
-    "fused with a complex param": "selection.FUSED_DEVICES is not torch's fused device list",
-}
-
-
 def _bad_cases() -> list[Any]:
     out = []
     for case in BAD_CASES:
-        marks = [pytest.mark.xfail(reason=KNOWN_BUGS[case.desc])] if case.desc in KNOWN_BUGS else []
         for name in case.algorithms:
-            out.append(pytest.param(name, case, id=f"{name}-{case.desc.replace(' ', '_')}", marks=marks))
+            out.append(pytest.param(name, case, id=f"{name}-{case.desc.replace(' ', '_')}"))
     return out
 
 

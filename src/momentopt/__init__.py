@@ -1,6 +1,6 @@
 """momentopt: every optimizer from SGD to AdamW as one four-step engine of φ/ψ rules."""
 
-from . import rules
+from . import diagnostics, rules
 from .algorithms import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, RMSprop
 from .compose import ComposedOptimizer, compose
 from .engine.optimizer import RecipeOptimizer
@@ -20,6 +20,7 @@ __all__ = [
     "Recipe",
     "RecipeOptimizer",
     "compose",
+    "diagnostics",
     "rules",
     "__version__",
 ]

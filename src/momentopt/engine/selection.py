@@ -9,16 +9,15 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim.optimizer import _foreach_supported_types
-
-FUSED_DEVICES = ("cpu", "cuda", "xpu", "mps")
-
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 def check_fused_param(p: Tensor) -> None:
     """torch's contract for ``fused=True``: floating-point tensors on a supported device."""
-    if not (p.device.type in FUSED_DEVICES and torch.is_floating_point(p)):
+    devices = _get_fused_kernels_supported_devices()
+    if not (p.device.type in devices and torch.is_floating_point(p)):
         raise RuntimeError(
             "`fused=True` requires all the params to be floating point Tensors of "
-            f"supported devices: {list(FUSED_DEVICES)} but {p.dtype} and {p.device.type}"
+            f"supported devices: {devices} but {p.dtype} and {p.device.type}"
         )
 
 
