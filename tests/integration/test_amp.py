@@ -69,9 +69,9 @@ def test_bf16_autocast_training(name: str) -> None:
         assert_params_close(model_t, model_o)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("foreach", [False, True, None])
 @pytest.mark.parametrize("name", ALGORITHMS)
-def test_bf16_parameters(name: str, foreach: bool) -> None:
+def test_bf16_parameters(name: str, foreach: bool | None) -> None:
     """Parameters and state kept in bfloat16 (no master copy), as torch.optim allows."""
     model_t, opt_t, model_o, opt_o = twin(name, tiny_model(dtype=torch.bfloat16), foreach=foreach)
     for x, y in batches(STEPS):

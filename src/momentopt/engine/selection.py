@@ -29,12 +29,17 @@ def _multi_tensor_ready(params: Sequence[Tensor]) -> bool:
 
 
 def _auto_ready(params: Sequence[Tensor]) -> bool:
-    """Whether the fused executor takes these tensors as the default: plain dense tensors
-    (not DTensor or other subclasses) on the CPU or a CUDA device."""
+    """Whether the fused executor takes these tensors as the default: plain dense float32 or
+    float64 tensors (not DTensor or other subclasses) on the CPU or a CUDA device.
+
+    Low-precision parameters stay on the multi-tensor path by default: torch's fused kernels
+    compute them in float32 internally, so their numbers would differ from torch's default.
+    """
     return all(
         type(p) in (Tensor, torch.nn.Parameter)
         and p.layout == torch.strided
         and p.device.type in ("cpu", "cuda")
+        and p.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128)
         for p in params
     )
 
