@@ -85,8 +85,7 @@ class RecipeOptimizer(Optimizer):
         states = [self.state[p] for p in params]
         self._check_capturable(group, params, states)
         if self.recipe.counts_steps:
-            for s in states:
-                s["step"] += 1
+            torch._foreach_add_([s["step"] for s in states], 1.0)
         hp = group if differentiable else {k: _read(v) for k, v in group.items() if k != "params"}
         run = EXECUTORS[executor]
         run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 import torch
@@ -51,11 +52,11 @@ class Recipe:
     counts_steps: bool = True
     eager_state: bool = False
 
-    @property
+    @cached_property
     def rules(self) -> tuple[Rule, ...]:
         return (*self.gradient, self.first, self.second, *self.schedule)
 
-    @property
+    @cached_property
     def scalar_state(self) -> tuple[str, ...]:
         """Names of the 0-d state tensors (the step count first)."""
         own = tuple(name for rule in self.rules for name in rule.scalar_state)
