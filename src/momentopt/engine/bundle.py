@@ -91,8 +91,7 @@ class Bundle:
 
     def scale_scalar_(self, name: str, factor: float) -> float:
         """``s ← s · factor`` for a 0-d state kept as a tensor, returning the stored value."""
-        for s in self._states:
-            s[name].mul_(factor)
+        torch._foreach_mul_([s[name] for s in self._states], factor)
         return self.scalar(name)
 
     def new_zeros_state(self, name: str) -> Tensors:

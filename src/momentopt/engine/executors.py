@@ -7,116 +7,134 @@
   otherwise the recipe's step recorded and compiled (see :mod:`.fused`); ``auto`` is the same
   executor as the default choice, compiling only where it pays.
 
-All run the very same :meth:`Recipe.run`; they only decide how tensors are packed.
+All run the very same :meth:`Recipe.run` on a :class:`Step`; they only decide how tensors
+are packed.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
 from torch import Tensor
 
-from .bundle import Bundle, Observer, real_view
+from .bundle import Bundle, Observer
+from .packing import scale_scalars
 from .recipe import Recipe
 
-Executor = Callable[..., None]
 
+@dataclass
+class Step:
+    """One param group's step as an executor sees it.
 
-def _scalar_values(state: Mapping[str, Any], names: Sequence[str]) -> tuple[float, ...]:
-    return tuple(float(state[name]) for name in names if name in state)
+    Attributes:
+        recipe: the rules to run.
+        params, grads, states: the parameters that have a gradient, with their state dicts.
+        hp: the group's hyperparameters (0-d tensors read as numbers unless differentiable).
+        defaults: the optimizer's defaults.
+        differentiable: whether autograd records the update.
+        observer: see :class:`~momentopt.engine.bundle.Bundle`.
+        scalars: every 0-d state's values (name → one per tensor; ``step`` after this step's
+            increment) when read in one op from packed state; None otherwise.
+        cache: the optimizer's executor cache (packings, scratch buffers), kept between steps.
+    """
 
+    recipe: Recipe
+    params: list[Tensor]
+    grads: list[Tensor]
+    states: list[dict[str, Any]]
+    hp: Mapping[str, Any]
+    defaults: Mapping[str, Any]
+    differentiable: bool = False
+    observer: Observer | None = None
+    scalars: dict[str, list[float]] | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)
 
-def per_tensor(
-    recipe: Recipe,
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    states: Sequence[dict[str, Any]],
-    *,
-    hp: Mapping[str, Any],
-    defaults: Mapping[str, Any],
-    differentiable: bool,
-    observer: Observer | None = None,
-) -> None:
-    """Run the recipe on one parameter at a time."""
-    for p, g, s in zip(params, grads, states, strict=True):
-        step = float(s["step"]) if "step" in s else 0.0
-        bundle = Bundle(
-            [p], [g], [s], as_list=False, step=step, hp=hp, defaults=defaults,
-            differentiable=differentiable,
-            observer=observer,
+    def subset(self, indices: Sequence[int]) -> Step:
+        """The same step restricted to ``indices``."""
+        return replace(
+            self,
+            params=[self.params[i] for i in indices],
+            grads=[self.grads[i] for i in indices],
+            states=[self.states[i] for i in indices],
+            scalars=None if self.scalars is None else {
+                k: [v[i] for i in indices] for k, v in self.scalars.items()
+            },
         )
-        recipe.run(bundle)
+
+    def scale_scalar_(self, name: str, factor: float) -> None:
+        """``s[name] *= factor`` for every state (one op when packed)."""
+        scale_scalars(self.states, name, factor, self.cache)
+
+    def bundle(self, as_list: bool, count: float) -> Bundle:
+        """All of this step's tensors as one bundle whose step count is ``count``."""
+        return Bundle(
+            self.params, self.grads, self.states, as_list=as_list, step=count, hp=self.hp,
+            defaults=self.defaults, differentiable=self.differentiable, observer=self.observer,
+        )
 
 
-def multi_tensor(
-    recipe: Recipe,
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    states: Sequence[dict[str, Any]],
-    *,
-    hp: Mapping[str, Any],
-    defaults: Mapping[str, Any],
-    differentiable: bool,
-    observer: Observer | None = None,
-) -> None:
+BucketKey = tuple[torch.device, torch.dtype, tuple[float, ...], tuple[bool, ...]]
+
+
+def buckets(step: Step) -> tuple[dict[BucketKey, list[int]], list[int]]:
+    """Indices of the dense-gradient tensors grouped by (device, dtype, scalar state values,
+    which lazy states exist), and the indices of the sparse ones."""
+    recipe, states = step.recipe, step.states
+    sparse = [i for i, g in enumerate(step.grads) if g.is_sparse]
+    if not recipe.scalar_state:
+        scalars: list[tuple[float, ...]] = [()] * len(states)
+    elif step.scalars is not None:
+        scalars = list(zip(*(step.scalars[n] for n in recipe.scalar_state)))
+    else:
+        scalars = [tuple(float(s[n]) for n in recipe.scalar_state if n in s) for s in states]
+    lazy = recipe.lazy_state(step.hp)
+    present = list(zip(*([n in s for s in states] for n in lazy))) if lazy else [()] * len(states)
+    columns = ([p.device for p in step.params], [p.dtype for p in step.params], scalars, present)
+    if not sparse and all(len(set(column)) == 1 for column in columns):  # the usual case
+        return {tuple(column[0] for column in columns): list(range(len(states)))}, []  # type: ignore[dict-item]
+    grouped: dict[BucketKey, list[int]] = defaultdict(list)
+    skip = set(sparse)
+    for i, key in enumerate(zip(*columns)):
+        if i not in skip:
+            grouped[key].append(i)
+    return grouped, sparse
+
+def per_tensor(step: Step) -> None:
+    """Run the recipe on one parameter at a time."""
+    for i, s in enumerate(step.states):
+        count = float(s["step"]) if "step" in s else 0.0
+        step.recipe.run(step.subset([i]).bundle(as_list=False, count=count))
+
+def multi_tensor(step: Step) -> None:
     """Run the recipe once per bucket of tensors that share device, dtype and scalar state.
 
     Sparse gradients are left to :func:`per_tensor`, as in torch.optim.
     """
-    lazy = recipe.lazy_state(hp)
-    buckets: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    sparse: list[int] = []
-    for i, (p, g, s) in enumerate(zip(params, grads, states, strict=True)):
-        if g.is_sparse:
-            sparse.append(i)
-            continue
-        view = real_view(p)
-        key = (
-            view.device,
-            view.dtype,
-            _scalar_values(s, recipe.scalar_state),
-            tuple(name in s for name in lazy),
-        )
-        buckets[key].append(i)
-    for (_, _, scalars, _), members in buckets.items():
-        bundle = Bundle(
-            [params[i] for i in members],
-            [grads[i] for i in members],
-            [states[i] for i in members],
-            as_list=True,
-            step=scalars[0] if recipe.counts_steps else 0.0,
-            hp=hp,
-            defaults=defaults,
-            differentiable=differentiable,
-            observer=observer,
-        )
-        recipe.run(bundle)
+    grouped, sparse = buckets(step)
+    for (_, _, scalars, _), members in grouped.items():
+        count = scalars[0] if step.recipe.counts_steps else 0.0
+        step.recipe.run(step.subset(members).bundle(as_list=True, count=count))
     if sparse:
-        per_tensor(
-            recipe,
-            [params[i] for i in sparse],
-            [grads[i] for i in sparse],
-            [states[i] for i in sparse],
-            hp=hp,
-            defaults=defaults,
-            differentiable=differentiable,
-            observer=observer,
-        )
+        per_tensor(step.subset(sparse))
 
 
-def _fused(*args: Any, **kwargs: Any) -> None:
+def _fused(step: Step) -> None:
     from .fused import fused
 
-    fused(*args, **kwargs)
+    fused(step)
 
 
-def _auto(*args: Any, **kwargs: Any) -> None:
-    from .fused import auto
+def _auto(step: Step) -> None:
+    from .fused import fused
 
-    auto(*args, **kwargs)
+    fused(step, auto=True)
 
+
+Executor = Callable[[Step], None]
 
 EXECUTORS: dict[str, Executor] = {
     "per_tensor": per_tensor,

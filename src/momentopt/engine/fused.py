@@ -26,24 +26,26 @@ When no compiler works, the group falls back to the multi-tensor executor with o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from ..rules.first_moment import BiasCorrectedAverage, Gradient, HeavyBall
 from ..rules.gradient import Maximize, WeightDecay
 from ..rules.schedule import InverseTimeDecay
 from ..rules.second_moment import AccumulatedSquares, BiasCorrectedSquaredAverage, NoSecondMoment
-from .bundle import Observer, real_view
+from .bundle import real_view
 from .recipe import Recipe
+from .executors import Step
+from .packing import Chunk, scratch
+from .selection import fusable
 from .tape import Tape, TapeBundle, build_kernel
 
 BIG = 1 << 16
@@ -198,27 +200,17 @@ def _kernel(tape: Tape, dtype: torch.dtype, device: torch.device) -> Callable[..
 
 
 # -- the executor ------------------------------------------------------------------------------
-def _scalar_key(state: Mapping[str, Any], names: Sequence[str]) -> tuple[float, ...]:
-    return tuple(float(state[name]) for name in names if name in state)
+Layout = tuple[list[int], list[tuple[list[int], Chunk]]]
 
 
-def _plain(t: Tensor) -> bool:
-    return type(t) in (Tensor, torch.nn.Parameter) and t.layout == torch.strided
-
-
-def fusable(params: Sequence[Tensor]) -> bool:
-    """Whether the fused executor takes these tensors (plain dense tensors on CPU/CUDA)."""
-    return all(_plain(p) and p.device.type in ("cpu", "cuda") for p in params)
-
-
-def _split(tensors: Sequence[Sequence[Tensor]], n: int) -> tuple[list[int], list[list[int]]]:
-    """Indices of the big (updated in place) tensors and chunks of the small ones."""
+def _split(views: Sequence[Tensor]) -> tuple[list[int], list[list[int]]]:
+    """Indices of the big (updated in place) tensors and runs of the small ones."""
     big: list[int] = []
     chunks: list[list[int]] = []
     size = 0
-    for i in range(n):
-        numel = tensors[0][i].numel()
-        if numel >= BIG and all(ts[i].is_contiguous() for ts in tensors):
+    for i, v in enumerate(views):
+        numel = v.numel()
+        if numel >= BIG and v.is_contiguous():
             big.append(i)
             continue
         if not chunks or size + numel > CHUNK:
@@ -229,171 +221,172 @@ def _split(tensors: Sequence[Sequence[Tensor]], n: int) -> tuple[list[int], list
     return big, chunks
 
 
-def _write_back(flat: Tensor, originals: list[Tensor]) -> None:
-    torch._foreach_copy_(originals, list(_unflatten_dense_tensors(flat, originals)))
+def _layout(step: Step, dtype: torch.dtype, device: torch.device) -> Layout:
+    """The bucket's big tensors and its chunks of small ones, kept between steps."""
+    key = ("layout", dtype, device, tuple(map(id, step.params)))
+    layout: Layout | None = step.cache.get(key)
+    if layout is None or not all(c.holds([step.params[i] for i in idx]) for idx, c in layout[1]):
+        big, runs = _split([real_view(p) for p in step.params])
+        layout = (big, [(idx, Chunk([step.params[i] for i in idx], dtype, device)) for idx in runs])
+        step.cache[key] = layout
+    return layout
 
 
-def _store(states: list[dict[str, Any]], params: list[Tensor], name: str, views: list[Tensor]) -> None:
-    for p, s, v in zip(params, states, views, strict=True):
-        s[name] = torch.view_as_complex(v) if torch.is_complex(p) else v
+def _real(tensors: Sequence[Tensor], complex_: bool) -> list[Tensor]:
+    return [real_view(t) for t in tensors] if complex_ else list(tensors)
 
 
-def _run_torch_kernel(kernel: TorchKernel, params: list[Tensor], grads: list[Tensor],
-                      states: list[dict[str, Any]], hp: Mapping[str, Any]) -> None:
+class _Staged:
+    """A chunk's parameters and gradients copied into the scratch buffers (real views)."""
+
+    def __init__(self, step: Step, idx: list[int], chunk: Chunk) -> None:
+        is_complex = any(chunk.complex)
+        self.params = _real([step.params[i] for i in idx], is_complex)
+        self.states = [step.states[i] for i in idx]
+        n = max(chunk.numel, 2)  # sizes 0 and 1 would compile a second, specialized kernel
+        p_buf = scratch(step.cache, "param", n, chunk.dtype, chunk.device)
+        g_buf = scratch(step.cache, "grad", n, chunk.dtype, chunk.device)
+        self.param_views = chunk.scratch_views(p_buf, "param")
+        self.grad_views = chunk.scratch_views(g_buf, "grad")
+        torch._foreach_copy_(self.param_views, self.params)
+        torch._foreach_copy_(self.grad_views, _real([step.grads[i] for i in idx], is_complex))
+        self.param, self.grad = p_buf[:n], g_buf[:n]
+
+    def write_back(self) -> None:
+        torch._foreach_copy_(self.params, self.param_views)
+
+
+def _big_state(s: dict[str, Any], name: str) -> Tensor:
+    """A big tensor's state as a contiguous real view (made contiguous in the state if not)."""
+    if not s[name].is_contiguous():
+        s[name] = s[name].contiguous()
+    return real_view(s[name])
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch's CPU kernels on one intra-op thread for a moment: its fused kernels open a
+    parallel region per tensor, which costs more than a small tensor's update (and stalls
+    when a core is busy)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> None:
+    """torch's fused kernel on the bucket's own tensors (no copies): big tensors as one call,
+    small ones (on the CPU) as another on one thread."""
+    hp, states = step.hp, step.states
     names = kernel.states(hp)
     first_step = bool(kernel.lazy and kernel.lazy in names and kernel.lazy not in states[0])
     if first_step:
-        _store(states, params, kernel.lazy, [torch.empty_like(g) for g in grads])
-    ps = [real_view(p) for p in params]
-    lists = [ps, grads] + [[real_view(s[n]) for s in states] for n in names]
-    big, chunks = _split(lists, len(params))
-    args: list[list[Tensor]] = [[lst[i] for i in big] for lst in lists]
-    steps = [states[i]["step"] for i in big] if kernel.takes_steps else []
-    packed: list[tuple[list[int], list[Tensor]]] = []
-    for chunk in chunks:
-        flats = [_flatten_dense_tensors([lst[i] for i in chunk]) for lst in lists]
-        for arg, flat in zip(args, flats, strict=True):
-            arg.append(flat)
-        if kernel.takes_steps:
-            steps.append(states[chunk[0]]["step"])
-        packed.append((chunk, flats))
-    extra = {"is_first_step": first_step} if kernel.lazy else {}
-    args += [[] for _ in range(kernel.state_lists - len(names))]  # e.g. no max_exp_avg_sqs
+        for p, s in zip(step.params, states, strict=True):
+            s[kernel.lazy] = torch.empty_like(p)
     fn = getattr(torch, kernel.name)
-    fn(*args, *([steps] if kernel.takes_steps else []), **kernel.arguments(hp), **extra)
-    for chunk, flats in packed:
-        # the gradient is only read (maximize negates on the fly): write back the rest
-        for k, (lst, flat) in enumerate(zip(lists, flats, strict=True)):
-            if k != 1:
-                _write_back(flat, [lst[i] for i in chunk])
+    options = {**kernel.arguments(hp), **({"is_first_step": first_step} if kernel.lazy else {})}
+    absent = [[] for _ in range(kernel.state_lists - len(names))]  # e.g. no max_exp_avg_sqs
+
+    def call(members: Sequence[int]) -> None:
+        fn(
+            [real_view(step.params[i]) for i in members],
+            [real_view(step.grads[i]) for i in members],
+            *[[real_view(states[i][n]) for i in members] for n in names],
+            *absent,
+            *([[states[i]["step"] for i in members]] if kernel.takes_steps else []),
+            **options,
+        )
+
+    if device.type != "cpu":
+        call(range(len(step.params)))
+        return
+    big, small = [], []
+    for i, p in enumerate(step.params):
+        (big if p.numel() >= BIG else small).append(i)
+    if big:
+        call(big)
+    if small:
+        with _one_thread():
+            call(small)
 
 
-def _run_compiled(tape: Tape, params: list[Tensor], grads: list[Tensor],
-                  states: list[dict[str, Any]]) -> None:
-    ps = [real_view(p) for p in params]
-    names = tape.inputs[2:]
-    lists = [ps, grads] + [[real_view(s[n]) for s in states] for n in names]
-    fn = _kernel(tape, ps[0].dtype, ps[0].device)
+def _run_compiled(tape: Tape, step: Step, layout: Layout, dtype: torch.dtype,
+                  device: torch.device) -> None:
+    fn = _kernel(tape, dtype, device)
     scalars = torch.tensor(tape.scalars, dtype=torch.float64)
+    read = tape.inputs[2:]
     stored = sorted(tape.outputs)
-    outs: list[list[Tensor]] = [[None] * len(params) for _ in stored]  # type: ignore[list-item]
-    big, chunks = _split(lists, len(params))
-    mutated = _mutated_inputs(tape)
+    big, chunks = layout
     for i in big:
-        result = fn(scalars, *(lst[i].view(-1) for lst in lists))
-        for k, r in enumerate(result):
-            outs[k][i] = r.view(ps[i].shape)
-    for chunk in chunks:
-        members = [[lst[i] for i in chunk] for lst in lists]
-        flats = [_flatten_dense_tensors(m) for m in members]
-        if flats[0].numel() < 2:  # sizes 0 and 1 would compile a second, specialized kernel
-            flats = [torch.cat([f, f.new_zeros(2 - f.numel())]) for f in flats]
-        result = fn(scalars, *flats)
-        for k, (m, flat) in enumerate(zip(members, flats, strict=True)):
-            if k in mutated:
-                _write_back(flat, m)
-        for k, r in enumerate(result):
-            for i, v in zip(chunk, _unflatten_dense_tensors(r, [ps[i] for i in chunk]), strict=True):
-                outs[k][i] = torch.empty_like(grads[i]).copy_(v)
-    for name, views in zip(stored, outs, strict=True):
-        _store(states, params, name, views)
+        p, s = step.params[i], step.states[i]
+        inputs = [_big_state(s, n).view(-1) for n in read]
+        result = fn(scalars, real_view(p).view(-1), real_view(step.grads[i]).reshape(-1), *inputs)
+        for name, r in zip(stored, result, strict=True):
+            view = r.view(real_view(p).shape)
+            s[name] = torch.view_as_complex(view) if torch.is_complex(p) else view
+    for idx, chunk in chunks:
+        staged = _Staged(step, idx, chunk)
+        flats = chunk.flat_state(staged.states, read)
+        result = fn(scalars, staged.param, staged.grad, *flats)
+        for name, r in zip(stored, result, strict=True):
+            chunk.flat_state(staged.states, [name])[0].copy_(r)
+        staged.write_back()
 
 
-def _mutated_inputs(tape: Tape) -> set[int]:
-    """Positions (in ``tape.inputs``) of the inputs the step writes to."""
-    written = {target for name, _, target, _, _ in tape.ops if name.endswith("_") or name == "maximum_into"}
-    return {i for i, var in enumerate(tape.input_vars) if var in written}
-
-
-def fused(
-    recipe: Recipe,
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    states: Sequence[dict[str, Any]],
-    *,
-    hp: Mapping[str, Any],
-    defaults: Mapping[str, Any],
-    differentiable: bool,
-    observer: Observer | None = None,
-    auto: bool = False,
-) -> None:
+def fused(step: Step, auto: bool = False) -> None:
     """Run the recipe with torch's fused kernel for it, or compiled; see the module doc.
 
     ``auto`` (default flags): compile only groups of at least :data:`COMPILE_MIN_NUMEL`
     elements; run multi-tensor otherwise, and wherever the fused way does not apply
     (sparse gradients, an observer, tensor subclasses, inside a ``torch.compile`` region).
     """
-    from .executors import multi_tensor, per_tensor
+    from .executors import buckets, multi_tensor, per_tensor
 
-    def fallback(members: Sequence[int]) -> None:
-        multi_tensor(
-            recipe, [params[i] for i in members], [grads[i] for i in members],
-            [states[i] for i in members], hp=hp, defaults=defaults,
-            differentiable=differentiable, observer=observer,
-        )
-
-    if (observer is not None or differentiable or torch.compiler.is_compiling()
-            or not fusable(params)):
-        fallback(range(len(params)))
+    if (step.observer is not None or step.differentiable or torch.compiler.is_compiling()
+            or not (auto or fusable(step.params))):  # auto: chosen for fusable params only
+        multi_tensor(step)
         return
+    recipe, hp = step.recipe, step.hp
     kernel = torch_kernel_for(recipe, hp)
-    lazy = recipe.lazy_state(hp)
-    buckets: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    sparse: list[int] = []
-    for i, (p, g, s) in enumerate(zip(params, grads, states, strict=True)):
-        if g.is_sparse:
-            sparse.append(i)
-            continue
-        view = real_view(p)
-        buckets[(view.device, view.dtype, _scalar_key(s, recipe.scalar_state),
-                  tuple(name in s for name in lazy))].append(i)
-    total = sum(p.numel() for p in params)
-    for (device, dtype, scalars, _), members in buckets.items():
-        ps = [params[i] for i in members]
-        gs = [real_view(grads[i]) for i in members]
-        ss = [states[i] for i in members]
-        if kernel is not None and dtype in KERNEL_DTYPES and device.type == "cpu" or (
-            kernel is not None and device.type == "cuda" and dtype in KERNEL_DTYPES
-            and kernel.name != "_fused_adagrad_"
+    grouped, sparse = buckets(step)
+    total: int | None = None
+    for (device, _, scalars, _), members in grouped.items():
+        sub = step.subset(members) if len(members) != len(step.params) else step
+        dtype = real_view(sub.params[0]).dtype
+        if kernel is not None and dtype in KERNEL_DTYPES and (
+            device.type == "cpu" or device.type == "cuda" and kernel.name != "_fused_adagrad_"
         ):
-            _run_torch_kernel(kernel, ps, gs, ss, hp)
+            _run_torch_kernel(kernel, sub, device)
             continue
+        if auto and total is None:
+            total = sum(p.numel() for p in step.params)
         if _broken or (auto and total < COMPILE_MIN_NUMEL) or not dtype.is_floating_point:
-            fallback(members)
+            multi_tensor(sub)
             continue
         tape = Tape()
-        bundle = TapeBundle(tape, ss, step=scalars[0] if recipe.counts_steps else 0.0, hp=hp,
-                            defaults=defaults, params=ps)
-        before = [{k: v.clone() for k, v in s.items() if isinstance(v, Tensor) and v.dim() == 0}
-                  for s in ss] if recipe.scalar_state[1 if recipe.counts_steps else 0:] else None
+        bundle = TapeBundle(tape, sub.states, step=scalars[0] if recipe.counts_steps else 0.0,
+                            hp=hp, defaults=sub.defaults, params=sub.params)
         try:
-            recipe.run(bundle)  # records the step; scalar state (mu_product) is updated here
-            _timed_run(tape, ps, gs, ss, dtype, device)
+            recipe.run(bundle)  # records the step (scalar-state updates deferred)
+            _timed_run(tape, sub, dtype, device)
         except Exception as err:  # noqa: BLE001 — any compiler failure means: fall back
-            if before is not None:  # undo the scalar-state update the recording made
-                for s, old in zip(ss, before, strict=True):
-                    for k, v in old.items():
-                        s[k].copy_(v)
             _warn_fallback(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-            fallback(members)
+            multi_tensor(sub)
+            continue
+        bundle.commit(sub.scale_scalar_)
     if sparse:
-        per_tensor(
-            recipe, [params[i] for i in sparse], [grads[i] for i in sparse],
-            [states[i] for i in sparse], hp=hp, defaults=defaults,
-            differentiable=differentiable, observer=observer,
-        )
+        per_tensor(step.subset(sparse))
 
 
-def _timed_run(tape: Tape, ps: list[Tensor], gs: list[Tensor], ss: list[dict[str, Any]],
-               dtype: torch.dtype, device: torch.device) -> None:
+def _timed_run(tape: Tape, step: Step, dtype: torch.dtype, device: torch.device) -> None:
     key = (tape.key, dtype, device.type)
     first = key not in _compiled
     start = time.perf_counter()
-    _run_compiled(tape, ps, gs, ss)
+    _run_compiled(tape, step, _layout(step, dtype, device), dtype, device)
     if first:
         COMPILE_SECONDS[f"{len(tape.ops)} ops, {dtype}, {device.type}"] = time.perf_counter() - start
-
-
-def auto(*args: Any, **kwargs: Any) -> None:
-    """The fused executor as the default choice (see :func:`fused`'s ``auto``)."""
-    fused(*args, **kwargs, auto=True)

@@ -18,8 +18,9 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from .bundle import Observer
-from .executors import EXECUTORS
+from .executors import EXECUTORS, Step
 from .loading import check_state_dict
+from .packing import pack_scalars
 from .recipe import Recipe
 from .selection import check_fused_param, choose_executor
 
@@ -54,7 +55,7 @@ class RecipeOptimizer(Optimizer):
         if self.recipe.eager_state:
             for group in self.param_groups:
                 for p in group["params"]:
-                    self._init_param_state(p, group)
+                    self._init_param_state(p, group, self.state[p])
 
     # -- step -------------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -69,38 +70,64 @@ class RecipeOptimizer(Optimizer):
         return loss
 
     def _step_group(self, group: dict[str, Any]) -> None:
-        params = [p for p in group["params"] if p.grad is not None]
+        params: list[Tensor] = []
+        grads: list[Tensor] = []
+        for p in group["params"]:
+            if p.grad is not None:
+                params.append(p)
+                grads.append(p.grad)
         if not params:
             return
         differentiable = bool(group.get("differentiable", False))
         executor = choose_executor(group, params)
-        for p in params:  # refuse before anything (state included) changes
+        if any(g.is_sparse for g in grads):
+            grads = [g.coalesce() if g.is_sparse else g for g in grads]
+        for p, g in zip(params, grads, strict=True):  # refuse before anything (state included) changes
             if executor == "fused":
                 check_fused_param(p)
-            if p.grad.is_sparse:
+            if g.is_sparse:
                 self._check_sparse(group, executor)
-        for p in params:
-            if not self.state[p]:
-                self._init_param_state(p, group)
-        states = [self.state[p] for p in params]
+        states, created = self._states(group, params)
         self._check_capturable(group, params, states)
-        if self.recipe.counts_steps:
-            torch._foreach_add_([s["step"] for s in states], 1.0)
+        cache = self._executor_cache(group)
+        scalars = pack_scalars(states, self.recipe.scalar_state, cache)
         hp = group if differentiable else {k: _read(v) for k, v in group.items() if k != "params"}
-        run = EXECUTORS[executor]
-        run(
-            self.recipe,
-            params,
-            [p.grad.coalesce() if p.grad.is_sparse else p.grad for p in params],
-            states,
-            hp=hp,
-            defaults=self.defaults,
-            differentiable=differentiable,
-            observer=self._step_observer,
-        )
-        for p, s in zip(params, states, strict=True):
-            if not s:  # nothing to keep (plain SGD): leave no empty entry, as torch
+        EXECUTORS[executor](Step(
+            self.recipe, params, grads, states, hp=hp, defaults=self.defaults,
+            differentiable=differentiable, observer=self._step_observer, scalars=scalars, cache=cache,
+        ))
+        for i in created:  # keep what the step created; no empty entry (plain SGD), as torch
+            p = params[i]
+            if states[i]:
+                self.state[p] = states[i]
+            elif p in self.state:
                 del self.state[p]
+
+    def _states(self, group: dict[str, Any], params: list[Tensor]) -> tuple[list[dict[str, Any]], list[int]]:
+        """The params' state dicts, new ones initialized (not yet registered), and the
+        positions of the new ones."""
+        states = [self.state.get(p) for p in params]
+        created = [i for i, s in enumerate(states) if not s]
+        stateless = False
+        for i in created:
+            states[i] = {}
+            if not stateless:
+                self._init_param_state(params[i], group, states[i])
+                # a recipe that keeps nothing for this group keeps nothing for any param
+                stateless = not states[i] and not self.recipe.lazy_state(group)
+        return states, created  # type: ignore[return-value]
+
+    def _executor_cache(self, group: dict[str, Any]) -> dict[Any, Any]:
+        """Packings and scratch buffers the executors keep between steps, per param group
+        (not part of the state dict; rebuilt after pickling)."""
+        caches = self.__dict__.setdefault("_executor_caches", {})
+        entry = caches.get(id(group))
+        if entry is None or entry[0] is not group:
+            live = {id(g) for g in self.param_groups}
+            for key in [k for k in caches if k not in live]:  # groups replaced by a load
+                del caches[key]
+            entry = caches[id(group)] = (group, {})
+        return entry[1]
 
     def describe(self, group: int = 0) -> list[tuple[str, str]]:
         """The four steps (gradient, ψ, φ, step, update) as (name, formula) pairs, generated
@@ -145,7 +172,7 @@ class RecipeOptimizer(Optimizer):
                     f"If capturable=True, {what} must be on supported devices: {devices}."
                 )
 
-    def _init_param_state(self, p: Tensor, group: Mapping[str, Any]) -> None:
+    def _init_param_state(self, p: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> None:
         step = None
         if self.recipe.counts_steps:
             on_device = bool(group.get("capturable", False) or group.get("fused", False))
@@ -153,7 +180,7 @@ class RecipeOptimizer(Optimizer):
                 (), dtype=scalar_dtype(bool(group.get("fused", False))),
                 device=p.device if on_device else "cpu",
             )
-        self.recipe.init_state(p, group, self.state[p], self.defaults, step)
+        self.recipe.init_state(p, group, state, self.defaults, step)
 
     # -- checkpoints ------------------------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:

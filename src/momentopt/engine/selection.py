@@ -28,20 +28,27 @@ def _multi_tensor_ready(params: Sequence[Tensor]) -> bool:
     return all(type(p) in supported for p in params)
 
 
+_PLAIN_TYPES = (Tensor, torch.nn.Parameter)
+_AUTO_DTYPES = frozenset((torch.float32, torch.float64, torch.complex64, torch.complex128))
+
+
+def fusable(params: Sequence[Tensor]) -> bool:
+    """Whether the fused executor takes these tensors: plain dense tensors (not DTensor or
+    other subclasses) on the CPU or a CUDA device."""
+    for p in params:
+        if type(p) not in _PLAIN_TYPES or p.layout != torch.strided or not (p.is_cpu or p.is_cuda):
+            return False
+    return True
+
+
 def _auto_ready(params: Sequence[Tensor]) -> bool:
-    """Whether the fused executor takes these tensors as the default: plain dense float32 or
-    float64 tensors (not DTensor or other subclasses) on the CPU or a CUDA device.
+    """Whether the fused executor is the default for these tensors: :func:`fusable` float32,
+    float64 or complex tensors.
 
     Low-precision parameters stay on the multi-tensor path by default: torch's fused kernels
     compute them in float32 internally, so their numbers would differ from torch's default.
     """
-    return all(
-        type(p) in (Tensor, torch.nn.Parameter)
-        and p.layout == torch.strided
-        and p.device.type in ("cpu", "cuda")
-        and p.dtype in (torch.float32, torch.float64, torch.complex64, torch.complex128)
-        for p in params
-    )
+    return all(p.dtype in _AUTO_DTYPES for p in params) and fusable(params)
 
 
 def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
@@ -66,7 +73,7 @@ def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
     if foreach is False:
         return "per_tensor"
     forced = os.environ.get("MOMENTOPT_EXECUTOR")
-    if forced in ("per_tensor", "multi_tensor", "fused", "auto"):
+    if forced in ("per_tensor", "multi_tensor") or forced in ("fused", "auto") and fusable(params):
         return forced
     if _auto_ready(params):
         return "auto"

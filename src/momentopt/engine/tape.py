@@ -128,8 +128,9 @@ class TapeTensor:
 class TapeBundle:
     """A :class:`~momentopt.engine.bundle.Bundle` look-alike whose tensors are tape variables.
 
-    Scalar state (``mu_product``) is read and updated on the real states, once per step, as
-    the other executors do; tensor state is recorded.
+    Scalar state (``mu_product``) is read from the real states, and its update is computed
+    as the other executors compute it but applied only by :meth:`commit`; tensor state is
+    recorded.
     """
 
     def __init__(self, tape: Tape, states: Sequence[dict[str, Any]], *, step: float,
@@ -145,6 +146,7 @@ class TapeBundle:
         self.param = tape.input("param")
         self.grad = tape.input("grad")
         self._vars: dict[str, TapeTensor] = {}
+        self.pending: list[tuple[str, float]] = []
 
     def __len__(self) -> int:
         return len(self._params)
@@ -169,9 +171,16 @@ class TapeBundle:
         return self._states[0][name].item()
 
     def scale_scalar_(self, name: str, factor: float) -> float:
-        for s in self._states:
-            s[name].mul_(factor)
-        return self.scalar(name)
+        """The value ``s ← s · factor`` gives; the states change only at :meth:`commit`
+        (after the compiled step ran), so a failed compile leaves them as they were."""
+        self.pending.append((name, factor))
+        return (self._states[0][name] * factor).item()
+
+    def commit(self, scale: Callable[[str, float], None]) -> None:
+        """Apply the deferred scalar-state updates with ``scale(name, factor)``."""
+        for name, factor in self.pending:
+            scale(name, factor)
+        self.pending.clear()
 
     def new_zeros_state(self, name: str) -> TapeTensor:
         value = self.tape.record("zeros_like", self.param, (), {}, False)
