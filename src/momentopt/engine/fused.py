@@ -279,6 +279,10 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _same_tensor(t: Tensor) -> Tensor:
+    return t
+
+
 def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> None:
     """torch's fused kernel on the bucket's own tensors (no copies): big tensors as one call,
     small ones (on the CPU) as another on one thread."""
@@ -292,11 +296,13 @@ def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> 
     options = {**kernel.arguments(hp), **({"is_first_step": first_step} if kernel.lazy else {})}
     absent = [[] for _ in range(kernel.state_lists - len(names))]  # e.g. no max_exp_avg_sqs
 
+    real = real_view if step.params[0].is_complex() else _same_tensor
+
     def call(members: Sequence[int]) -> None:
         fn(
-            [real_view(step.params[i]) for i in members],
-            [real_view(step.grads[i]) for i in members],
-            *[[real_view(states[i][n]) for i in members] for n in names],
+            [real(step.params[i]) for i in members],
+            [real(step.grads[i]) for i in members],
+            *[[real(states[i][n]) for i in members] for n in names],
             *absent,
             *([[states[i]["step"] for i in members]] if kernel.takes_steps else []),
             **options,

@@ -80,13 +80,13 @@ class RecipeOptimizer(Optimizer):
             return
         differentiable = bool(group.get("differentiable", False))
         executor = choose_executor(group, params)
-        if any(g.is_sparse for g in grads):
-            grads = [g.coalesce() if g.is_sparse else g for g in grads]
-        for p, g in zip(params, grads, strict=True):  # refuse before anything (state included) changes
-            if executor == "fused":
+        # refuse before anything (state included) changes
+        if executor == "fused":
+            for p in params:
                 check_fused_param(p)
-            if g.is_sparse:
-                self._check_sparse(group, executor)
+        if any(g.is_sparse for g in grads):
+            self._check_sparse(group, executor)
+            grads = [g.coalesce() if g.is_sparse else g for g in grads]
         states, created = self._states(group, params)
         self._check_capturable(group, params, states)
         cache = self._executor_cache(group)
@@ -97,24 +97,26 @@ class RecipeOptimizer(Optimizer):
             differentiable=differentiable, observer=self._step_observer, scalars=scalars, cache=cache,
         ))
         for i in created:  # keep what the step created; no empty entry (plain SGD), as torch
-            p = params[i]
             if states[i]:
-                self.state[p] = states[i]
-            elif p in self.state:
-                del self.state[p]
+                self.state[params[i]] = states[i]
+            elif params[i] in self.state:
+                del self.state[params[i]]
 
     def _states(self, group: dict[str, Any], params: list[Tensor]) -> tuple[list[dict[str, Any]], list[int]]:
-        """The params' state dicts, new ones initialized (not yet registered), and the
-        positions of the new ones."""
+        """The params' state dicts, new ones initialized (registered only after the step,
+        if not empty), and the positions of the new ones (or of empty existing entries)."""
         states = [self.state.get(p) for p in params]
         created = [i for i, s in enumerate(states) if not s]
-        stateless = False
-        for i in created:
+        for n, i in enumerate(created):
             states[i] = {}
-            if not stateless:
-                self._init_param_state(params[i], group, states[i])
+            self._init_param_state(params[i], group, states[i])
+            if n == 0 and not states[i] and not self.recipe.lazy_state(group):
                 # a recipe that keeps nothing for this group keeps nothing for any param
-                stateless = not states[i] and not self.recipe.lazy_state(group)
+                for j in created[1:]:
+                    states[j] = {}
+                if not self.state:
+                    return states, []  # type: ignore[return-value]  # nothing to keep or drop
+                break
         return states, created  # type: ignore[return-value]
 
     def _executor_cache(self, group: dict[str, Any]) -> dict[Any, Any]:

@@ -1,0 +1,153 @@
+"""Packed state (engine/packing.py): 0-d state as views of one buffer per name, small tensors'
+state as views of flat chunk buffers. Packing must be invisible: same numbers as torch.optim,
+state dicts that load both ways, and user edits or loads of the state respected."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+import momentopt
+from momentopt.engine import fused
+
+from .helpers import TOLERANCES
+
+TOL = TOLERANCES[torch.float32]
+
+
+def _params(seed: int = 0, n: int = 40) -> list[torch.nn.Parameter]:
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(7,), (3, 5), (2, 3, 4), ()] * (n // 4)
+    return [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+
+
+def _grads(params: list[torch.nn.Parameter], step: int, every: int = 1) -> list[torch.Tensor | None]:
+    """Gradients for ``step``; with ``every`` > 1 some parameters get none on some steps."""
+    g = torch.Generator().manual_seed(100 + step)
+    return [
+        torch.randn(p.shape, generator=g) if (i + step) % every == 0 else None
+        for i, p in enumerate(params)
+    ]
+
+
+def _run(opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], steps: range, every: int = 1) -> None:
+    for t in steps:
+        for p, g in zip(params, _grads(params, t, every), strict=True):
+            p.grad = g
+        opt.step()
+
+
+def _twins(ours_cls, torch_cls, ours_kw=None, torch_kw=None, **kw):
+    a, b = _params(), _params()
+    return a, ours_cls(a, **{**kw, **(ours_kw or {})}), b, torch_cls(b, **{**kw, **(torch_kw or {})})
+
+
+def _assert_same(a, opt_a, b, opt_b, tol=TOL):
+    for pa, pb in zip(a, b, strict=True):
+        torch.testing.assert_close(pa, pb, **tol)
+    for sa, sb in zip(opt_a.state.values(), opt_b.state.values(), strict=True):
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            torch.testing.assert_close(torch.as_tensor(sa[k]), torch.as_tensor(sb[k]), **tol, msg=k)
+
+
+def _storages(tensors) -> set[int]:
+    return {t.untyped_storage().data_ptr() for t in tensors}
+
+
+def test_step_counters_are_views_of_one_buffer():
+    params = _params()
+    opt = momentopt.Adam(params)
+    _run(opt, params, range(3))
+    steps = [opt.state[p]["step"] for p in params]
+    assert len(_storages(steps)) == 1
+    assert all(float(s) == 3.0 for s in steps)
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_packed_steps_match_torch_when_grads_come_and_go(every):
+    a, opt_a, b, opt_b = _twins(momentopt.Adam, torch.optim.Adam, lr=1e-2, amsgrad=True)
+    _run(opt_a, a, range(8), every)
+    _run(opt_b, b, range(8), every)
+    _assert_same(a, opt_a, b, opt_b)
+
+
+def test_packed_state_dict_saves_and_loads_into_torch():
+    """Views of shared buffers survive torch.save and drive torch.optim correctly."""
+    a, opt_a, b, opt_b = _twins(momentopt.Adam, torch.optim.Adam, lr=1e-2)
+    _run(opt_a, a, range(3))
+    _run(opt_b, b, range(3))
+    buf = io.BytesIO()
+    torch.save(opt_a.state_dict(), buf)
+    buf.seek(0)
+    c = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    opt_c = torch.optim.Adam(c, lr=1e-2)
+    opt_c.load_state_dict(torch.load(buf))
+    for opt, ps in ((opt_a, a), (opt_b, b), (opt_c, c)):
+        _run(opt, ps, range(3, 6))
+    _assert_same(c, opt_c, b, opt_b)
+    _assert_same(a, opt_a, b, opt_b)
+
+
+def test_torch_state_dict_loads_and_is_packed_again():
+    a, opt_a, b, opt_b = _twins(momentopt.NAdam, torch.optim.NAdam, lr=1e-2)
+    _run(opt_b, b, range(3))
+    for pa, pb in zip(a, b, strict=True):
+        pa.data.copy_(pb.data)
+    opt_a.load_state_dict(opt_b.state_dict())
+    _run(opt_a, a, range(3, 6))
+    _run(opt_b, b, range(3, 6))
+    _assert_same(a, opt_a, b, opt_b)
+    assert len(_storages(opt_a.state[p]["mu_product"] for p in a)) == 1
+    assert not _storages(opt_b.state[p]["step"] for p in b) & _storages(
+        opt_a.state[p]["step"] for p in a
+    )  # loading copied: training ours never writes into torch's tensors
+
+
+@pytest.fixture
+def compile_everything(monkeypatch):
+    monkeypatch.setattr(fused, "COMPILE_MIN_NUMEL", 0)
+
+
+def test_small_tensors_state_lives_in_one_flat_buffer(compile_everything):
+    params = _params()
+    opt = momentopt.RMSprop(params, lr=1e-2)
+    _run(opt, params, range(2))
+    assert len(_storages(opt.state[p]["square_avg"] for p in params)) == 1
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_compiled_chunks_match_torch_when_grads_come_and_go(every, compile_everything):
+    a, opt_a, b, opt_b = _twins(momentopt.NAdam, torch.optim.NAdam, lr=1e-2)
+    _run(opt_a, a, range(8), every)
+    _run(opt_b, b, range(8), every)
+    _assert_same(a, opt_a, b, opt_b)
+
+
+def test_a_replaced_state_entry_is_used(compile_everything):
+    """A user who swaps in a new state tensor gets it used (the chunk is packed again)."""
+    a, opt_a, b, opt_b = _twins(momentopt.RMSprop, torch.optim.RMSprop, lr=1e-2)
+    _run(opt_a, a, range(2))
+    _run(opt_b, b, range(2))
+    for opt, ps in ((opt_a, a), (opt_b, b)):
+        opt.state[ps[5]]["square_avg"] = torch.full_like(ps[5], 0.25)
+        opt.state[ps[6]]["square_avg"].fill_(0.5)  # in place: a view, changed where it lies
+    _run(opt_a, a, range(2, 4))
+    _run(opt_b, b, range(2, 4))
+    _assert_same(a, opt_a, b, opt_b)
+
+
+def test_load_state_dict_copies_into_new_buffers(compile_everything):
+    """After a load our state holds copies; a held state_dict is never written by steps."""
+    params = _params()
+    opt = momentopt.RMSprop(params, lr=1e-2)
+    _run(opt, params, range(2))
+    saved = opt.state_dict()
+    frozen = {k: {n: v.clone() for n, v in s.items()} for k, s in saved["state"].items()}
+    opt.load_state_dict(saved)
+    _run(opt, params, range(2, 4))
+    for k, s in saved["state"].items():
+        for n, v in s.items():
+            assert torch.equal(v, frozen[k][n]), (k, n)
