@@ -2,7 +2,7 @@
 
 For every seed config and parameter set, momentopt's default path and torch.optim's for-loop,
 foreach and fused (where torch has one) paths run interleaved round-robin in one process; each
-round also measures a copy-bandwidth probe. Every step is preceded by a cache flush. Reported:
+round also measures a bandwidth probe (``a += b`` on 128 MiB arrays). Every step is preceded by a cache flush. Reported:
 ms/step (median), the ratio to torch's best path (median of per-round ratios), effective GB/s
 (the step's minimal traffic (3 + 2·states)·numel·bytes over its time), % of the in-run probe,
 compile time (momentopt's first step, separately), and optionally peak memory of a step.
@@ -74,11 +74,23 @@ class Flusher:
         self.buf.fill_(1.0)
 
 
-def probe(src: torch.Tensor, dst: torch.Tensor) -> float:
-    """GB/s of ``dst.copy_(src)`` (read + write)."""
-    start = time.perf_counter()
-    dst.copy_(src)
-    return 2 * src.numel() * src.element_size() / (time.perf_counter() - start) / 1e9
+def probe(a: torch.Tensor, b: torch.Tensor, passes: int = 3) -> float:
+    """GB/s of ``a += b`` (two arrays read, one written back where it was read: the access
+    pattern of an optimizer step, so no write-allocate traffic goes uncounted as it would for
+    a copy into a fresh buffer), the best of ``passes``: on a shared machine a single pass
+    often catches a busy moment."""
+    best = float("inf")
+    for _ in range(passes):
+        start = time.perf_counter()
+        a.add_(b)
+        best = min(best, time.perf_counter() - start)
+    return 3 * a.numel() * a.element_size() / best / 1e9
+
+
+def target(config: str, set_name: str) -> float:
+    """The issue's target ratio: ≤ 1.0 where torch has a fused kernel, ≤ 0.25 where it has
+    none; on many-small (a test of per-tensor overhead) ≤ 1.0 for every config."""
+    return 1.0 if CONFIGS[config][4] or set_name == "many-small" else 0.25
 
 
 def _make(cls: Any, params: list[torch.Tensor], kw: dict[str, Any]) -> tuple[Any, list[torch.Tensor]]:
@@ -142,7 +154,7 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
         "probe_gbps": bw,
         "pct_probe": 100 * traffic / ours / 1e9 / bw,
         "first_step_s": compile_s,
-        "target": 1.0 if has_fused else 0.25,
+        "target": target(name, set_name),
     }
     row["met"] = row["ratio"] <= row["target"]
     if memory:
@@ -172,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     rounds = args.rounds or (3 if args.quick else 15)
     flush = Flusher(8 if args.quick else 64)
     n = (1 << 20) if args.quick else (1 << 25)
-    probe_bufs = (torch.ones(n), torch.empty(n))
+    probe_bufs = (torch.zeros(n), torch.zeros(n))
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
