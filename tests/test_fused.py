@@ -206,3 +206,14 @@ def test_peak_memory_has_no_param_sized_temporaries():
     opt = momentopt.AdamW([p])
     opt.step()
     assert peak_memory(opt.step) < p.numel() * p.element_size() // 4
+
+
+def test_a_one_op_step_is_not_compiled(compile_everything):
+    """Plain SGD is one foreach op, one memory pass already: nothing to compile."""
+    before = len(fused._compiled)
+    p = torch.nn.Parameter(torch.ones(300))
+    opt = momentopt.SGD([p], lr=0.5)
+    p.grad = torch.full((300,), 2.0)
+    opt.step()
+    assert len(fused._compiled) == before
+    torch.testing.assert_close(p.detach(), torch.zeros(300))

@@ -19,7 +19,7 @@ Observer = Callable[..., None]
 
 
 def real_view(t: Tensor) -> Tensor:
-    return torch.view_as_real(t) if torch.is_complex(t) else t
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 class Bundle:
@@ -48,7 +48,9 @@ class Bundle:
         defaults: Mapping[str, Any],
         differentiable: bool,
         observer: Observer | None = None,
+        real: bool = False,
     ) -> None:
+        """``real``: the caller knows no tensor is complex (skips making real views)."""
         self._params = list(params)
         self._states = list(states)
         self._as_list = as_list
@@ -57,8 +59,13 @@ class Bundle:
         self.defaults = defaults
         self.differentiable = differentiable
         self.observer = observer
-        self.param = self._pack([real_view(p) for p in params])
-        self.grad = self._pack([g if g.is_sparse else real_view(g) for g in grads])
+        self._real = real
+        if real:
+            self.param = self._pack(self._params)
+            self.grad = self._pack(list(grads))
+        else:
+            self.param = self._pack([real_view(p) for p in params])
+            self.grad = self._pack([g if g.is_sparse else real_view(g) for g in grads])
 
     def _pack(self, tensors: list[Tensor]) -> Tensors:
         return TensorList(tensors) if self._as_list else tensors[0]
@@ -77,6 +84,8 @@ class Bundle:
 
     def state(self, name: str) -> Tensors:
         """The state tensors ``name``, as real views."""
+        if self._real:
+            return self._pack([s[name] for s in self._states])
         return self._pack([real_view(s[name]) for s in self._states])
 
     def store(self, name: str, value: Tensors) -> None:

@@ -69,11 +69,13 @@ class Step:
         """``s[name] *= factor`` for every state (one op when packed)."""
         scale_scalars(self.states, name, factor, self.cache)
 
-    def bundle(self, as_list: bool, count: float) -> Bundle:
-        """All of this step's tensors as one bundle whose step count is ``count``."""
+    def bundle(self, as_list: bool, count: float, real: bool = False) -> Bundle:
+        """All of this step's tensors as one bundle whose step count is ``count`` (``real``:
+        none of them is complex)."""
         return Bundle(
             self.params, self.grads, self.states, as_list=as_list, step=count, hp=self.hp,
             defaults=self.defaults, differentiable=self.differentiable, observer=self.observer,
+            real=real,
         )
 
 
@@ -115,11 +117,16 @@ def multi_tensor(step: Step) -> None:
     Sparse gradients are left to :func:`per_tensor`, as in torch.optim.
     """
     grouped, sparse = buckets(step)
-    for (_, _, scalars, _), members in grouped.items():
-        count = scalars[0] if step.recipe.counts_steps else 0.0
-        step.recipe.run(step.subset(members).bundle(as_list=True, count=count))
+    for key, members in grouped.items():
+        run_bucket(step.subset(members) if len(members) != len(step.params) else step, key)
     if sparse:
         per_tensor(step.subset(sparse))
+
+
+def run_bucket(step: Step, key: BucketKey) -> None:
+    """Run the recipe once over one bucket (``key`` from :func:`buckets`) as tensor lists."""
+    count = key[2][0] if step.recipe.counts_steps else 0.0
+    step.recipe.run(step.bundle(as_list=True, count=count, real=not key[1].is_complex))
 
 
 def _fused(step: Step) -> None:

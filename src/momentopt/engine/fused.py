@@ -126,7 +126,10 @@ TORCH_KERNELS: tuple[TorchKernel, ...] = (
     TorchKernel(
         "_fused_sgd_", first=HeavyBall, second=NoSecondMoment, gradient=(Maximize, WeightDecay),
         schedule=(), takes_steps=False, lazy="momentum_buffer",
-        applies=lambda r, hp: not _decoupled(r, hp),
+        # plain SGD is one foreach op already, and torch's kernel is slower at it
+        applies=lambda r, hp: not _decoupled(r, hp) and (
+            hp["momentum"] != 0 or hp["weight_decay"] != 0 or hp["maximize"]
+        ),
         states=lambda hp: ("momentum_buffer",) if hp["momentum"] != 0 else (),
         arguments=lambda hp: {
             "weight_decay": float(hp["weight_decay"]), "momentum": float(hp["momentum"]),
@@ -351,7 +354,7 @@ def fused(step: Step, auto: bool = False) -> None:
     elements; run multi-tensor otherwise, and wherever the fused way does not apply
     (sparse gradients, an observer, tensor subclasses, inside a ``torch.compile`` region).
     """
-    from .executors import buckets, multi_tensor, per_tensor
+    from .executors import buckets, multi_tensor, per_tensor, run_bucket
 
     if (step.observer is not None or step.differentiable or torch.compiler.is_compiling()
             or not (auto or fusable(step.params))):  # auto: chosen for fusable params only
@@ -361,7 +364,8 @@ def fused(step: Step, auto: bool = False) -> None:
     kernel = torch_kernel_for(recipe, hp)
     grouped, sparse = buckets(step)
     total: int | None = None
-    for (device, _, scalars, _), members in grouped.items():
+    for key, members in grouped.items():
+        device, _, scalars, _ = key
         sub = step.subset(members) if len(members) != len(step.params) else step
         dtype = real_view(sub.params[0]).dtype
         if kernel is not None and dtype in KERNEL_DTYPES and (
@@ -372,17 +376,20 @@ def fused(step: Step, auto: bool = False) -> None:
         if auto and total is None:
             total = sum(p.numel() for p in step.params)
         if _broken or (auto and total < COMPILE_MIN_NUMEL) or not dtype.is_floating_point:
-            multi_tensor(sub)
+            run_bucket(sub, key)
             continue
         tape = Tape()
         bundle = TapeBundle(tape, sub.states, step=scalars[0] if recipe.counts_steps else 0.0,
                             hp=hp, defaults=sub.defaults, params=sub.params)
         try:
             recipe.run(bundle)  # records the step (scalar-state updates deferred)
+            if len(tape.ops) <= 1:  # one op is one memory pass already: nothing to fuse
+                run_bucket(sub, key)
+                continue
             _timed_run(tape, sub, dtype, device)
         except Exception as err:  # noqa: BLE001 — any compiler failure means: fall back
             _warn_fallback(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-            multi_tensor(sub)
+            run_bucket(sub, key)
             continue
         bundle.commit(sub.scale_scalar_)
     if sparse:
