@@ -217,3 +217,30 @@ def test_a_one_op_step_is_not_compiled(compile_everything):
     opt.step()
     assert len(fused._compiled) == before
     torch.testing.assert_close(p.detach(), torch.zeros(300))
+
+
+class _SignDescent(momentopt.rules.FirstMoment):
+    """A rule using a method the tape does not record (``sign``): w ← w − α·sign(g)."""
+
+    def direction(self, b, g, denom):
+        if isinstance(g, torch.Tensor):
+            return [momentopt.rules.Term(g.sign())]
+        return [momentopt.rules.Term(type(g)([t.sign() for t in g]))]
+
+    def formula(self, group):
+        return "m = sign(g)"
+
+
+def test_unrecordable_rule_runs_uncompiled_with_one_warning(compile_everything):
+    Sign = momentopt.compose("Sign", first=_SignDescent(), lr=0.5)
+    p = torch.nn.Parameter(torch.zeros(300))
+    opt = Sign([p])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            p.grad = torch.linspace(-1, 1, 300)
+            opt.step()
+    ours = [w for w in caught if "cannot record" in str(w.message)]
+    assert len(ours) == 1
+    assert fused.compile_available()  # a rule's own code does not disable compiling
+    torch.testing.assert_close(p.detach(), -torch.linspace(-1, 1, 300).sign())

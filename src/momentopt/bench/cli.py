@@ -87,6 +87,14 @@ def probe(a: torch.Tensor, b: torch.Tensor, passes: int = 3) -> float:
     return 3 * a.numel() * a.element_size() / best / 1e9
 
 
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    """The 25th and 75th percentiles (the spread of the per-round ratios)."""
+    if len(values) < 2:
+        return (values[0], values[0])
+    q = statistics.quantiles(values, n=4)
+    return (q[0], q[2])
+
+
 def target(config: str, set_name: str) -> float:
     """The issue's target ratio: ≤ 1.0 where torch has a fused kernel, ≤ 0.25 where it has
     none; on many-small (a test of per-tensor overhead) ≤ 1.0 for every config."""
@@ -131,8 +139,10 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
         paths[path][0].step()
     times: dict[str, list[float]] = {k: [] for k in paths}
     probes: list[float] = []
-    for _ in range(rounds):
-        for path, (opt, _) in paths.items():
+    order = list(paths)
+    for r in range(rounds):
+        for path in order[r % len(order):] + order[: r % len(order)]:  # rotated: no path
+            opt = paths[path][0]  # always runs first after the probe
             flush()
             t0 = time.perf_counter()
             opt.step()
@@ -150,6 +160,7 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
         "ms": {k: statistics.median(v) * 1e3 for k, v in times.items()},
         "torch_best": torch_best,
         "ratio": statistics.median(ratios),
+        "ratio_iqr": _quartiles(ratios),
         "gbps": traffic / ours / 1e9,
         "probe_gbps": bw,
         "pct_probe": 100 * traffic / ours / 1e9 / bw,
@@ -165,7 +176,8 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
     del paths
     ms = row["ms"]
     log(f"  {name:17s} {set_name:10s} momentopt {ms['momentopt']:8.2f} ms  torch best "
-        f"({torch_best}) {ms[torch_best]:8.2f} ms  ratio {row['ratio']:.2f} "
+        f"({torch_best}) {ms[torch_best]:8.2f} ms  ratio {row['ratio']:.3f} "
+        f"[{row['ratio_iqr'][0]:.2f}–{row['ratio_iqr'][1]:.2f}] "
         f"(target ≤ {row['target']:.2f}, {'met' if row['met'] else 'MISSED'})  "
         f"{row['gbps']:.1f} GB/s = {row['pct_probe']:.0f}% of probe  first step {compile_s:.1f} s")
     return row
@@ -215,12 +227,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| config | set | momentopt ms | torch best | torch ms | ratio | target | GB/s | % probe | first step s |",
+    lines = ["| config | set | momentopt ms | torch best | torch ms | ratio [IQR] | target | GB/s | % probe | first step s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['config']} | {r['set']} | {r['ms']['momentopt']:.2f} | {r['torch_best']} | "
-            f"{r['ms'][r['torch_best']]:.2f} | {r['ratio']:.2f} | ≤ {r['target']:.2f} "
+            f"{r['ms'][r['torch_best']]:.2f} | {r['ratio']:.3f} [{r['ratio_iqr'][0]:.2f}–{r['ratio_iqr'][1]:.2f}] "
+            f"| ≤ {r['target']:.2f} "
             f"{'met' if r['met'] else '**missed**'} | {r['gbps']:.1f} | {r['pct_probe']:.0f} | "
             f"{r['first_step_s']:.1f} |"
             + (f" peak MiB ours {r['peak_mib']['momentopt']:.1f} / torch {r['peak_mib'][r['torch_best']]:.1f} |"

@@ -7,19 +7,22 @@ as the multi-tensor executor groups them):
    a table: recipe shape → ``torch._fused_adam_`` / ``_fused_adamw_`` / ``_fused_sgd_`` /
    ``_fused_adagrad_``). The table is data: an entry names the rule classes it stands for
    and how the group's keys map to the kernel's arguments; no math is restated. These
-   kernels run at the memory-bandwidth floor on large tensors.
+   kernels run at the memory-bandwidth floor on large tensors. They are called on the
+   tensors themselves; on the CPU the tensors under :data:`BIG` elements go in a second call
+   on one intra-op thread (the kernels open a parallel region per tensor, which costs more
+   than a small tensor's update and stalls whenever a core is busy).
 2. **otherwise, the recipe compiled**: :meth:`Recipe.run` is recorded on stand-in tensors
    (:mod:`.tape`); the tape's tensor ops become one function, compiled by ``torch.compile``
    (inductor) once per (tape structure, dtype, device) with dynamic shapes — so its cost
    does not grow with the number of tensors — and called with the step's scalars (lr,
    bias corrections, ...) as a float64 tensor computed once per step by the rule code
    itself: changing lr, betas or weight_decay never recompiles. Inductor's on-disk caches
-   reuse the compiled code across processes.
-
-In both cases tensors of at least :data:`BIG` elements (and contiguous) are updated where they
-lie; smaller ones are packed into flat chunks of at most :data:`CHUNK` elements, updated in
-one call per chunk and copied back — on many small tensors that replaces thousands of kernel
-launches (and parallel regions) by a few, and the temporaries stay bounded by the chunk size.
+   reuse the compiled code across processes. Tensors of at least :data:`BIG` elements (and
+   contiguous) are updated where they lie, one call each; smaller ones are updated in
+   chunks of at most :data:`CHUNK` elements whose state lives in flat buffers
+   (:class:`~.packing.Chunk`): parameters and gradients are copied into a scratch buffer,
+   one call updates the chunk, the parameters are copied back. A recorded step of a single
+   op (plain SGD) is one memory pass already and runs multi-tensor, uncompiled.
 
 When no compiler works, the group falls back to the multi-tensor executor with one warning.
 """
@@ -49,11 +52,11 @@ from .selection import fusable
 from .tape import Tape, TapeBundle, build_kernel
 
 BIG = 1 << 16
-"""Tensors with at least this many elements (and contiguous) are updated in place, one call
-each; smaller ones are packed into chunks."""
+"""Tensors with at least this many elements (and contiguous) are updated where they lie;
+smaller ones are small (one thread for torch's kernels, packed chunks for compiled steps)."""
 
 CHUNK = 1 << 20
-"""Most elements in one packed chunk of small tensors (bounds the temporaries)."""
+"""Most elements in one packed chunk of small tensors (bounds the scratch buffers)."""
 
 COMPILE_MIN_NUMEL = int(os.environ.get("MOMENTOPT_COMPILE_MIN_NUMEL", 1 << 20))
 """With default flags, a group whose recipe needs compiling is compiled only if it has at
@@ -188,6 +191,20 @@ def _warn_fallback(reason: str) -> None:
             "momentopt: the fused executor could not compile the optimizer step "
             f"({reason}); running the multi-tensor executor instead. Results are the same; "
             "only speed differs.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+_unrecordable: set[int] = set()  # ids of recipes warned about
+
+
+def _warn_unrecordable(recipe: Recipe, err: Exception) -> None:
+    if id(recipe) not in _unrecordable:
+        _unrecordable.add(id(recipe))
+        warnings.warn(
+            f"momentopt: the fused executor cannot record this recipe's step ({err}); it runs "
+            "multi-tensor, uncompiled.",
             RuntimeWarning,
             stacklevel=4,
         )
@@ -373,19 +390,22 @@ def fused(step: Step, auto: bool = False) -> None:
         ):
             _run_torch_kernel(kernel, sub, device)
             continue
-        if auto and total is None:
-            total = sum(p.numel() for p in step.params)
-        if _broken or (auto and total < COMPILE_MIN_NUMEL) or not dtype.is_floating_point:
-            run_bucket(sub, key)
-            continue
         tape = Tape()
         bundle = TapeBundle(tape, sub.states, step=scalars[0] if recipe.counts_steps else 0.0,
                             hp=hp, defaults=sub.defaults, params=sub.params)
         try:
             recipe.run(bundle)  # records the step (scalar-state updates deferred)
-            if len(tape.ops) <= 1:  # one op is one memory pass already: nothing to fuse
-                run_bucket(sub, key)
-                continue
+        except (TypeError, AttributeError) as err:  # an op the tape cannot record (own rule code)
+            _warn_unrecordable(recipe, err)
+            run_bucket(sub, key)
+            continue
+        if auto and total is None:
+            total = sum(p.numel() for p in step.params)
+        # one op is one memory pass already: nothing to fuse (plain SGD)
+        if len(tape.ops) <= 1 or _broken or (auto and total < COMPILE_MIN_NUMEL):
+            run_bucket(sub, key)
+            continue
+        try:
             _timed_run(tape, sub, dtype, device)
         except Exception as err:  # noqa: BLE001 — any compiler failure means: fall back
             _warn_fallback(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")

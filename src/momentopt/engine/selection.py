@@ -48,7 +48,11 @@ def _auto_ready(params: Sequence[Tensor]) -> bool:
     Low-precision parameters stay on the multi-tensor path by default: torch's fused kernels
     compute them in float32 internally, so their numbers would differ from torch's default.
     """
-    return all(p.dtype in _AUTO_DTYPES for p in params) and fusable(params)
+    for p in params:
+        if (type(p) not in _PLAIN_TYPES or p.dtype not in _AUTO_DTYPES
+                or p.layout != torch.strided or not (p.is_cpu or p.is_cuda)):
+            return False
+    return True
 
 
 def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
