@@ -344,7 +344,7 @@ def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> 
 def _run_compiled(tape: Tape, step: Step, layout: Layout, dtype: torch.dtype,
                   device: torch.device) -> None:
     fn = _kernel(tape, dtype, device)
-    scalars = torch.tensor(tape.scalars, dtype=torch.float64)
+    scalars = torch.tensor(tape.scalars, dtype=torch.float64, device=device)
     read = tape.inputs[2:]
     stored = sorted(tape.outputs)
     big, chunks = layout
@@ -399,10 +399,10 @@ def fused(step: Step, auto: bool = False) -> None:
             _warn_unrecordable(recipe, err)
             run_bucket(sub, key)
             continue
-        if auto and total is None:
+        if auto and total is None and len(tape.ops) > 1:
             total = sum(p.numel() for p in step.params)
         # one op is one memory pass already: nothing to fuse (plain SGD)
-        if len(tape.ops) <= 1 or _broken or (auto and total < COMPILE_MIN_NUMEL):
+        if len(tape.ops) <= 1 or _broken or (auto and total < COMPILE_MIN_NUMEL):  # type: ignore[operator]
             run_bucket(sub, key)
             continue
         try:

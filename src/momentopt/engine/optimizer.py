@@ -105,7 +105,7 @@ class RecipeOptimizer(Optimizer):
     def _states(self, group: dict[str, Any], params: list[Tensor]) -> tuple[list[dict[str, Any]], list[int]]:
         """The params' state dicts, new ones initialized (registered only after the step,
         if not empty), and the positions of the new ones (or of empty existing entries)."""
-        states = [self.state.get(p) for p in params]
+        states = [self.state.get(p) for p in params] if self.state else [None] * len(params)
         created = [i for i, s in enumerate(states) if not s]
         for n, i in enumerate(created):
             states[i] = {}
@@ -132,7 +132,7 @@ class RecipeOptimizer(Optimizer):
         return entry[1]
 
     def describe(self, group: int = 0) -> list[tuple[str, str]]:
-        """The four steps (gradient, ψ, φ, step, update) as (name, formula) pairs, generated
+        """The four steps (gradient, φ, ψ, step, update) as (name, formula) pairs, generated
         from the recipe for ``param_groups[group]``'s hyperparameters."""
         return self.recipe.describe(self.param_groups[group])
 

@@ -108,13 +108,15 @@ class Recipe:
         apply_step(b, direction, lr)  # 4. update
 
     def describe(self, group: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """The four steps as (step name, formula) pairs for ``group``'s hyperparameters."""
+        """The four steps as (step name, formula) pairs for ``group``'s hyperparameters
+        (φ listed before ψ, as the framework states them; :meth:`run` computes ψ first,
+        since φ may divide by its denominator)."""
         gradient = [r.formula(group) for r in self.gradient]
         schedule = [r.formula(group) for r in self.schedule] or ["α_t = α"]
         lines = [
             ("1. gradient", ";  ".join(line for line in gradient if line)),
-            ("2. ψ (second moment)", self.second.formula(group)),
-            ("2. φ (first moment)", self.first.formula(group)),
+            ("2. φ (first moment)", self.first.formula(group)),  # the seed's order; the
+            ("2. ψ (second moment)", self.second.formula(group)),  # step computes ψ first
             ("3. step", "η = α_t·m/√V;  " + ";  ".join(schedule)),
             ("4. update", "w ← w − η"),
         ]

@@ -191,8 +191,9 @@ class TapeBundle:
 def kernel_source(tape: Tape) -> str:
     """Python source of ``kernel(scalars, *inputs) -> stored states`` replaying ``tape``.
 
-    ``scalars`` is a 1-D float64 CPU tensor of the slots' values; slot values enter the
-    arithmetic as 0-d tensors, so a new value is new data, never a new program. Methods that
+    ``scalars`` is a 1-D float64 tensor (on the kernel's device) of the slots' values; slot
+    values enter the arithmetic as 0-d tensors, so a new value is new data, never a new
+    program. Methods that
     take a number only as a Python scalar (``alpha=``, ``value=``) are written out with the
     same order of operations as torch's kernels (``self + value·t1·t2``, ``self + value·t1/t2``).
     """
