@@ -151,3 +151,13 @@ def test_load_state_dict_copies_into_new_buffers(compile_everything):
     for k, s in saved["state"].items():
         for n, v in s.items():
             assert torch.equal(v, frozen[k][n]), (k, n)
+
+
+def test_layouts_kept_are_bounded_when_grads_come_and_go(compile_everything):
+    """Each new set of stepping tensors is a new layout; old ones (and their flat buffers)
+    are dropped, so memory does not grow with the number of patterns seen."""
+    params = _params()
+    opt = momentopt.RMSprop(params, lr=1e-2)
+    _run(opt, params, range(12), every=5)  # 5 patterns, then again
+    caches = [cache for _, cache in opt._executor_caches.values()]
+    assert all(len(c["layouts"]) <= fused.LAYOUTS_KEPT for c in caches if "layouts" in c)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import OrderedDict
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -241,14 +242,23 @@ def _split(views: Sequence[Tensor]) -> tuple[list[int], list[list[int]]]:
     return big, chunks
 
 
+LAYOUTS_KEPT = 4
+"""Layouts (sets of tensors stepping together) kept per param group; more appear when
+gradients come and go, and the least recently used is dropped with its flat buffers."""
+
+
 def _layout(step: Step, dtype: torch.dtype, device: torch.device) -> Layout:
     """The bucket's big tensors and its chunks of small ones, kept between steps."""
-    key = ("layout", dtype, device, tuple(map(id, step.params)))
-    layout: Layout | None = step.cache.get(key)
+    layouts: OrderedDict[Any, Layout] = step.cache.setdefault("layouts", OrderedDict())
+    key = (dtype, device, tuple(map(id, step.params)))
+    layout = layouts.get(key)
     if layout is None or not all(c.holds([step.params[i] for i in idx]) for idx, c in layout[1]):
         big, runs = _split([real_view(p) for p in step.params])
         layout = (big, [(idx, Chunk([step.params[i] for i in idx], dtype, device)) for idx in runs])
-        step.cache[key] = layout
+        layouts[key] = layout
+    layouts.move_to_end(key)
+    while len(layouts) > LAYOUTS_KEPT:
+        layouts.popitem(last=False)
     return layout
 
 
