@@ -203,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
 
     log(f"momentopt bench: {len(algos)} configs × {len(sets)} sets, {rounds} rounds, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    if args.quick:
+        log("--quick: small sets that fit in the caches, 3 rounds — a smoke test of the bench, "
+            "not a measurement of the targets (run without --quick for those)")
     rows = []
     total = len(algos) * len(sets)
     for set_name in sets:

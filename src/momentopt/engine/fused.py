@@ -254,6 +254,7 @@ def _layout(step: Step, dtype: torch.dtype, device: torch.device) -> Layout:
     layout = layouts.get(key)
     if layout is None or not all(c.holds([step.params[i] for i in idx]) for idx, c in layout[1]):
         big, runs = _split([real_view(p) for p in step.params])
+        big.sort(key=lambda i: step.params[i].numel())
         layout = (big, [(idx, Chunk([step.params[i] for i in idx], dtype, device)) for idx in runs])
         layouts[key] = layout
     layouts.move_to_end(key)
@@ -358,13 +359,7 @@ def _run_compiled(tape: Tape, step: Step, layout: Layout, dtype: torch.dtype,
     read = tape.inputs[2:]
     stored = sorted(tape.outputs)
     big, chunks = layout
-    for i in big:
-        p, s = step.params[i], step.states[i]
-        inputs = [_big_state(s, n).view(-1) for n in read]
-        result = fn(scalars, real_view(p).view(-1), real_view(step.grads[i]).reshape(-1), *inputs)
-        for name, r in zip(stored, result, strict=True):
-            view = r.view(real_view(p).shape)
-            s[name] = torch.view_as_complex(view) if torch.is_complex(p) else view
+    # smallest first: a call right after a long parallel region costs ~0.1 ms more
     for idx, chunk in chunks:
         staged = _Staged(step, idx, chunk)
         flats = chunk.flat_state(staged.states, read)
@@ -372,6 +367,13 @@ def _run_compiled(tape: Tape, step: Step, layout: Layout, dtype: torch.dtype,
         for name, r in zip(stored, result, strict=True):
             chunk.flat_state(staged.states, [name])[0].copy_(r)
         staged.write_back()
+    for i in big:
+        p, s = step.params[i], step.states[i]
+        inputs = [_big_state(s, n).view(-1) for n in read]
+        result = fn(scalars, real_view(p).view(-1), real_view(step.grads[i]).reshape(-1), *inputs)
+        for name, r in zip(stored, result, strict=True):
+            view = r.view(real_view(p).shape)
+            s[name] = torch.view_as_complex(view) if torch.is_complex(p) else view
 
 
 def fused(step: Step, auto: bool = False) -> None:
