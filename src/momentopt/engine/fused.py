@@ -8,9 +8,10 @@ as the multi-tensor executor groups them):
    ``_fused_adagrad_``). The table is data: an entry names the rule classes it stands for
    and how the group's keys map to the kernel's arguments; no math is restated. These
    kernels run at the memory-bandwidth floor on large tensors. They are called on the
-   tensors themselves; on the CPU the tensors under :data:`BIG` elements go in a second call
-   on one intra-op thread (the kernels open a parallel region per tensor, which costs more
-   than a small tensor's update and stalls whenever a core is busy).
+   tensors themselves; on the CPU, when a group has hundreds of tensors under :data:`BIG`
+   elements, those go in a second call on one intra-op thread (the kernels open a parallel
+   region per tensor, which costs more than a small tensor's update and stalls whenever a
+   core is busy).
 2. **otherwise, the recipe compiled**: :meth:`Recipe.run` is recorded on stand-in tensors
    (:mod:`.tape`); the tape's tensor ops become one function, compiled by ``torch.compile``
    (inductor) once per (tape structure, dtype, device) with dynamic shapes — so its cost
@@ -55,6 +56,10 @@ from .tape import Tape, TapeBundle, build_kernel
 BIG = 1 << 16
 """Tensors with at least this many elements (and contiguous) are updated where they lie;
 smaller ones are small (one thread for torch's kernels, packed chunks for compiled steps)."""
+
+ONE_THREAD_MIN = 256
+"""torch's kernels take the small tensors on one thread only when there are this many (a
+thread-count switch costs about as much as a few hundred parallel regions)."""
 
 CHUNK = 1 << 20
 """Most elements in one packed chunk of small tensors (bounds the scratch buffers)."""
@@ -339,17 +344,18 @@ def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> 
             **options,
         )
 
-    if device.type != "cpu":
+    big: list[int] = []
+    small: list[int] = []
+    if device.type == "cpu":
+        for i, p in enumerate(step.params):
+            (big if p.numel() >= BIG else small).append(i)
+    if len(small) < ONE_THREAD_MIN:  # switching threads costs more than it saves
         call(range(len(step.params)))
         return
-    big, small = [], []
-    for i, p in enumerate(step.params):
-        (big if p.numel() >= BIG else small).append(i)
     if big:
         call(big)
-    if small:
-        with _one_thread():
-            call(small)
+    with _one_thread():
+        call(small)
 
 
 def _run_compiled(tape: Tape, step: Step, layout: Layout, dtype: torch.dtype,
