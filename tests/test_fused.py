@@ -244,3 +244,29 @@ def test_unrecordable_rule_runs_uncompiled_with_one_warning(compile_everything):
     assert len(ours) == 1
     assert fused.compile_available()  # a rule's own code does not disable compiling
     torch.testing.assert_close(p.detach(), -torch.linspace(-1, 1, 300).sign())
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+                                         ("Adam", {"lr": 0.01, "amsgrad": True})])
+def test_many_small_tensors_on_one_thread_match_torch(name, kwargs):
+    """Hundreds of small tensors go to torch's kernel on one thread, big ones on all."""
+    torch_cls, ours_cls = PAIRS[name]
+    g = torch.Generator().manual_seed(0)
+    shapes = [(fused.BIG,)] + [(5, 7)] * (fused.ONE_THREAD_MIN + 10)
+    a = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    opt_a, opt_b = ours_cls(a, **kwargs), torch_cls(b, **kwargs)
+    module_threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # (this module runs on one thread) so that a switch happens
+    try:
+        for _ in range(3):
+            for pa, pb in zip(a, b, strict=True):
+                pa.grad = torch.randn(pa.shape, generator=g)
+                pb.grad = pa.grad.clone()
+            opt_a.step()
+            opt_b.step()
+            assert torch.get_num_threads() == 2  # restored after the one-thread call
+    finally:
+        torch.set_num_threads(module_threads)
+    for pa, pb in zip(a, b, strict=True):
+        torch.testing.assert_close(pa, pb, **TOLERANCES[torch.float32])
