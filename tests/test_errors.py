@@ -28,14 +28,14 @@ def outcome(cls: type, params: Any, kwargs: dict[str, Any]) -> Outcome:
     (phase, type, message), or None if nothing raised."""
     try:
         opt = cls(params, **kwargs)
-    except Exception as err:  # noqa: BLE001 - the error is the result
+    except Exception as err:
         return "construction", type(err), str(err)
     try:
         for group in opt.param_groups:
             for p in group["params"]:
                 p.grad = torch.ones_like(p)
         opt.step()
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return "step", type(err), str(err)
     return None
 

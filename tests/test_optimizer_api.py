@@ -12,7 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from .helpers import ALGORITHMS, PAIRS, TOLERANCES, Net, assert_state_dicts_close, loss_of, make_inputs
+from .helpers import (
+    ALGORITHMS,
+    PAIRS,
+    TOLERANCES,
+    Net,
+    assert_state_dicts_close,
+    loss_of,
+    make_inputs,
+)
 
 DTYPE = torch.float32
 TOL = TOLERANCES[DTYPE]
@@ -147,7 +155,10 @@ def test_steps_without_grads_like_torch(name: str) -> None:
 def test_every_hook_fires_once_per_call(name: str) -> None:
     """step, state_dict and load_state_dict hooks (and the global step hooks): once per call,
     in the same order as for torch."""
-    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+    from torch.optim.optimizer import (
+        register_optimizer_step_post_hook,
+        register_optimizer_step_pre_hook,
+    )
 
     logs = []
     for model, opt in twins(name):

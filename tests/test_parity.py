@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from .helpers import (
-    PAIRS,
     ALGORITHMS,
+    PAIRS,
     TOLERANCES,
     Net,
     assert_state_dicts_close,

@@ -45,7 +45,7 @@ def test_env_override(monkeypatch):
 
 
 def test_torch_kernel_table():
-    hp = lambda opt: opt.param_groups[0]  # noqa: E731
+    hp = lambda opt: opt.param_groups[0]
     cases = {
         momentopt.Adam: "_fused_adam_",
         momentopt.AdamW: "_fused_adamw_",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime
 import multiprocessing
 import os
-import sys
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any

@@ -10,7 +10,17 @@ import pytest
 import torch
 from torch.optim import lr_scheduler as S
 
-from .common import ALGORITHMS, KWARGS, PAIRS, TOL, assert_params_close, batches, loss_fn, tiny_model, twin
+from .common import (
+    ALGORITHMS,
+    KWARGS,
+    PAIRS,
+    TOL,
+    assert_params_close,
+    batches,
+    loss_fn,
+    tiny_model,
+    twin,
+)
 
 STEPS = 8
 Schedulers = list[Any]
@@ -79,7 +89,7 @@ def test_one_cycle_cycles_momentum_like_torch(name: str) -> None:
     probe = [torch.zeros(1, requires_grad=True)]
     ours_has = "momentum" in our_cls(probe).defaults or "betas" in our_cls(probe).defaults
     assert ours_has == _has_momentum(name)
-    make = lambda o: [S.OneCycleLR(o, max_lr=0.05, total_steps=STEPS, base_momentum=0.7, max_momentum=0.95)]  # noqa: E731
+    make = lambda o: [S.OneCycleLR(o, max_lr=0.05, total_steps=STEPS, base_momentum=0.7, max_momentum=0.95)]
     if not ours_has:  # Adagrad, Adadelta: torch refuses, so do we, with torch's message
         with pytest.raises(ValueError) as torch_error:
             make(torch_cls(tiny_model().parameters(), **KWARGS[name]))
@@ -105,7 +115,7 @@ def test_one_cycle_cycles_momentum_like_torch(name: str) -> None:
 def test_scheduler_and_optimizer_state_dict_round_trip(name: str) -> None:
     """Stop mid-run, save both state_dicts, resume in fresh objects: same as never stopping,
     and the same as torch.optim doing it."""
-    make = lambda o: [S.SequentialLR(o, [S.LinearLR(o, 0.3, total_iters=3), S.CosineAnnealingLR(o, 6)], [3])]  # noqa: E731
+    make = lambda o: [S.SequentialLR(o, [S.LinearLR(o, 0.3, total_iters=3), S.CosineAnnealingLR(o, 6)], [3])]
     data = batches(STEPS)
     model_t, opt_t, model_o, opt_o = twin(name)
     sched_t, sched_o = make(opt_t), make(opt_o)

@@ -126,10 +126,10 @@ def test_show_builtin(name, expected, capsys):
 
 
 def test_show_is_generated_from_the_recipe(capsys):
+    import torch
+
     import momentopt
     from momentopt.lab.show import render
-
-    import torch
 
     adam = momentopt.Adam([torch.zeros(1, requires_grad=True)], weight_decay=0.1)
     assert adam.describe() == adam.recipe.describe(adam.param_groups[0])

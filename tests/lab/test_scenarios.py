@@ -9,7 +9,8 @@ import torch
 
 from momentopt.lab import lrsearch
 from momentopt.lab.optimizers import BY_NAME, resolve
-from momentopt.lab.scenarios import SCENARIOS, UnknownScenario, resolve as resolve_scenarios
+from momentopt.lab.scenarios import SCENARIOS, UnknownScenario
+from momentopt.lab.scenarios import resolve as resolve_scenarios
 from momentopt.lab.scenarios.base import run_grid
 from momentopt.lab.scenarios.reddi import gradient_at
 from momentopt.lab.scenarios.surfaces import sign_flips, zigzag

@@ -9,7 +9,14 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..rules import BiasCorrectedAverage, BiasCorrectedSquaredAverage
-from .checks import check_betas, check_eps, check_flags, check_tensor_lr, check_weight_decay, require
+from .checks import (
+    check_betas,
+    check_eps,
+    check_flags,
+    check_tensor_lr,
+    check_weight_decay,
+    require,
+)
 
 
 def _check_tensor_hyperparameter(name: str, value: Any, foreach: Any, capturable: bool) -> None:

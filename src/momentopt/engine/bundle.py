@@ -51,14 +51,9 @@ class Bundle:
         real: bool = False,
     ) -> None:
         """``real``: the caller knows no tensor is complex (skips making real views)."""
-        self._params = list(params)
-        self._states = list(states)
+        self._bind(params, states, step=step, hp=hp, defaults=defaults,
+                   differentiable=differentiable, observer=observer)
         self._as_list = as_list
-        self.step = step
-        self.hp = hp
-        self.defaults = defaults
-        self.differentiable = differentiable
-        self.observer = observer
         self._real = real
         if real:
             self.param = self._pack(self._params)
@@ -66,6 +61,18 @@ class Bundle:
         else:
             self.param = self._pack([real_view(p) for p in params])
             self.grad = self._pack([g if g.is_sparse else real_view(g) for g in grads])
+
+    def _bind(self, params: Sequence[Tensor], states: Sequence[dict[str, Any]], *, step: float,
+              hp: Mapping[str, Any], defaults: Mapping[str, Any], differentiable: bool,
+              observer: Observer | None) -> None:
+        """The fields every bundle has (also set by :class:`~.tape.TapeBundle`)."""
+        self._params = list(params)
+        self._states = list(states)
+        self.step = step
+        self.hp = hp
+        self.defaults = defaults
+        self.differentiable = differentiable
+        self.observer = observer
 
     def _pack(self, tensors: list[Tensor]) -> Tensors:
         return TensorList(tensors) if self._as_list else tensors[0]

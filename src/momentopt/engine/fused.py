@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import OrderedDict
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,9 +47,9 @@ from ..rules.gradient import Maximize, WeightDecay
 from ..rules.schedule import InverseTimeDecay
 from ..rules.second_moment import AccumulatedSquares, BiasCorrectedSquaredAverage, NoSecondMoment
 from .bundle import real_view
-from .recipe import Recipe
 from .executors import Step
 from .packing import Chunk, scratch
+from .recipe import Recipe
 from .selection import fusable
 from .tape import Tape, TapeBundle, build_kernel
 
@@ -425,7 +425,7 @@ def fused(step: Step, auto: bool = False) -> None:
             continue
         try:
             _timed_run(tape, sub, dtype, device)
-        except Exception as err:  # noqa: BLE001 — any compiler failure means: fall back
+        except Exception as err:
             _warn_fallback(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             run_bucket(sub, key)
             continue

@@ -105,7 +105,9 @@ class RecipeOptimizer(Optimizer):
     def _states(self, group: dict[str, Any], params: list[Tensor]) -> tuple[list[dict[str, Any]], list[int]]:
         """The params' state dicts, new ones initialized (registered only after the step,
         if not empty), and the positions of the new ones (or of empty existing entries)."""
-        states = [self.state.get(p) for p in params] if self.state else [None] * len(params)
+        # (an empty state means no lookups; Dynamo does not reliably guard that emptiness)
+        known = bool(self.state) or torch.compiler.is_compiling()
+        states = [self.state.get(p) for p in params] if known else [None] * len(params)
         created = [i for i, s in enumerate(states) if not s]
         for n, i in enumerate(created):
             states[i] = {}

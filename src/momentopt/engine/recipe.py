@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -15,7 +16,6 @@ from ..rules.gradient import Maximize, WeightDecay
 from ..rules.second_moment import NoSecondMoment
 from .bundle import Bundle
 from .tensorlist import TensorList
-
 
 # The order in which torch.optim's algorithms create their state keys.
 _TORCH_ORDER = {

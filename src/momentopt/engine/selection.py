@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.optim.optimizer import _foreach_supported_types
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
+
 def check_fused_param(p: Tensor) -> None:
     """torch's contract for ``fused=True``: floating-point tensors on a supported device."""
     devices = _get_fused_kernels_supported_devices()

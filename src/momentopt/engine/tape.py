@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .bundle import Bundle
+
 Arg = tuple[str, Any]  # ("t", var) | ("s", slot) | ("c", constant)
 
 
@@ -125,8 +127,8 @@ class TapeTensor:
         raise TypeError(f"the fused executor cannot record {getattr(func, '__name__', func)}")
 
 
-class TapeBundle:
-    """A :class:`~momentopt.engine.bundle.Bundle` look-alike whose tensors are tape variables.
+class TapeBundle(Bundle):
+    """A :class:`~momentopt.engine.bundle.Bundle` whose tensors are tape variables.
 
     Scalar state (``mu_product``) is read from the real states, and its update is computed
     as the other executors compute it but applied only by :meth:`commit`; tensor state is
@@ -135,25 +137,13 @@ class TapeBundle:
 
     def __init__(self, tape: Tape, states: Sequence[dict[str, Any]], *, step: float,
                  hp: Mapping[str, Any], defaults: Mapping[str, Any], params: Sequence[Tensor]) -> None:
+        self._bind(params, states, step=step, hp=hp, defaults=defaults, differentiable=False,
+                   observer=None)
         self.tape = tape
-        self._states = list(states)
-        self._params = list(params)
-        self.step = step
-        self.hp = hp
-        self.defaults = defaults
-        self.differentiable = False
-        self.observer = None
-        self.param = tape.input("param")
-        self.grad = tape.input("grad")
+        self.param = tape.input("param")  # type: ignore[assignment]
+        self.grad = tape.input("grad")  # type: ignore[assignment]
         self._vars: dict[str, TapeTensor] = {}
         self.pending: list[tuple[str, float]] = []
-
-    def __len__(self) -> int:
-        return len(self._params)
-
-    @property
-    def params(self) -> list[Tensor]:
-        return self._params
 
     def has(self, name: str) -> bool:
         return name in self._states[0] or name in self._vars
@@ -166,9 +156,6 @@ class TapeBundle:
     def store(self, name: str, value: TapeTensor) -> None:
         self.tape.outputs[name] = value.var
         self._vars[name] = value
-
-    def scalar(self, name: str) -> float:
-        return self._states[0][name].item()
 
     def scale_scalar_(self, name: str, factor: float) -> float:
         """The value ``s ← s · factor`` gives; the states change only at :meth:`commit`
@@ -237,7 +224,7 @@ def build_kernel(tape: Tape) -> Callable[..., tuple[Tensor, ...]]:
     and caches on its own)."""
     source = kernel_source(tape)
     namespace: dict[str, Any] = {"torch": torch}
-    exec(compile(source, f"<momentopt kernel {abs(hash(source)):x}>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<momentopt kernel {abs(hash(source)):x}>", "exec"), namespace)
     kernel = namespace["kernel"]
     kernel.source = source
     return kernel

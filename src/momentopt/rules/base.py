@@ -15,8 +15,9 @@ tensor method vocabulary, so the per-tensor and multi-tensor executors both run 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from torch import Tensor
 

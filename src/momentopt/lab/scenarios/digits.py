@@ -23,8 +23,8 @@ def load(seed: int):
     x_train, x_test, y_train, y_test = train_test_split(
         data.data / 16.0, data.target, test_size=0.25, random_state=seed, stratify=data.target
     )
-    as_x = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    as_y = lambda a: torch.tensor(a, dtype=torch.long)  # noqa: E731
+    as_x = lambda a: torch.tensor(a, dtype=torch.float32)
+    as_y = lambda a: torch.tensor(a, dtype=torch.long)
     return as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test)
 
 
