@@ -23,7 +23,7 @@ def _params(seed: int = 0, n: int = 40) -> list[torch.nn.Parameter]:
     return [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
 
 
-def _grads(params: list[torch.nn.Parameter], step: int, every: int = 1) -> list[torch.Tensor | None]:
+def _grads(params: list[torch.nn.Parameter], step: int, every: int = 1) -> list:
     """Gradients for ``step``; with ``every`` > 1 some parameters get none on some steps."""
     g = torch.Generator().manual_seed(100 + step)
     return [
@@ -32,7 +32,7 @@ def _grads(params: list[torch.nn.Parameter], step: int, every: int = 1) -> list[
     ]
 
 
-def _run(opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], steps: range, every: int = 1) -> None:
+def _run(opt: torch.optim.Optimizer, params: list, steps: range, every: int = 1) -> None:
     for t in steps:
         for p, g in zip(params, _grads(params, t, every), strict=True):
             p.grad = g
@@ -41,7 +41,8 @@ def _run(opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], steps: ra
 
 def _twins(ours_cls, torch_cls, ours_kw=None, torch_kw=None, **kw):
     a, b = _params(), _params()
-    return a, ours_cls(a, **{**kw, **(ours_kw or {})}), b, torch_cls(b, **{**kw, **(torch_kw or {})})
+    ours = ours_cls(a, **{**kw, **(ours_kw or {})})
+    return a, ours, b, torch_cls(b, **{**kw, **(torch_kw or {})})
 
 
 def _assert_same(a, opt_a, b, opt_b, tol=TOL):

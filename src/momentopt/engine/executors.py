@@ -105,6 +105,7 @@ def buckets(step: Step) -> tuple[dict[BucketKey, list[int]], list[int]]:
             grouped[key].append(i)
     return grouped, sparse
 
+
 def per_tensor(step: Step) -> None:
     """Run the recipe on one parameter at a time."""
     for i, s in enumerate(step.states):

@@ -440,4 +440,5 @@ def _timed_run(tape: Tape, step: Step, dtype: torch.dtype, device: torch.device)
     start = time.perf_counter()
     _run_compiled(tape, step, _layout(step, dtype, device), dtype, device)
     if first:
-        COMPILE_SECONDS[f"{len(tape.ops)} ops, {dtype}, {device.type}"] = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        COMPILE_SECONDS[f"{len(tape.ops)} ops, {dtype}, {device.type}"] = seconds

@@ -94,7 +94,8 @@ class RecipeOptimizer(Optimizer):
         hp = group if differentiable else {k: _read(v) for k, v in group.items() if k != "params"}
         EXECUTORS[executor](Step(
             self.recipe, params, grads, states, hp=hp, defaults=self.defaults,
-            differentiable=differentiable, observer=self._step_observer, scalars=scalars, cache=cache,
+            differentiable=differentiable, observer=self._step_observer, scalars=scalars,
+            cache=cache,
         ))
         for i in created:  # keep what the step created; no empty entry (plain SGD), as torch
             if states[i]:
@@ -102,7 +103,9 @@ class RecipeOptimizer(Optimizer):
             elif params[i] in self.state:
                 del self.state[params[i]]
 
-    def _states(self, group: dict[str, Any], params: list[Tensor]) -> tuple[list[dict[str, Any]], list[int]]:
+    def _states(
+        self, group: dict[str, Any], params: list[Tensor]
+    ) -> tuple[list[dict[str, Any]], list[int]]:
         """The params' state dicts, new ones initialized (registered only after the step,
         if not empty), and the positions of the new ones (or of empty existing entries)."""
         # (an empty state means no lookups; Dynamo does not reliably guard that emptiness)

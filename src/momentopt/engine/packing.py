@@ -48,8 +48,8 @@ class PackedScalars:
         """Plain 0-d tensors of one dtype and device (anything else stays unpacked)."""
         first = values[0]
         return all(
-            type(v) is Tensor and v.dim() == 0 and v.dtype == first.dtype and v.device == first.device
-            and not v.requires_grad
+            type(v) is Tensor and v.dim() == 0 and not v.requires_grad
+            and v.dtype == first.dtype and v.device == first.device
             for v in values
         )
 
@@ -136,7 +136,9 @@ class Chunk:
         views = self._shaped(flat)
         if name in states[0]:
             torch._foreach_copy_(views, [real_view(s[name]) for s in states])
-        stored = [torch.view_as_complex(v) if c else v for v, c in zip(views, self.complex, strict=True)]
+        stored = [
+            torch.view_as_complex(v) if c else v for v, c in zip(views, self.complex, strict=True)
+        ]
         for s, v in zip(states, stored, strict=True):
             s[name] = v
         self.flats[name] = flat

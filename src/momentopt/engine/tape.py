@@ -136,7 +136,8 @@ class TapeBundle(Bundle):
     """
 
     def __init__(self, tape: Tape, states: Sequence[dict[str, Any]], *, step: float,
-                 hp: Mapping[str, Any], defaults: Mapping[str, Any], params: Sequence[Tensor]) -> None:
+                 hp: Mapping[str, Any], defaults: Mapping[str, Any],
+                 params: Sequence[Tensor]) -> None:
         self._bind(params, states, step=step, hp=hp, defaults=defaults, differentiable=False,
                    observer=None)
         self.tape = tape
