@@ -12,7 +12,7 @@ import torch
 import momentopt
 from momentopt.engine import fused
 
-from .helpers import TOLERANCES
+from .helpers import TOLERANCES, assert_state_dicts_close
 
 TOL = TOLERANCES[torch.float32]
 
@@ -48,10 +48,7 @@ def _twins(ours_cls, torch_cls, ours_kw=None, torch_kw=None, **kw):
 def _assert_same(a, opt_a, b, opt_b, tol=TOL):
     for pa, pb in zip(a, b, strict=True):
         torch.testing.assert_close(pa, pb, **tol)
-    for sa, sb in zip(opt_a.state.values(), opt_b.state.values(), strict=True):
-        assert sa.keys() == sb.keys()
-        for k in sa:
-            torch.testing.assert_close(torch.as_tensor(sa[k]), torch.as_tensor(sb[k]), **tol, msg=k)
+    assert_state_dicts_close(opt_a.state_dict(), opt_b.state_dict(), **tol)
 
 
 def _storages(tensors) -> set[int]:

@@ -19,7 +19,18 @@ Observer = Callable[..., None]
 
 
 def real_view(t: Tensor) -> Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
+    return torch.view_as_real(t) if t.is_complex() and not t.is_sparse else t
+
+
+def real_views(tensors: Sequence[Tensor], is_complex: bool = True) -> list[Tensor]:
+    """Real views of ``tensors``; the tensors themselves when the caller knows none is
+    complex (``is_complex=False`` skips the per-tensor check)."""
+    return [real_view(t) for t in tensors] if is_complex else list(tensors)
+
+
+def as_stored(param: Tensor, real: Tensor) -> Tensor:
+    """A real-view state tensor as kept in the state dict: complex for a complex param."""
+    return torch.view_as_complex(real) if param.is_complex() and not real.is_sparse else real
 
 
 class Bundle:
@@ -55,12 +66,8 @@ class Bundle:
                    differentiable=differentiable, observer=observer)
         self._as_list = as_list
         self._real = real
-        if real:
-            self.param = self._pack(self._params)
-            self.grad = self._pack(list(grads))
-        else:
-            self.param = self._pack([real_view(p) for p in params])
-            self.grad = self._pack([g if g.is_sparse else real_view(g) for g in grads])
+        self.param = self._pack(real_views(self._params, not real))
+        self.grad = self._pack(real_views(grads, not real))
 
     def _bind(self, params: Sequence[Tensor], states: Sequence[dict[str, Any]], *, step: float,
               hp: Mapping[str, Any], defaults: Mapping[str, Any], differentiable: bool,
@@ -91,15 +98,13 @@ class Bundle:
 
     def state(self, name: str) -> Tensors:
         """The state tensors ``name``, as real views."""
-        if self._real:
-            return self._pack([s[name] for s in self._states])
-        return self._pack([real_view(s[name]) for s in self._states])
+        return self._pack(real_views([s[name] for s in self._states], not self._real))
 
     def store(self, name: str, value: Tensors) -> None:
         """Create or replace the state ``name`` from real-view tensors."""
         tensors = value.tensors if isinstance(value, TensorList) else [value]
         for p, s, t in zip(self._params, self._states, tensors, strict=True):
-            s[name] = torch.view_as_complex(t) if torch.is_complex(p) and not t.is_sparse else t
+            s[name] = as_stored(p, t)
 
     def scalar(self, name: str) -> float:
         """The value of a 0-d state such as ``mu_product`` (uniform across the bundle)."""

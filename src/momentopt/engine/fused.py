@@ -46,7 +46,7 @@ from ..rules.first_moment import BiasCorrectedAverage, Gradient, HeavyBall
 from ..rules.gradient import Maximize, WeightDecay
 from ..rules.schedule import InverseTimeDecay
 from ..rules.second_moment import AccumulatedSquares, BiasCorrectedSquaredAverage, NoSecondMoment
-from .bundle import real_view
+from .bundle import as_stored, real_view, real_views
 from .executors import Step
 from .packing import Chunk, scratch
 from .recipe import Recipe
@@ -268,16 +268,12 @@ def _layout(step: Step, dtype: torch.dtype, device: torch.device) -> Layout:
     return layout
 
 
-def _real(tensors: Sequence[Tensor], complex_: bool) -> list[Tensor]:
-    return [real_view(t) for t in tensors] if complex_ else list(tensors)
-
-
 class _Staged:
     """A chunk's parameters and gradients copied into the scratch buffers (real views)."""
 
     def __init__(self, step: Step, idx: list[int], chunk: Chunk) -> None:
-        is_complex = any(chunk.complex)
-        self.params = _real([step.params[i] for i in idx], is_complex)
+        is_complex = chunk.is_complex
+        self.params = real_views([step.params[i] for i in idx], is_complex)
         self.states = [step.states[i] for i in idx]
         n = max(chunk.numel, 2)  # sizes 0 and 1 would compile a second, specialized kernel
         p_buf = scratch(step.cache, "param", n, chunk.dtype, chunk.device)
@@ -285,7 +281,7 @@ class _Staged:
         self.param_views = chunk.scratch_views(p_buf, "param")
         self.grad_views = chunk.scratch_views(g_buf, "grad")
         torch._foreach_copy_(self.param_views, self.params)
-        torch._foreach_copy_(self.grad_views, _real([step.grads[i] for i in idx], is_complex))
+        torch._foreach_copy_(self.grad_views, real_views([step.grads[i] for i in idx], is_complex))
         self.param, self.grad = p_buf[:n], g_buf[:n]
 
     def write_back(self) -> None:
@@ -315,10 +311,6 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _same_tensor(t: Tensor) -> Tensor:
-    return t
-
-
 def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> None:
     """torch's fused kernel on the bucket's own tensors (no copies): big tensors as one call,
     small ones (on the CPU) as another on one thread."""
@@ -332,13 +324,13 @@ def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> 
     options = {**kernel.arguments(hp), **({"is_first_step": first_step} if kernel.lazy else {})}
     absent = [[] for _ in range(kernel.state_lists - len(names))]  # e.g. no max_exp_avg_sqs
 
-    real = real_view if step.params[0].is_complex() else _same_tensor
+    is_complex = step.params[0].is_complex()  # one dtype per bucket
 
     def call(members: Sequence[int]) -> None:
         fn(
-            [real(step.params[i]) for i in members],
-            [real(step.grads[i]) for i in members],
-            *[[real(states[i][n]) for i in members] for n in names],
+            real_views([step.params[i] for i in members], is_complex),
+            real_views([step.grads[i] for i in members], is_complex),
+            *[real_views([states[i][n] for i in members], is_complex) for n in names],
             *absent,
             *([[states[i]["step"] for i in members]] if kernel.takes_steps else []),
             **options,
@@ -375,11 +367,11 @@ def _run_compiled(tape: Tape, step: Step, layout: Layout, dtype: torch.dtype,
         staged.write_back()
     for i in big:
         p, s = step.params[i], step.states[i]
+        real_p = real_view(p)
         inputs = [_big_state(s, n).view(-1) for n in read]
-        result = fn(scalars, real_view(p).view(-1), real_view(step.grads[i]).reshape(-1), *inputs)
+        result = fn(scalars, real_p.view(-1), real_view(step.grads[i]).reshape(-1), *inputs)
         for name, r in zip(stored, result, strict=True):
-            view = r.view(real_view(p).shape)
-            s[name] = torch.view_as_complex(view) if torch.is_complex(p) else view
+            s[name] = as_stored(p, r.view(real_p.shape))
 
 
 def fused(step: Step, auto: bool = False) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .bundle import real_view
+from .bundle import as_stored, real_view
 
 
 def _same(stored: Sequence[Any], current: Sequence[Any]) -> bool:
@@ -110,7 +110,7 @@ class Chunk:
         self.numel = sum(self.sizes)
         self.dtype = dtype
         self.device = device
-        self.complex = [torch.is_complex(p) for p in params]
+        self.is_complex = any(p.is_complex() for p in params)
         self.flats: dict[str, Tensor] = {}
         self.stored: dict[str, list[Tensor]] = {}
         self._scratch: dict[str, tuple[Tensor, list[Tensor]]] = {}
@@ -136,9 +136,7 @@ class Chunk:
         views = self._shaped(flat)
         if name in states[0]:
             torch._foreach_copy_(views, [real_view(s[name]) for s in states])
-        stored = [
-            torch.view_as_complex(v) if c else v for v, c in zip(views, self.complex, strict=True)
-        ]
+        stored = [as_stored(p, v) for p, v in zip(self.params, views, strict=True)]
         for s, v in zip(states, stored, strict=True):
             s[name] = v
         self.flats[name] = flat
