@@ -1,7 +1,10 @@
 """Opt-in per-step statistics of any momentopt optimizer, read from the four steps.
 
-Turn it on around your own training loop; it never changes the update's numbers (it only
-reads the step's pieces through the engine's observer hook) and costs nothing when off::
+Turn it on around your own training loop. It never changes the update's numbers: while it
+records, the engine first runs each step on copies of the tensors (multi-tensor, with the
+observer reading the step's pieces) and then runs the real step, unwatched, on the same path
+as without diagnostics. A recorded step therefore costs about two steps and a copy of the
+optimizer state (``every=k`` records every k-th step only); off, it costs nothing::
 
     import momentopt
     from momentopt import diagnostics
@@ -120,7 +123,6 @@ class Recorder:
         self._pending: dict[int, _Pending] = {}
         self._group_lr: dict[int, float] = {}
         self._floors: dict[int, float | None] = {}
-        self._group_of: dict[int, int] = {}
         self._hooks = [
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_step_post_hook(self._after_step),
@@ -179,14 +181,6 @@ class Recorder:
             self.history.append(self._row(group, acc))
         self._pending = {}
 
-    def _group_index(self, param: Tensor) -> int:
-        key = id(param)
-        if key not in self._group_of:
-            for i, group in enumerate(self.optimizer.param_groups):
-                for p in group["params"]:
-                    self._group_of[id(p)] = i
-        return self._group_of[key]
-
     def _floor(self, group: int, b: Bundle) -> float | None:
         """The denominator at ``V = 0`` for this group (ε or √ε …), from the recipe's ψ."""
         if group not in self._floors:
@@ -202,12 +196,13 @@ class Recorder:
             self._floors[group] = None if denom is None else float(denom.reshape(-1)[0])
         return self._floors[group]
 
-    def _observe(self, b: Bundle, g: Any, denom: Any, direction: Sequence[Any], lr: Any) -> None:
-        """Read one bundle's step (never writes to any of its tensors)."""
+    def _observe(
+        self, b: Bundle, g: Any, denom: Any, direction: Sequence[Any], lr: Any, *, group: int
+    ) -> None:
+        """Read one bundle's step of param group ``group`` (the engine shows it a copy)."""
         if any(t.is_sparse for t in _tensors(g)):
             return
         with torch.no_grad():
-            group = self._group_index(b.params[0])
             acc = self._pending.setdefault(group, _Pending())
             lr_value = _number(lr)
             self._group_lr[group] = lr_value

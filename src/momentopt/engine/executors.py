@@ -40,6 +40,8 @@ class Step:
         scalars: every 0-d state's values (name → one per tensor; ``step`` after this step's
             increment) when read in one op from packed state; None otherwise.
         cache: the optimizer's executor cache (packings, scratch buffers), kept between steps.
+        grad_scale, found_inf: ``torch.amp.GradScaler``'s scale and inf flag under
+            ``fused=True`` (see :func:`~.fused.fused`); None otherwise.
     """
 
     recipe: Recipe
@@ -52,6 +54,8 @@ class Step:
     observer: Observer | None = None
     scalars: dict[str, list[float]] | None = None
     cache: dict[Any, Any] = field(default_factory=dict)
+    grad_scale: Tensor | None = None
+    found_inf: Tensor | None = None
 
     def subset(self, indices: Sequence[int]) -> Step:
         """The same step restricted to ``indices``."""

@@ -50,7 +50,7 @@ from .bundle import as_stored, real_view, real_views
 from .executors import Step
 from .packing import Chunk, scratch
 from .recipe import Recipe
-from .selection import fusable
+from .selection import flat_layout_split, fusable, is_dense
 from .tape import Tape, TapeBundle, build_kernel
 
 BIG = 1 << 16
@@ -311,17 +311,30 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> None:
+def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> list[int]:
     """torch's fused kernel on the bucket's own tensors (no copies): big tensors as one call,
-    small ones (on the CPU) as another on one thread."""
+    small ones (on the CPU) as another on one thread. Returns the positions of the tensors
+    the kernel cannot take (:func:`~.selection.flat_layout_split`), left for another path."""
     hp, states = step.hp, step.states
     names = kernel.states(hp)
     first_step = bool(kernel.lazy and kernel.lazy in names and kernel.lazy not in states[0])
+    present = [n for n in names if not (first_step and n == kernel.lazy)]
+    fits, misfits = flat_layout_split(
+        step.params, step.grads, [[s[n] for s in states] for n in present]
+    )
+    if not fits:
+        return misfits
+    if first_step and step.found_inf is not None and bool(step.found_inf):
+        return []  # a skipped first step creates no buffer (torch's would hold garbage)
     if first_step:
-        for p, s in zip(step.params, states, strict=True):
-            s[kernel.lazy] = torch.empty_like(p)
+        for i in fits:
+            states[i][kernel.lazy] = torch.empty_like(step.params[i])
     fn = getattr(torch, kernel.name)
     options = {**kernel.arguments(hp), **({"is_first_step": first_step} if kernel.lazy else {})}
+    if step.grad_scale is not None:
+        options["grad_scale"] = step.grad_scale.to(device)
+    if step.found_inf is not None:
+        options["found_inf"] = step.found_inf.to(device)
     absent = [[] for _ in range(kernel.state_lists - len(names))]  # e.g. no max_exp_avg_sqs
 
     is_complex = step.params[0].is_complex()  # one dtype per bucket
@@ -339,15 +352,16 @@ def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> 
     big: list[int] = []
     small: list[int] = []
     if device.type == "cpu":
-        for i, p in enumerate(step.params):
-            (big if p.numel() >= BIG else small).append(i)
+        for i in fits:
+            (big if step.params[i].numel() >= BIG else small).append(i)
     if len(small) < ONE_THREAD_MIN:  # switching threads costs more than it saves
-        call(range(len(step.params)))
-        return
+        call(fits)
+        return misfits
     if big:
         call(big)
     with _one_thread():
         call(small)
+    return misfits
 
 
 def _run_compiled(tape: Tape, step: Step, layout: Layout, dtype: torch.dtype,
@@ -379,13 +393,21 @@ def fused(step: Step, auto: bool = False) -> None:
 
     ``auto`` (default flags): compile only groups of at least :data:`COMPILE_MIN_NUMEL`
     elements; run multi-tensor otherwise, and wherever the fused way does not apply
-    (sparse gradients, an observer, tensor subclasses, inside a ``torch.compile`` region).
+    (sparse gradients, tensor subclasses, inside a ``torch.compile`` region, and tensors
+    whose memory layout torch's kernels or the compiled step cannot take: see
+    :func:`~.selection.flat_layout_split`).
+
+    ``step.grad_scale`` / ``step.found_inf`` (set by ``torch.amp.GradScaler`` under
+    ``fused=True``) act as in torch's fused optimizers: gradients are divided by the scale
+    (in place), and a non-zero ``found_inf`` skips the update and leaves the step count as
+    it was.
     """
     from .executors import buckets, multi_tensor, per_tensor, run_bucket
 
-    if (step.observer is not None or step.differentiable or torch.compiler.is_compiling()
-            or not (auto or fusable(step.params))):  # auto: chosen for fusable params only
-        multi_tensor(step)
+    if step.differentiable or torch.compiler.is_compiling() or not (auto or fusable(step.params)):
+        if _unscale(step):  # auto: chosen for fusable params only
+            multi_tensor(step)
+        _uncount_skipped(step)
         return
     recipe, hp = step.recipe, step.hp
     kernel = torch_kernel_for(recipe, hp)
@@ -398,8 +420,18 @@ def fused(step: Step, auto: bool = False) -> None:
         if kernel is not None and dtype in KERNEL_DTYPES and (
             device.type == "cpu" or device.type == "cuda" and kernel.name != "_fused_adagrad_"
         ):
-            _run_torch_kernel(kernel, sub, device)
+            misfits = _run_torch_kernel(kernel, sub, device)
+            if misfits and _unscale(sub := sub.subset(misfits)):
+                run_bucket(sub, key)
             continue
+        if not _unscale(sub):
+            continue
+        loose = [i for i, p in enumerate(sub.params) if not is_dense(p)]
+        if loose:  # expanded or gapped params: the compiled step's flat copies assume dense
+            run_bucket(sub.subset(loose), key)
+            if len(loose) == len(sub.params):
+                continue
+            sub = sub.subset(sorted(set(range(len(sub.params))) - set(loose)))
         tape = Tape()
         bundle = TapeBundle(tape, sub.states, step=scalars[0] if recipe.counts_steps else 0.0,
                             hp=hp, defaults=sub.defaults, params=sub.params)
@@ -424,6 +456,27 @@ def fused(step: Step, auto: bool = False) -> None:
         bundle.commit(sub.scale_scalar_)
     if sparse:
         per_tensor(step.subset(sparse))
+    _uncount_skipped(step)
+
+
+def _unscale(step: Step) -> bool:
+    """For a path without torch's kernel under AMP scaling: False if ``found_inf`` says to
+    skip the update; otherwise divide the gradients by ``grad_scale`` in place (as torch's
+    fused kernels do) and return True."""
+    if step.found_inf is not None and bool(step.found_inf):
+        return False
+    if step.grad_scale is not None and step.grads:
+        torch._foreach_div_(step.grads, step.grad_scale.reshape(()).to(step.grads[0].device))
+    return True
+
+
+def _uncount_skipped(step: Step) -> None:
+    """``step -= found_inf`` for every counter this step advanced (torch's fused optimizers)."""
+    if step.found_inf is None or not step.recipe.counts_steps:
+        return
+    counters = [s["step"] for s in step.states]
+    if counters:
+        torch._foreach_sub_(counters, [step.found_inf.to(c.device) for c in counters])
 
 
 def _timed_run(tape: Tape, step: Step, dtype: torch.dtype, device: torch.device) -> None:

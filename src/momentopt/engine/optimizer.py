@@ -9,8 +9,10 @@ adds the step (state creation, step counting, executor choice) and a checked, no
 from __future__ import annotations
 
 import copy
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
@@ -52,6 +54,9 @@ class RecipeOptimizer(Optimizer):
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)
+        if defaults.get("fused"):
+            # torch.amp.GradScaler then hands over grad_scale/found_inf instead of unscaling
+            self._step_supports_amp_scaling = True
         if self.recipe.eager_state:
             for group in self.param_groups:
                 for p in group["params"]:
@@ -65,11 +70,11 @@ class RecipeOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
-            for group in self.param_groups:
-                self._step_group(group)
+            for index, group in enumerate(self.param_groups):
+                self._step_group(index, group)
         return loss
 
-    def _step_group(self, group: dict[str, Any]) -> None:
+    def _step_group(self, index: int, group: dict[str, Any]) -> None:
         params: list[Tensor] = []
         grads: list[Tensor] = []
         for p in group["params"]:
@@ -84,6 +89,7 @@ class RecipeOptimizer(Optimizer):
         if executor == "fused":
             for p in params:
                 check_fused_param(p)
+        grad_scale, found_inf = self._amp_scaling(executor)
         if any(g.is_sparse for g in grads):
             self._check_sparse(group, executor)
             grads = [g.coalesce() if g.is_sparse else g for g in grads]
@@ -92,16 +98,56 @@ class RecipeOptimizer(Optimizer):
         cache = self._executor_cache(group)
         scalars = pack_scalars(states, self.recipe.scalar_state, cache)
         hp = group if differentiable else {k: _read(v) for k, v in group.items() if k != "params"}
-        EXECUTORS[executor](Step(
+        step = Step(
             self.recipe, params, grads, states, hp=hp, defaults=self.defaults,
-            differentiable=differentiable, observer=self._step_observer, scalars=scalars,
-            cache=cache,
-        ))
+            differentiable=differentiable, scalars=scalars, cache=cache,
+            grad_scale=grad_scale, found_inf=found_inf,
+        )
+        if self._step_observer is not None:
+            self._observe(index, step)
+        EXECUTORS[executor](step)
         for i in created:  # keep what the step created; no empty entry (plain SGD), as torch
             if states[i]:
                 self.state[params[i]] = states[i]
             elif params[i] in self.state:
                 del self.state[params[i]]
+
+    def _amp_scaling(self, executor: str) -> tuple[Tensor | None, Tensor | None]:
+        """``grad_scale`` and ``found_inf`` as ``torch.amp.GradScaler`` sets them on an
+        optimizer with ``_step_supports_amp_scaling`` (``fused=True``); torch's other
+        implementations refuse them, and so does this one."""
+        grad_scale = getattr(self, "grad_scale", None)
+        found_inf = getattr(self, "found_inf", None)
+        if (grad_scale is not None or found_inf is not None) and executor != "fused":
+            raise AssertionError(
+                "grad_scale and found_inf are only supported with fused=True (torch.optim's rule)"
+            )
+        return grad_scale, found_inf
+
+    def _observe(self, index: int, step: Step) -> None:
+        """Show ``step`` to the step observer (:mod:`momentopt.diagnostics`) by running it on
+        copies of its tensors, multi-tensor, watched; the real step then runs on its own path,
+        unwatched, so observing never changes the numbers."""
+        if step.found_inf is not None and bool(step.found_inf):
+            return  # GradScaler skips this step
+        grads = [g.clone() for g in step.grads]
+        if step.grad_scale is not None and grads:
+            torch._foreach_div_(grads, step.grad_scale.reshape(()).to(grads[0].device))
+        copies = replace(
+            step,
+            params=[p.detach().clone() for p in step.params],
+            grads=grads,
+            states=[
+                {k: v.detach().clone() if isinstance(v, Tensor) else v for k, v in s.items()}
+                for s in step.states
+            ],
+            cache={},
+            observer=functools.partial(self._step_observer, group=index),
+            grad_scale=None,
+            found_inf=None,
+        )
+        with torch.no_grad():
+            EXECUTORS["per_tensor" if step.differentiable else "multi_tensor"](copies)
 
     def _states(
         self, group: dict[str, Any], params: list[Tensor]

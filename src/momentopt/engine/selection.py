@@ -42,6 +42,52 @@ def fusable(params: Sequence[Tensor]) -> bool:
     return True
 
 
+def is_dense(t: Tensor) -> bool:
+    """Whether ``t``'s elements fill a block of memory exactly once: no two elements share
+    memory (as in an expanded tensor) and there are no gaps (as in a strided slice); i.e.
+    ``t`` is a permutation of a contiguous tensor. Contiguous tensors answer in one call."""
+    if t.is_contiguous():
+        return True
+    expected = 1
+    for stride, size in sorted((s, n) for s, n in zip(t.stride(), t.shape, strict=True) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def same_layout(t: Tensor, like: Tensor) -> bool:
+    """Whether ``t`` has the memory layout of ``like`` (same shape): element ``i`` of one lies
+    at the same offset from its start as element ``i`` of the other. Dimensions of size 1
+    carry no layout."""
+    if t.is_contiguous() and like.is_contiguous():
+        return True
+    return all(a == b for a, b, n in zip(t.stride(), like.stride(), like.shape, strict=True) if n != 1)
+
+
+def flat_layout_split(
+    params: Sequence[Tensor], grads: Sequence[Tensor], states: Sequence[Sequence[Tensor]]
+) -> tuple[list[int], list[int]]:
+    """Indices of the tensors that torch's fused optimizer kernels compute correctly, and of
+    the others.
+
+    Those kernels walk every tensor of one update as one flat block of memory. That is
+    right only when the parameter is dense (:func:`is_dense`) and its gradient and every
+    state tensor (``states``: one list per state name) have the parameter's layout; for any
+    other tensor they compute garbage or write out of bounds (expanded parameters). The
+    usual case — all contiguous — is a few C-level calls per list.
+    """
+    lists = (params, grads, *states)
+    if all(all(map(Tensor.is_contiguous, tensors)) for tensors in lists):
+        return list(range(len(params))), []
+    fits: list[int] = []
+    misfits: list[int] = []
+    for i, p in enumerate(params):
+        ok = is_dense(p) and all(same_layout(tensors[i], p) for tensors in lists[1:])
+        (fits if ok else misfits).append(i)
+    return fits, misfits
+
+
 def _auto_ready(params: Sequence[Tensor]) -> bool:
     """Whether the fused executor is the default for these tensors: :func:`fusable` float32,
     float64 or complex tensors.
