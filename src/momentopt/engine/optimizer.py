@@ -114,14 +114,17 @@ class RecipeOptimizer(Optimizer):
 
     def _amp_scaling(self, executor: str) -> tuple[Tensor | None, Tensor | None]:
         """``grad_scale`` and ``found_inf`` as ``torch.amp.GradScaler`` sets them on an
-        optimizer with ``_step_supports_amp_scaling`` (``fused=True``); torch's other
-        implementations refuse them, and so does this one."""
+        optimizer with ``_step_supports_amp_scaling`` (``fused=True``). As in torch, the
+        other implementations of an algorithm that has a fused one refuse them; algorithms
+        without one ignore them."""
+        if "fused" not in self.defaults:
+            return None, None
         grad_scale = getattr(self, "grad_scale", None)
         found_inf = getattr(self, "found_inf", None)
         if (grad_scale is not None or found_inf is not None) and executor != "fused":
-            raise AssertionError(
-                "grad_scale and found_inf are only supported with fused=True (torch.optim's rule)"
-            )
+            err = AssertionError("Expected grad_scale and found_inf to be None")  # torch's text
+            err.add_note("allowed: grad_scale and found_inf with fused=True only")
+            raise err
         return grad_scale, found_inf
 
     def _observe(self, index: int, step: Step) -> None:
