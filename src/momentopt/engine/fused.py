@@ -318,17 +318,17 @@ def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> 
     hp, states = step.hp, step.states
     names = kernel.states(hp)
     first_step = bool(kernel.lazy and kernel.lazy in names and kernel.lazy not in states[0])
-    present = [n for n in names if not (first_step and n == kernel.lazy)]
-    fits, misfits = flat_layout_split(
-        step.params, step.grads, [[s[n] for s in states] for n in present]
-    )
+    lists = {n: [s[n] for s in states] for n in names if not (first_step and n == kernel.lazy)}
+    fits, misfits = flat_layout_split(step.params, step.grads, list(lists.values()))
     if not fits:
         return misfits
     if first_step and step.found_inf is not None and bool(step.found_inf):
         return []  # a skipped first step creates no buffer (torch's would hold garbage)
-    if first_step:
+    if first_step:  # the kernel's is_first_step protocol: it fills the new buffers
+        created: list[Any] = [None] * len(step.params)  # misfits: made by their own path
         for i in fits:
-            states[i][kernel.lazy] = torch.empty_like(step.params[i])
+            created[i] = states[i][kernel.lazy] = torch.empty_like(step.params[i])
+        lists[kernel.lazy] = created  # type: ignore[index]
     fn = getattr(torch, kernel.name)
     options = {**kernel.arguments(hp), **({"is_first_step": first_step} if kernel.lazy else {})}
     if step.grad_scale is not None:
@@ -339,11 +339,17 @@ def _run_torch_kernel(kernel: TorchKernel, step: Step, device: torch.device) -> 
 
     is_complex = step.params[0].is_complex()  # one dtype per bucket
 
+    every = len(fits) == len(step.params)
+
+    def pick(tensors: list[Tensor], members: Sequence[int]) -> list[Tensor]:
+        picked = tensors if every and len(members) == len(tensors) else [tensors[i] for i in members]
+        return real_views(picked, is_complex)
+
     def call(members: Sequence[int]) -> None:
         fn(
-            real_views([step.params[i] for i in members], is_complex),
-            real_views([step.grads[i] for i in members], is_complex),
-            *[real_views([states[i][n] for i in members], is_complex) for n in names],
+            pick(step.params, members),
+            pick(step.grads, members),
+            *[pick(lists[n], members) for n in names],
             *absent,
             *([[states[i]["step"] for i in members]] if kernel.takes_steps else []),
             **options,
