@@ -18,7 +18,7 @@ import torch
 
 import momentopt
 
-from .helpers import PAIRS
+from .helpers import PAIRS, optim_inputs
 
 DTYPE = torch.float64
 TOL = {"rtol": 1e-12, "atol": 1e-13}  # float64 op-order noise; layout bugs are O(1)
@@ -177,3 +177,38 @@ def test_fused_kernel_still_takes_the_tensors_that_fit(monkeypatch: pytest.Monke
     misfit.grad = _randn(6, 8)
     opt.step()
     assert seen == [2]
+
+
+def _optim_db_cases() -> list[Any]:
+    return [
+        pytest.param(name, inp.kwargs, layout, id=f"{name}-{inp.desc.replace(' ', '_')}-{layout}")
+        for name in ALGORITHM_NAMES
+        for inp in optim_inputs(name, DTYPE)
+        for layout in HAND_SET
+    ]
+
+
+ALGORITHM_NAMES = ("SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam")
+HAND_SET = ("transposed param, contiguous grad", "contiguous param, transposed grad",
+            "grad sliced from a bigger tensor")
+
+
+@pytest.mark.parametrize("name,kwargs,layout", _optim_db_cases())
+def test_hand_set_grads_over_optim_db_with_default_flags(
+    name: str, kwargs: dict[str, Any], layout: str
+) -> None:
+    """Every input of torch's optimizer database, default flags, gradients set by hand in
+    another layout than their parameters: torch's default numbers (or torch's error)."""
+    torch_cls, ours = PAIRS[name]
+    outcomes = []
+    for cls in (torch_cls, ours):
+        try:
+            outcomes.append(_run(cls, copy.deepcopy(kwargs), layout))
+        except Exception as err:  # both must refuse alike
+            outcomes.append(type(err))
+    expected, got = outcomes
+    if isinstance(expected, type) or isinstance(got, type):
+        assert got == expected
+        return
+    for e, g in zip(expected[0], got[0], strict=True):
+        torch.testing.assert_close(g, e, **TOL)
