@@ -4,6 +4,7 @@ malformed dicts are refused without changing anything, inputs are never mutated.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,7 @@ def assert_same_nested(a: Any, b: Any, where: str = "") -> None:
     assert type(a) is type(b), where
     if isinstance(a, torch.Tensor):
         assert a.dtype == b.dtype and a.shape == b.shape and a.device == b.device, where
-        assert torch.equal(a, b), where
+        assert torch.equal(a, b) or _equal_nan(a, b), where
     elif isinstance(a, dict):
         assert list(a) == list(b), where
         for k in a:
@@ -76,8 +77,16 @@ def assert_same_nested(a: Any, b: Any, where: str = "") -> None:
         assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same_nested(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and math.isnan(a):
+        assert math.isnan(b), where
     else:
         assert a == b, where
+
+
+def _equal_nan(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal, NaN where NaN (floating-point and complex tensors)."""
+    inexact = a.is_floating_point() or a.is_complex()
+    return inexact and torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True)
 
 
 # -- (a) checkpoints move both ways ----------------------------------------------------------
@@ -211,12 +220,31 @@ SAFE_KWARGS = {
     "AdamW": {},
     "NAdam": {},
 }
-TARGET = 1  # position of the parameter the corruptions touch ('conv.bias')
+SECOND_LR = 0.02  # the second group's lr
+TARGET_GROUP, TARGET = 1, 1  # the group and position of the parameter touched ('conv.bias')
+STEPPED = tuple(name for name in ALGORITHMS if name != "SGD")  # keep a step count (and eps)
+ADAMS = ("Adam", "AdamW", "NAdam")
+FUSED_FLAG = ("SGD", "Adagrad", "Adam", "AdamW")  # classes with a ``fused`` flag
+NAN = float("nan")
+
+
+def two_groups(cls: type, model: nn.Module, kwargs: dict[str, Any]) -> torch.optim.Optimizer:
+    """``cls`` over ``model``'s named parameters in two groups, the second with its own lr."""
+    named = list(model.named_parameters())
+    groups = [{"params": named[:3]}, {"params": named[3:], "lr": SECOND_LR}]
+    return cls(groups, **copy.deepcopy(kwargs))
+
+
+def _trained(name: str) -> tuple[nn.Module, torch.optim.Optimizer]:
+    model = Net(DTYPE)
+    opt = two_groups(PAIRS[name][1], model, SAFE_KWARGS[name])
+    train(model, opt, make_inputs(DTYPE, 2))
+    return model, opt
 
 
 def _target(sd: dict[str, Any]) -> tuple[int, str, str]:
     """(param id, param name, a tensor state key) of the parameter the corruptions touch."""
-    group = sd["param_groups"][0]
+    group = sd["param_groups"][TARGET_GROUP]
     index = group["params"][TARGET]
     tensor_keys = [k for k, v in sd["state"][index].items() if isinstance(v, torch.Tensor) and v.dim() > 0]
     return index, group["param_names"][TARGET], tensor_keys[-1]
@@ -224,15 +252,15 @@ def _target(sd: dict[str, Any]) -> tuple[int, str, str]:
 
 def _extra_group(sd: dict[str, Any]) -> list[str]:
     sd["param_groups"].append({**sd["param_groups"][0], "params": [], "param_names": []})
-    return ["parameter groups", "2", "1"]
+    return ["parameter groups", "3", "2"]
 
 
 def _short_group(sd: dict[str, Any]) -> list[str]:
-    group = sd["param_groups"][0]
+    group = sd["param_groups"][TARGET_GROUP]
     index = group["params"].pop()
     group["param_names"].pop()
     sd["state"].pop(index, None)
-    return ["group 0", "parameters"]
+    return [f"param_groups[{TARGET_GROUP}]", "parameters"]
 
 
 def _wrong_shape(sd: dict[str, Any]) -> list[str]:
@@ -259,49 +287,344 @@ def _unknown_param(sd: dict[str, Any]) -> list[str]:
     return ["1000", "no parameter group"]
 
 
+Apply = Callable[[dict[str, Any]], list[str]]  # corrupts in place; returns fragments of the message
+
+
+def _group(changes: dict[str, Any], *fragments: str) -> Apply:
+    """Set keys of the target group."""
+
+    def apply(sd: dict[str, Any]) -> list[str]:
+        sd["param_groups"][TARGET_GROUP].update(copy.deepcopy(changes))
+        return [f"param_groups[{TARGET_GROUP}]", *fragments]
+
+    return apply
+
+
+def _drop(key: str) -> Apply:
+    """Remove a key from the target group."""
+
+    def apply(sd: dict[str, Any]) -> list[str]:
+        del sd["param_groups"][TARGET_GROUP][key]
+        return [f"param_groups[{TARGET_GROUP}]", "lacks", repr(key)]
+
+    return apply
+
+
+def _state(key: str | None, make: Callable[[Any], Any], *fragments: str) -> Apply:
+    """Replace the target parameter's state ``key`` (None: its last tensor buffer) by
+    ``make(old value)``."""
+
+    def apply(sd: dict[str, Any]) -> list[str]:
+        index, pname, buffer = _target(sd)
+        name = buffer if key is None else key
+        sd["state"][index][name] = make(sd["state"][index][name])
+        return [f"state[{index}]", f"'{pname}'", repr(name), *fragments]
+
+    return apply
+
+
+def _structure(change: Callable[[dict[str, Any]], None], *fragments: str) -> Apply:
+    def apply(sd: dict[str, Any]) -> list[str]:
+        change(sd)
+        return list(fragments)
+
+    return apply
+
+
+def _set_params(sd: dict[str, Any], value: Any) -> None:
+    sd["param_groups"][TARGET_GROUP]["params"] = value
+
+
+def _set_param_id(sd: dict[str, Any], value: Any) -> None:
+    sd["param_groups"][TARGET_GROUP]["params"][TARGET] = value
+
+
+def _set_entry(sd: dict[str, Any], value: Any) -> None:
+    sd["state"][_target(sd)[0]] = value
+
+
 @dataclass(frozen=True)
 class Corruption:
     desc: str
-    apply: Callable[[dict[str, Any]], list[str]]  # corrupts in place; fragments of the message
-    skip: tuple[str, ...] = ()  # algorithms where the corruption is legal
+    apply: Apply
+    error: type[Exception] = ValueError
+    only: tuple[str, ...] = ALGORITHMS  # algorithms the corruption applies to
+    skip: tuple[str, ...] = ()  # algorithms where it is legal
 
 
 CORRUPTIONS = [
+    # fit: sizes, keys, shapes, ids
     Corruption("extra group", _extra_group),
     Corruption("group with a parameter fewer", _short_group),
     Corruption("state of the wrong shape", _wrong_shape),
     Corruption("missing state key", _missing_key, skip=("SGD",)),  # torch's SGD buffer is lazy
     Corruption("unknown state key", _unknown_key),
     Corruption("state for an unknown parameter id", _unknown_param),
+    # hyperparameters: what the constructor refuses, with its message, plus NaN
+    Corruption("lr a string", _group({"lr": "fast"}, "'lr'", "str 'fast'"), TypeError),
+    Corruption("negative lr", _group({"lr": -0.1}, "Invalid learning rate: -0.1", "lr >= 0")),
+    Corruption("NaN lr", _group({"lr": NAN}, "lr", "nan")),
+    Corruption("NaN tensor lr", _group({"lr": torch.tensor(NAN)}, "lr", "nan")),
+    Corruption("2-element tensor lr", _group({"lr": torch.ones(2)}, "'lr'", "1-element"), TypeError),
+    Corruption("no lr", _drop("lr")),
+    Corruption("no weight_decay", _drop("weight_decay")),
+    Corruption("no eps", _drop("eps"), only=STEPPED),
+    Corruption("no momentum", _drop("momentum"), only=("SGD",)),  # RMSprop: torch fills it in
+    Corruption("no betas", _drop("betas"), only=ADAMS),
+    Corruption(
+        "negative weight_decay",
+        _group({"weight_decay": -0.5}, "Invalid weight_decay value: -0.5", "weight_decay >= 0"),
+    ),
+    Corruption("NaN weight_decay", _group({"weight_decay": NAN}, "weight_decay", "nan")),
+    Corruption("negative eps", _group({"eps": -1e-8}, "Invalid epsilon value", "eps >= 0"), only=STEPPED),
+    Corruption("NaN eps", _group({"eps": NAN}, "eps", "nan"), only=STEPPED),
+    Corruption("beta2 = 1", _group({"betas": (0.9, 1.0)}, "index 1: 1.0", "0 <= betas[1] < 1"), only=ADAMS),
+    Corruption("negative beta1", _group({"betas": (-0.1, 0.9)}, "index 0", "betas[0]"), only=ADAMS),
+    Corruption("NaN beta1", _group({"betas": (NAN, 0.9)}, "betas[0]", "nan"), only=ADAMS),
+    Corruption("betas a string", _group({"betas": "ab"}, "'betas'", "2 numbers"), TypeError, ADAMS),
+    Corruption("three betas", _group({"betas": (0.9, 0.9, 0.9)}, "'betas'"), TypeError, ADAMS),
+    Corruption("negative momentum", _group({"momentum": -0.5}, "momentum >= 0"), only=("SGD", "RMSprop")),
+    Corruption("NaN momentum", _group({"momentum": NAN}, "momentum", "nan"), only=("SGD", "RMSprop")),
+    Corruption("dampening a string", _group({"dampening": "x"}, "'dampening'"), TypeError, ("SGD",)),
+    Corruption(
+        "nesterov with dampening",
+        _group({"nesterov": True, "dampening": 0.5}, "Nesterov momentum requires", "dampening == 0"),
+        only=("SGD",),
+    ),
+    Corruption("rho > 1", _group({"rho": 1.5}, "Invalid rho value: 1.5", "0 <= rho <= 1"), only=("Adadelta",)),
+    Corruption("NaN rho", _group({"rho": NAN}, "rho", "nan"), only=("Adadelta",)),
+    Corruption("negative alpha", _group({"alpha": -0.5}, "Invalid alpha value", "alpha >= 0"), only=("RMSprop",)),
+    Corruption("negative lr_decay", _group({"lr_decay": -1.0}, "lr_decay >= 0"), only=("Adagrad",)),
+    Corruption(
+        "negative initial_accumulator_value",
+        _group({"initial_accumulator_value": -1.0}, "initial_accumulator_value >= 0"),
+        only=("Adagrad",),
+    ),
+    Corruption("negative momentum_decay", _group({"momentum_decay": -1.0}, "momentum_decay >= 0"), only=("NAdam",)),
+    Corruption(
+        "fused and foreach",
+        _group({"fused": True, "foreach": True}, "`fused` and `foreach`"),
+        only=FUSED_FLAG,
+    ),
+    Corruption("flag a string", _group({"maximize": "yes"}, "'maximize'", "str 'yes'"), TypeError),
+    # state: dtypes and counters
+    Corruption("int64 buffer", _state(None, lambda v: v.long(), "torch.int64")),
+    Corruption("bool buffer", _state(None, lambda v: v > 0, "torch.bool")),
+    Corruption("complex buffer of a real parameter", _state(None, lambda v: v.to(torch.complex64), "complex")),
+    Corruption("buffer a list", _state(None, lambda v: v.tolist(), "tensor"), TypeError),
+    Corruption("negative step", _state("step", lambda v: torch.tensor(-5.0), ">= 0", "-5"), only=STEPPED),
+    Corruption("negative Python step", _state("step", lambda v: -5, ">= 0", "-5"), only=STEPPED),
+    Corruption("NaN step", _state("step", lambda v: torch.tensor(NAN), "finite", "nan"), only=STEPPED),
+    Corruption("infinite Python step", _state("step", lambda v: float("inf"), "finite"), only=STEPPED),
+    Corruption("string step", _state("step", lambda v: "abc", "str 'abc'"), TypeError, STEPPED),
+    Corruption("3-element step", _state("step", lambda v: torch.zeros(3), "shape (3,)"), only=STEPPED),
+    Corruption("integer tensor step", _state("step", lambda v: v.long(), "int64"), TypeError, STEPPED),
+    Corruption("bool step", _state("step", lambda v: True, "bool"), TypeError, STEPPED),
+    Corruption("NaN mu_product", _state("mu_product", lambda v: v * NAN, "finite"), only=("NAdam",)),
+    # structure
+    Corruption("state a list", _structure(lambda sd: sd.update(state=[]), "'state'", "dict"), TypeError),
+    Corruption(
+        "param_groups a dict",
+        _structure(lambda sd: sd.update(param_groups={}), "'param_groups'", "list"),
+        TypeError,
+    ),
+    Corruption(
+        "a group a string",
+        _structure(lambda sd: sd["param_groups"].__setitem__(TARGET_GROUP, "g"), "param_groups[1]", "dict"),
+        TypeError,
+    ),
+    Corruption(
+        "params an int",
+        _structure(lambda sd: _set_params(sd, 3), "param_groups[1]['params']", "list"),
+        TypeError,
+    ),
+    Corruption(
+        "group without params",
+        _structure(lambda sd: sd["param_groups"][TARGET_GROUP].pop("params"), "param_groups[1]", "'params'"),
+    ),
+    Corruption(
+        "unhashable parameter id",
+        _structure(lambda sd: _set_param_id(sd, [4]), "param_groups[1]['params'][1]"),
+        TypeError,
+    ),
+    Corruption(
+        "parameter id twice",
+        _structure(lambda sd: _set_param_id(sd, 0), "id 0", "twice", "param_groups[0]", "param_groups[1]"),
+    ),
+    Corruption("state entry a list", _structure(lambda sd: _set_entry(sd, []), "state[4]", "dict"), TypeError),
+    Corruption("state entry None", _structure(lambda sd: _set_entry(sd, None), "state[4]", "dict"), TypeError),
 ]
 
 
-def _trained(name: str) -> tuple[nn.Module, torch.optim.Optimizer]:
-    model = Net(DTYPE)
-    opt = PAIRS[name][1](model.named_parameters(), **SAFE_KWARGS[name])
-    train(model, opt, make_inputs(DTYPE, 2))
-    return model, opt
+def _snapshot(opt: torch.optim.Optimizer) -> Any:
+    """Everything loading could change: the state_dict, the groups (with their parameters'
+    identities) and which tensor objects the state holds."""
+    groups = [
+        ({k: v for k, v in g.items() if k != "params"}, [id(p) for p in g["params"]])
+        for g in opt.param_groups
+    ]
+    objects = [(id(p), key, id(value)) for p, s in opt.state.items() for key, value in s.items()]
+    return copy.deepcopy((opt.state_dict(), groups)), objects
 
 
-@pytest.mark.parametrize("corruption", CORRUPTIONS, ids=lambda c: c.desc.replace(" ", "_"))
-@pytest.mark.parametrize("name", ALGORITHMS)
+def _cases() -> list[Any]:
+    out = []
+    for c in CORRUPTIONS:
+        for name in c.only:
+            if name not in c.skip:
+                out.append(pytest.param(name, c, id=f"{name}-{c.desc.replace(' ', '_')}"))
+    return out
+
+
+@pytest.mark.parametrize("name,corruption", _cases())
 def test_malformed_state_dict_refused_and_nothing_changes(name: str, corruption: Corruption) -> None:
-    """ValueError naming parameter and key; the optimizer and the input dict are untouched."""
-    if name in corruption.skip:
-        pytest.skip("legal for this algorithm")
+    """ValueError/TypeError naming group, parameter and key; the optimizer and the input dict
+    are untouched."""
     _, opt = _trained(name)
     _, other = _trained(name)
     bad = copy.deepcopy(other.state_dict())
     fragments = corruption.apply(bad)
     bad_before = copy.deepcopy(bad)
-    before = copy.deepcopy(opt.state_dict())
-    with pytest.raises(ValueError) as info:
+    before = _snapshot(opt)
+    with pytest.raises(corruption.error) as info:
         opt.load_state_dict(bad)
+    assert type(info.value) is corruption.error
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, (fragment, message)
-    assert_same_nested(opt.state_dict(), before)
+    assert_same_nested(_snapshot(opt), before)
     assert_same_nested(bad, bad_before)
+
+
+@pytest.mark.parametrize("value", ["checkpoint", 3, None, [], ("state", "param_groups")], ids=repr)
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_non_dict_refused_with_type_error(name: str, value: Any) -> None:
+    _, opt = _trained(name)
+    before = _snapshot(opt)
+    with pytest.raises(TypeError, match=f"expected a dict.*got {type(value).__name__}"):
+        opt.load_state_dict(value)
+    assert_same_nested(_snapshot(opt), before)
+
+
+# Legitimate variations: loaded by momentopt as by torch.optim (whose training dict they change).
+def _all_state(change: Callable[[str, Any], Any]) -> Callable[[dict[str, Any]], None]:
+    """Replace every state value by ``change(key, value)``."""
+
+    def apply(sd: dict[str, Any]) -> None:
+        for s in sd["state"].values():
+            for key, value in s.items():
+                s[key] = change(key, value)
+
+    return apply
+
+
+def _buffers_to(dtype: torch.dtype) -> Callable[[dict[str, Any]], None]:
+    return _all_state(lambda k, v: v.to(dtype) if k != "step" and v.dim() > 0 else v)
+
+
+def _steps(change: Callable[[torch.Tensor], Any]) -> Callable[[dict[str, Any]], None]:
+    return _all_state(lambda k, v: change(v) if k == "step" else v)
+
+
+def _in_group(changes: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    def apply(sd: dict[str, Any]) -> None:
+        sd["param_groups"][TARGET_GROUP].update(copy.deepcopy(changes))
+
+    return apply
+
+
+def _without_newer_flags(sd: dict[str, Any]) -> None:
+    for group in sd["param_groups"]:
+        for flag in NEWER_FLAGS:
+            group.pop(flag, None)
+
+
+def _never_stepped(sd: dict[str, Any]) -> None:
+    del sd["state"][_target(sd)[0]]
+
+
+def _empty_entry(sd: dict[str, Any]) -> None:
+    sd["state"][_target(sd)[0]] = {}
+
+
+def _reordered(sd: dict[str, Any]) -> None:
+    """Every dict of it with its keys in reverse order."""
+
+    def reverse(d: dict[str, Any]) -> dict[str, Any]:
+        return dict(reversed(d.items()))
+
+    sd["state"] = reverse({k: reverse(s) for k, s in sd["state"].items()})
+    sd["param_groups"] = [reverse(g) for g in sd["param_groups"]]
+    items = list(sd.items())
+    sd.clear()
+    sd.update(reversed(items))
+
+
+SCHEDULER_KEYS = {"initial_lr": SECOND_LR, "max_lr": 0.1, "min_lr": 0.0, "base_momentum": 0.85,
+                  "max_momentum": 0.95}
+
+
+@dataclass(frozen=True)
+class Variation:
+    desc: str
+    apply: Callable[[dict[str, Any]], None]
+    only: tuple[str, ...] = ALGORITHMS
+
+
+NOT_EAGER = tuple(name for name in ALGORITHMS if name != "Adagrad")  # torch's Adagrad needs every state
+
+VARIATIONS = [
+    Variation("as torch saved it", lambda sd: None),
+    Variation("a parameter never stepped", _never_stepped, NOT_EAGER),
+    Variation("an empty state entry", _empty_entry, NOT_EAGER),
+    Variation("Python float steps", _steps(lambda v: float(v)), STEPPED),
+    Variation("Python int steps", _steps(lambda v: int(v)), STEPPED),
+    Variation("float64 step tensors", _steps(lambda v: v.double()), STEPPED),
+    Variation("groups without the newer flags", _without_newer_flags),
+    Variation("float64 state for float32 parameters", _buffers_to(torch.float64)),
+    Variation("bfloat16 state for float32 parameters", _buffers_to(torch.bfloat16)),
+    Variation("other valid hyperparameters", _in_group({"lr": 0.01, "weight_decay": 0.1})),
+    Variation("integer hyperparameters", _in_group({"weight_decay": 1})),
+    Variation("LR scheduler keys", _in_group(SCHEDULER_KEYS)),
+    Variation("reordered keys", _reordered),
+    Variation("0-d tensor lr", _in_group({"lr": torch.tensor(0.05)})),
+    Variation("1-element tensor lr", _in_group({"lr": torch.tensor([0.05])})),
+    Variation("betas as a list", _in_group({"betas": [0.8, 0.99]}), ADAMS),
+    Variation("foreach set", _in_group({"foreach": True})),
+]
+
+
+def _variations() -> list[Any]:
+    return [
+        pytest.param(name, v, id=f"{name}-{v.desc.replace(' ', '_')}") for v in VARIATIONS for name in v.only
+    ]
+
+
+@pytest.mark.parametrize("name,variation", _variations())
+def test_legitimate_variation_loads_like_torch(name: str, variation: Variation) -> None:
+    """torch.optim's checkpoint, varied, loads into ours as into torch (same state, same groups)
+    and training continues identically; the dict is never changed."""
+    torch_cls, ours_cls = PAIRS[name]
+    model = Net(DTYPE)
+    source = two_groups(torch_cls, model, SAFE_KWARGS[name])
+    xs = make_inputs(DTYPE, WARMUP + CONTINUE)
+    train(model, source, xs[:WARMUP])
+    saved = copy.deepcopy(source.state_dict())
+    variation.apply(saved)
+    snapshot = copy.deepcopy(saved)
+    model_t, model_o = copy.deepcopy(model), copy.deepcopy(model)
+    opt_t = two_groups(torch_cls, model_t, SAFE_KWARGS[name])
+    opt_o = two_groups(ours_cls, model_o, SAFE_KWARGS[name])
+    opt_t.load_state_dict(copy.deepcopy(saved))
+    opt_o.load_state_dict(saved)
+    assert_same_nested(saved, snapshot)
+    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **EXACT)
+    assert _layout(opt_o.state_dict()) == _layout(opt_t.state_dict())
+    for _ in lockstep(model_t, opt_t, model_o, opt_o, xs[WARMUP:]):
+        pass
+    assert_models_equal(model_o, model_t, **TOL)
+    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **TOL)
+    assert_same_nested(saved, snapshot)
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
@@ -328,8 +651,8 @@ def test_load_state_dict_hooks_fire_once_like_torch(name: str) -> None:
         opt = cls(model.parameters())
         train(model, opt, make_inputs(DTYPE, 2))
         calls: list[str] = []
-        opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append("pre"))
-        opt.register_load_state_dict_post_hook(lambda o: calls.append("post"))
+        opt.register_load_state_dict_pre_hook(lambda o, sd, calls=calls: calls.append("pre"))
+        opt.register_load_state_dict_post_hook(lambda o, calls=calls: calls.append("post"))
         opt.load_state_dict(opt.state_dict())
         counts[side] = calls
     assert counts["ours"] == counts["torch"] == ["pre", "post"]
@@ -348,12 +671,15 @@ def test_load_pre_hook_result_is_what_is_checked_and_loaded(name: str) -> None:
         train(model, opt, make_inputs(DTYPE, 3))
         good = copy.deepcopy(opt.state_dict())
         broken = copy.deepcopy(good)
-        key = next(iter(broken["state"][TARGET]))
-        stolen = broken["state"][TARGET].pop(key)
+        pid = 1  # a parameter id with state
+        key = next(iter(broken["state"][pid]))
+        stolen = broken["state"][pid].pop(key)
 
-        def repair(o: torch.optim.Optimizer, sd: dict[str, Any]) -> dict[str, Any]:
+        def repair(
+            o: torch.optim.Optimizer, sd: dict[str, Any], key: str = key, stolen: Any = stolen
+        ) -> dict[str, Any]:
             fixed = copy.deepcopy(sd)
-            fixed["state"][TARGET][key] = stolen
+            fixed["state"][1][key] = stolen
             fixed["param_groups"][0]["lr"] = 0.125
             return fixed
 

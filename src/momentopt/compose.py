@@ -20,12 +20,13 @@ the built-in ones. Hyperparameters are keyword arguments named as the rules read
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .algorithms.checks import check_flags, require
+from .algorithms.checks import check_group_flags, require
 from .engine.optimizer import RecipeOptimizer
 from .engine.recipe import Recipe
-from .rules.base import FirstMoment, GradientRule, LrSchedule, SecondMoment
+from .rules.base import FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
 from .rules.first_moment import Gradient
 from .rules.gradient import Maximize, WeightDecay
 from .rules.second_moment import NoSecondMoment
@@ -54,10 +55,60 @@ RANGES: dict[str, tuple[Any, str]] = {
 
 
 def check_hyperparameter(name: str, value: Any) -> None:
-    """Raise ``ValueError`` naming ``name`` and its range if ``value`` is outside it."""
-    if name in RANGES:
-        ok, allowed = RANGES[name]
-        require(bool(ok(value)), f"Invalid {name} value: {value} (allowed: {allowed})", allowed)
+    """Raise ``ValueError`` naming ``name`` and its range if ``value`` is outside it, and
+    ``TypeError`` if it is not a value the range applies to (e.g. a string)."""
+    if name not in RANGES:
+        return
+    ok, allowed = RANGES[name]
+    try:
+        inside = bool(ok(value))
+    except TypeError as err:
+        raise TypeError(
+            f"Invalid {name} value: {value!r} (expected {'two numbers' if name == 'betas' else 'a number'}; "
+            f"allowed: {allowed})"
+        ) from err
+    require(inside, f"Invalid {name} value: {value} (allowed: {allowed})", allowed)
+
+
+# What each slot of a recipe takes: the rule class of its role.
+SLOTS: dict[str, type[Rule]] = {
+    "first": FirstMoment,
+    "second": SecondMoment,
+    "gradient": GradientRule,
+    "schedule": LrSchedule,
+}
+
+
+def _what(value: Any) -> str:
+    """``value`` for an error message: a rule with its role, anything else with its type."""
+    if isinstance(value, Rule):
+        return f"{value!r}, a rule of role {value.role!r}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _check_rule(owner: str, slot: str, value: Any) -> None:
+    expected = SLOTS[slot.split("[")[0]]
+    if not isinstance(value, expected):
+        raise TypeError(
+            f"{owner}: {slot} must be a {expected.__name__} (a rule of role {expected.role!r}), "
+            f"got {_what(value)}"
+        )
+
+
+def check_recipe(owner: str, recipe: Any) -> None:
+    """Raise ``TypeError`` naming the slot and the role it takes unless every slot of
+    ``recipe`` holds a rule of its role (``gradient`` and ``schedule``: tuples of them)."""
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"{owner}: recipe must be a Recipe, got {_what(recipe)}")
+    _check_rule(owner, "first", recipe.first)
+    _check_rule(owner, "second", recipe.second)
+    for slot in ("gradient", "schedule"):
+        rules = getattr(recipe, slot)
+        if not isinstance(rules, tuple):
+            expected = SLOTS[slot].__name__
+            raise TypeError(f"{owner}: {slot} must be a tuple of {expected} rules, got {_what(rules)}")
+        for i, rule in enumerate(rules):
+            _check_rule(owner, f"{slot}[{i}]", rule)
 
 
 class ComposedOptimizer(RecipeOptimizer):
@@ -65,13 +116,34 @@ class ComposedOptimizer(RecipeOptimizer):
 
     ``__init__(params, **hyperparameters)`` accepts every key the recipe's rules read, plus
     ``foreach``, ``maximize``, ``differentiable`` and ``fused``; each is checked against its
-    allowed range.
+    allowed range. A subclass is checked when it is defined: each slot of its recipe holds a
+    rule of that slot's role, and its ``hyperparameters`` are the rules' own, in range.
     """
 
     hyperparameters: ClassVar[dict[str, Any]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        recipe = getattr(cls, "recipe", None)
+        if recipe is None:  # an abstract intermediate class
+            return
+        check_recipe(cls.__name__, recipe)
+        unknown = sorted(set(cls.hyperparameters) - set(cls.accepted()))
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}: unknown hyperparameter(s) {unknown}; its rules read "
+                f"{sorted(cls.accepted())}"
+            )
+        cls.check_hyperparameters(cls.accepted())
+
+    @classmethod
+    def accepted(cls) -> dict[str, Any]:
+        """Every hyperparameter of the class with its default: the rules' own, then the
+        implementation flags, then the class's ``hyperparameters``."""
+        return {**cls.recipe.hyperparameters(), **IMPLEMENTATION_FLAGS, **cls.hyperparameters}
+
     def __init__(self, params: Any, **hyperparameters: Any) -> None:
-        defaults = {**self.recipe.hyperparameters(), **self.hyperparameters, **IMPLEMENTATION_FLAGS}
+        defaults = self.accepted()
         unknown = sorted(set(hyperparameters) - set(defaults))
         if unknown:
             raise TypeError(
@@ -79,14 +151,30 @@ class ComposedOptimizer(RecipeOptimizer):
                 f"it accepts {sorted(defaults)}"
             )
         defaults.update(hyperparameters)
-        for name, value in defaults.items():
-            check_hyperparameter(name, value)
+        self._check_values(defaults)
         super().__init__(params, defaults)
-        check_flags(defaults["fused"], defaults["foreach"], defaults["differentiable"])
+        check_group_flags(defaults)
+
+    @classmethod
+    def _check_values(cls, group: Mapping[str, Any]) -> None:
+        """The range of every hyperparameter the class accepts (extra keys are not looked at)."""
+        for name in cls.accepted():
+            check_hyperparameter(name, group[name])
+
+    @classmethod
+    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
+        """Every check the constructor makes of ``group``'s values."""
+        cls._check_values(group)
+        check_group_flags(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
         return dict(IMPLEMENTATION_FLAGS)
+
+
+def _as_tuple(value: Any) -> Any:
+    """A list or tuple of rules as a tuple; anything else as it is (for the check to refuse)."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def compose(
@@ -103,12 +191,16 @@ def compose(
     ``hyperparameters`` override the rules' defaults (e.g. ``lr=1e-2``). Defaults: φ = g,
     ψ = 1, gradient rules ``(Maximize(), WeightDecay())``. The class is placed in the
     caller's module, so instances pickle when it is bound to a module-level ``name``.
+
+    Raises ``TypeError`` for a slot holding anything but a rule of its role and for a
+    hyperparameter no rule reads (naming the ones they read), ``ValueError`` for a value
+    outside its range.
     """
     recipe = Recipe(
-        first=first or Gradient(),
-        second=second or NoSecondMoment(),
-        gradient=gradient if gradient is not None else (Maximize(), WeightDecay()),
-        schedule=tuple(schedule),
+        first=Gradient() if first is None else first,
+        second=NoSecondMoment() if second is None else second,
+        gradient=(Maximize(), WeightDecay()) if gradient is None else _as_tuple(gradient),
+        schedule=_as_tuple(schedule),
     )
     caller = inspect.currentframe()
     module = caller.f_back.f_globals.get("__name__", __name__) if caller and caller.f_back else __name__

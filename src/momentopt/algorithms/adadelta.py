@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -34,10 +35,6 @@ class Adadelta(RecipeOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        check_lr(lr)
-        require(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}", "0 <= rho <= 1")
-        check_eps(eps)
-        check_weight_decay(weight_decay)
         defaults = {
             "lr": lr,
             "rho": rho,
@@ -48,7 +45,17 @@ class Adadelta(RecipeOptimizer):
             "foreach": foreach,
             "differentiable": differentiable,
         }
+        self.check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    @classmethod
+    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
+        """Every check the constructor makes of ``group``'s values, with torch's messages."""
+        check_lr(group["lr"])
+        rho = group["rho"]
+        require(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}", "0 <= rho <= 1")
+        check_eps(group["eps"])
+        check_weight_decay(group["weight_decay"])
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -9,7 +10,7 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..rules import AccumulatedSquares, InverseTimeDecay, Maximize, WeightDecay
-from .checks import check_eps, check_flags, check_lr, check_weight_decay, require
+from .checks import check_eps, check_group_flags, check_lr, check_weight_decay, require
 
 
 class Adagrad(RecipeOptimizer):
@@ -41,15 +42,6 @@ class Adagrad(RecipeOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        check_lr(lr)
-        require(0.0 <= lr_decay, f"Invalid lr_decay value: {lr_decay}", "lr_decay >= 0")
-        check_weight_decay(weight_decay)
-        require(
-            0.0 <= initial_accumulator_value,
-            f"Invalid initial_accumulator_value value: {initial_accumulator_value}",
-            "initial_accumulator_value >= 0",
-        )
-        check_eps(eps)
         defaults = {
             "lr": lr,
             "lr_decay": lr_decay,
@@ -61,8 +53,29 @@ class Adagrad(RecipeOptimizer):
             "differentiable": differentiable,
             "fused": fused,
         }
+        self._check_values(defaults)
         super().__init__(params, defaults)
-        check_flags(fused, foreach, differentiable)
+        check_group_flags(defaults)
+
+    @classmethod
+    def _check_values(cls, group: Mapping[str, Any]) -> None:
+        """The checks torch makes before it looks at the parameters (the flags come after)."""
+        check_lr(group["lr"])
+        lr_decay, initial = group["lr_decay"], group["initial_accumulator_value"]
+        require(0.0 <= lr_decay, f"Invalid lr_decay value: {lr_decay}", "lr_decay >= 0")
+        check_weight_decay(group["weight_decay"])
+        require(
+            0.0 <= initial,
+            f"Invalid initial_accumulator_value value: {initial}",
+            "initial_accumulator_value >= 0",
+        )
+        check_eps(group["eps"])
+
+    @classmethod
+    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
+        """Every check the constructor makes of ``group``'s values, with torch's messages."""
+        cls._check_values(group)
+        check_group_flags(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
@@ -12,7 +13,7 @@ from ..rules import BiasCorrectedAverage, BiasCorrectedSquaredAverage
 from .checks import (
     check_betas,
     check_eps,
-    check_flags,
+    check_group_flags,
     check_tensor_lr,
     check_weight_decay,
     require,
@@ -59,24 +60,9 @@ class Adam(RecipeOptimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        if isinstance(lr, Tensor):
-            _check_tensor_hyperparameter("lr", lr, foreach, capturable)
-        check_tensor_lr(lr)
-        require(0.0 <= lr, f"Invalid learning rate: {lr}", "lr >= 0")
-        check_eps(eps)
-        check_betas(betas)
-        check_weight_decay(weight_decay)
-        require(
-            (isinstance(betas[0], float) and isinstance(betas[1], float))
-            or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)),
-            "betas must be either both floats or both Tensors",
-            "betas as two floats or two 1-element tensors",
-        )
-        for i in (0, 1):
-            _check_tensor_hyperparameter(f"betas[{i}]", betas[i], foreach, capturable)
         defaults = {
             "lr": lr,
-            "betas": tuple(_squeeze(b) for b in betas),
+            "betas": betas,
             "eps": eps,
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
@@ -87,8 +73,36 @@ class Adam(RecipeOptimizer):
             "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
         }
+        self._check_values(defaults)
+        defaults["betas"] = tuple(_squeeze(b) for b in betas)
         super().__init__(params, defaults)
-        check_flags(fused, foreach, differentiable)
+        check_group_flags(defaults)
+
+    @classmethod
+    def _check_values(cls, group: Mapping[str, Any]) -> None:
+        """The checks torch makes before it looks at the parameters (the flags come after)."""
+        lr, betas, foreach, capturable = group["lr"], group["betas"], group["foreach"], group["capturable"]
+        if isinstance(lr, Tensor):
+            _check_tensor_hyperparameter("lr", lr, foreach, capturable)
+        check_tensor_lr(lr)
+        require(0.0 <= lr, f"Invalid learning rate: {lr}", "lr >= 0")
+        check_eps(group["eps"])
+        check_betas(betas)
+        check_weight_decay(group["weight_decay"])
+        require(
+            (isinstance(betas[0], float) and isinstance(betas[1], float))
+            or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)),
+            "betas must be either both floats or both Tensors",
+            "betas as two floats or two 1-element tensors",
+        )
+        for i in (0, 1):
+            _check_tensor_hyperparameter(f"betas[{i}]", betas[i], foreach, capturable)
+
+    @classmethod
+    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
+        """Every check the constructor makes of ``group``'s values, with torch's messages."""
+        cls._check_values(group)
+        check_group_flags(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

@@ -6,6 +6,7 @@ attached as an exception note, which tracebacks print below the message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
@@ -65,3 +66,8 @@ def check_flags(fused: Any, foreach: Any, differentiable: bool) -> None:
             "at most one of fused and foreach is True",
             RuntimeError,
         )
+
+
+def check_group_flags(group: Mapping[str, Any]) -> None:
+    """:func:`check_flags` on a param group's ``fused``, ``foreach`` and ``differentiable``."""
+    check_flags(group["fused"], group["foreach"], group["differentiable"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
@@ -36,15 +37,6 @@ class NAdam(RecipeOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_eps(eps)
-        check_betas(betas)
-        check_weight_decay(weight_decay)
-        require(
-            0.0 <= momentum_decay,
-            f"Invalid momentum_decay value: {momentum_decay}",
-            "momentum_decay >= 0",
-        )
         defaults = {
             "lr": lr,
             "betas": betas,
@@ -57,7 +49,22 @@ class NAdam(RecipeOptimizer):
             "capturable": capturable,
             "differentiable": differentiable,
         }
+        self.check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    @classmethod
+    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
+        """Every check the constructor makes of ``group``'s values, with torch's messages."""
+        check_lr(group["lr"])
+        check_eps(group["eps"])
+        check_betas(group["betas"])
+        check_weight_decay(group["weight_decay"])
+        momentum_decay = group["momentum_decay"]
+        require(
+            0.0 <= momentum_decay,
+            f"Invalid momentum_decay value: {momentum_decay}",
+            "momentum_decay >= 0",
+        )
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

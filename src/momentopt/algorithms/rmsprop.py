@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
@@ -34,11 +35,6 @@ class RMSprop(RecipeOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_eps(eps)
-        require(0.0 <= momentum, f"Invalid momentum value: {momentum}", "momentum >= 0")
-        check_weight_decay(weight_decay)
-        require(0.0 <= alpha, f"Invalid alpha value: {alpha}", "alpha >= 0")
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -51,7 +47,18 @@ class RMSprop(RecipeOptimizer):
             "maximize": maximize,
             "differentiable": differentiable,
         }
+        self.check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    @classmethod
+    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
+        """Every check the constructor makes of ``group``'s values, with torch's messages."""
+        check_lr(group["lr"])
+        check_eps(group["eps"])
+        momentum, alpha = group["momentum"], group["alpha"]
+        require(0.0 <= momentum, f"Invalid momentum value: {momentum}", "momentum >= 0")
+        check_weight_decay(group["weight_decay"])
+        require(0.0 <= alpha, f"Invalid alpha value: {alpha}", "alpha >= 0")
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

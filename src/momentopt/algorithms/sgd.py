@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -9,7 +10,7 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..rules import HeavyBall
-from .checks import check_flags, check_tensor_lr, require
+from .checks import check_group_flags, check_tensor_lr, require
 
 
 class SGD(RecipeOptimizer):
@@ -37,12 +38,6 @@ class SGD(RecipeOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        check_tensor_lr(lr)
-        require(not lr < 0.0, f"Invalid learning rate: {lr}", "lr >= 0")
-        require(not momentum < 0.0, f"Invalid momentum value: {momentum}", "momentum >= 0")
-        require(
-            not weight_decay < 0.0, f"Invalid weight_decay value: {weight_decay}", "weight_decay >= 0"
-        )
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -54,13 +49,32 @@ class SGD(RecipeOptimizer):
             "differentiable": differentiable,
             "fused": fused,
         }
+        self._check_values(defaults)
+        super().__init__(params, defaults)
+        check_group_flags(defaults)
+
+    @classmethod
+    def _check_values(cls, group: Mapping[str, Any]) -> None:
+        """The checks torch makes before it looks at the parameters (the flags come after
+        them); ``lr < 0`` etc. as torch writes them, so NaN passes here as it does there."""
+        lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
+        check_tensor_lr(lr)
+        require(not lr < 0.0, f"Invalid learning rate: {lr}", "lr >= 0")
+        require(not momentum < 0.0, f"Invalid momentum value: {momentum}", "momentum >= 0")
         require(
-            not (nesterov and (momentum <= 0 or dampening != 0)),
+            not weight_decay < 0.0, f"Invalid weight_decay value: {weight_decay}", "weight_decay >= 0"
+        )
+        require(
+            not (group["nesterov"] and (momentum <= 0 or group["dampening"] != 0)),
             "Nesterov momentum requires a momentum and zero dampening",
             "nesterov=True with momentum > 0 and dampening == 0",
         )
-        super().__init__(params, defaults)
-        check_flags(fused, foreach, differentiable)
+
+    @classmethod
+    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
+        """Every check the constructor makes of ``group``'s values, with torch's messages."""
+        cls._check_values(group)
+        check_group_flags(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

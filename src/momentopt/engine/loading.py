@@ -1,9 +1,26 @@
-"""Checks that a state_dict fits an optimizer before anything of it is loaded."""
+"""Checks that a state_dict fits an optimizer before anything of it is loaded.
+
+:func:`check_state_dict` looks at all of it before anything changes, and never changes it:
+
+* the structure: a dict whose ``state`` is a dict of dicts and whose ``param_groups`` is a
+  list of dicts, each with a list of distinct parameter ids, as many as the optimizer has;
+* each group, completed by torch's defaults for the flags it lacks (as loading will): every
+  key the constructor sets, numbers where the constructor takes numbers, the constructor's own
+  checks (the class's ``check_hyperparameters``, torch's messages) and no NaN;
+* each parameter's state: the keys its recipe keeps; tensors of the parameter's shape, of a
+  floating-point dtype (or complex, for a complex parameter; torch casts them to the
+  parameter's); ``step`` and the other counters one finite number (``step`` >= 0).
+
+Errors are ``TypeError`` (a value of the wrong kind) or ``ValueError``, and name the group
+index, the parameter and the key.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 from torch import Tensor
@@ -11,17 +28,208 @@ from torch import Tensor
 if TYPE_CHECKING:
     from .optimizer import RecipeOptimizer
 
+PREFIX = "cannot load optimizer state_dict: "
 
-def _fail(message: str) -> None:
-    raise ValueError(f"cannot load optimizer state_dict: {message}")
+
+def _fail(message: str, error: type[Exception] = ValueError, cause: Exception | None = None) -> NoReturn:
+    raise error(PREFIX + message) from cause
+
+
+def _what(value: Any) -> str:
+    """``value`` for an error message: its type, and its value or (a tensor's) shape and dtype."""
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def require_mapping(state_dict: Any) -> None:
+    """Raise ``TypeError`` unless ``state_dict`` is a dict (a mapping)."""
+    if not isinstance(state_dict, Mapping):
+        _fail(f"expected a dict with keys 'state' and 'param_groups', got {_what(state_dict)}", TypeError)
+
+
+def check_state_dict(opt: RecipeOptimizer, state_dict: Any) -> None:
+    """Raise ``ValueError``/``TypeError`` naming what does not fit; never changes ``opt`` or
+    ``state_dict``."""
+    saved_state, saved_groups = _check_structure(state_dict)
+    _check_sizes(opt, saved_groups)
+    groups = [loaded_group(opt, saved) for saved in saved_groups]
+    for gi, group in enumerate(groups):
+        check_group(opt, gi, group)
+    for gi, (group, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
+        for position, (index, param) in enumerate(zip(saved["params"], group["params"], strict=True)):
+            state = saved_state.get(index)
+            if state:
+                _check_param_state(opt, param, groups[gi], state, _describe(gi, position, saved, index))
+
+
+# -- structure ---------------------------------------------------------------------------------
+def _check_structure(state_dict: Any) -> tuple[Mapping[Any, Any], Sequence[Any]]:
+    """The dict's ``state`` and ``param_groups`` once their types and ids are checked."""
+    require_mapping(state_dict)
+    if not {"state", "param_groups"} <= set(state_dict):
+        _fail("expected a dict with keys 'state' and 'param_groups'")
+    state, groups = state_dict["state"], state_dict["param_groups"]
+    if not isinstance(state, Mapping):
+        _fail(f"'state' must be a dict (parameter id -> state dict), got {_what(state)}", TypeError)
+    if not _is_list(groups):
+        _fail(f"'param_groups' must be a list of dicts, got {_what(groups)}", TypeError)
+    for gi, group in enumerate(groups):
+        _check_group_structure(gi, group)
+    owners = _param_owners(groups)
+    for index, entry in state.items():
+        if index not in owners:
+            unknown = [k for k in state if k not in owners]
+            _fail(f"state for parameter ids {unknown} that belong to no parameter group")
+        if not isinstance(entry, Mapping):
+            _fail(f"state[{index!r}] must be a dict (state key -> value), got {_what(entry)}", TypeError)
+    return state, groups
+
+
+def _check_group_structure(gi: int, group: Any) -> None:
+    if not isinstance(group, Mapping):
+        _fail(f"param_groups[{gi}] must be a dict, got {_what(group)}", TypeError)
+    if "params" not in group:
+        _fail(f"param_groups[{gi}] has no 'params' (the list of its parameter ids)")
+    params = group["params"]
+    if not _is_list(params):
+        _fail(f"param_groups[{gi}]['params'] must be a list of parameter ids, got {_what(params)}", TypeError)
+    for position, index in enumerate(params):
+        if not _hashable(index) or isinstance(index, (Tensor, float)):
+            _fail(
+                f"param_groups[{gi}]['params'][{position}] must be a parameter id (an int), "
+                f"got {_what(index)}",
+                TypeError,
+            )
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _param_owners(groups: Sequence[Mapping[str, Any]]) -> dict[Any, int]:
+    """Parameter id -> index of its group; raises if an id is listed twice."""
+    owners: dict[Any, int] = {}
+    for gi, group in enumerate(groups):
+        for index in group["params"]:
+            if index in owners:
+                _fail(
+                    f"parameter id {index!r} is listed twice (param_groups[{owners[index]}] and "
+                    f"param_groups[{gi}])"
+                )
+            owners[index] = gi
+    return owners
+
+
+def _check_sizes(opt: RecipeOptimizer, saved_groups: Sequence[Mapping[str, Any]]) -> None:
+    if len(saved_groups) != len(opt.param_groups):
+        _fail(
+            f"it has {len(saved_groups)} parameter groups but the optimizer has "
+            f"{len(opt.param_groups)} (loaded state dict has a different number of parameter groups)"
+        )
+    for gi, (group, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
+        if len(saved["params"]) != len(group["params"]):
+            _fail(
+                f"param_groups[{gi}] has {len(saved['params'])} parameters but the optimizer's "
+                f"group has {len(group['params'])} (loaded state dict contains a parameter group "
+                "that doesn't match the size of optimizer's group)"
+            )
 
 
 def _describe(group_index: int, position: int, saved: Mapping[str, Any], index: Any) -> str:
     names = saved.get("param_names")
-    name = f" '{names[position]}'" if names and position < len(names) else ""
-    return f"parameter {index}{name} (group {group_index}, position {position})"
+    name = f", '{names[position]}'" if _is_list(names) and position < len(names) else ""
+    return f"state[{index!r}] (param_groups[{group_index}]['params'][{position}]{name})"
 
 
+# -- hyperparameters ---------------------------------------------------------------------------
+def loaded_group(opt: RecipeOptimizer, saved: Mapping[str, Any]) -> dict[str, Any]:
+    """The group as loading makes it: the saved keys (not ``params``) over torch's defaults for
+    the flags older state_dicts lack; the optimizer's current values never leak into it."""
+    return {**opt.flag_defaults(), **{k: v for k, v in saved.items() if k != "params"}}
+
+
+def check_group(opt: RecipeOptimizer, gi: int, group: Mapping[str, Any]) -> None:
+    """Raise unless ``group`` (``param_groups[gi]`` as loaded) passes the constructor's checks:
+    every key it sets, of the kind of its default, in range (the class's
+    ``check_hyperparameters``), and no NaN. Keys the constructor does not set (``initial_lr``
+    and the like from LR schedulers) are not looked at."""
+    missing = [key for key in opt.defaults if key not in group]
+    if missing:
+        _fail(
+            f"param_groups[{gi}] lacks {missing} ({type(opt).__name__}'s groups have "
+            f"{sorted(opt.defaults)})"
+        )
+    for key, default in opt.defaults.items():
+        _check_kind(gi, key, group[key], default)
+    _run_constructor_checks(opt, gi, group)
+    for key, default in opt.defaults.items():
+        if _kind(default) in ("number", "numbers") and _has_nan(group[key]):
+            _fail(f"param_groups[{gi}]: {key!r} must not be NaN, got {group[key]}")
+
+
+def _kind(default: Any) -> str | None:
+    """What a group key holds, judged from the constructor's default (None: anything)."""
+    if default is None or isinstance(default, bool):
+        return "flag"
+    if _is_list(default):
+        return "numbers"
+    if isinstance(default, (numbers.Real, Tensor)):
+        return "number"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    """A real number, or a 1-element real tensor (torch takes tensor ``lr``, ``betas``)."""
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and not (value.is_complex() or value.dtype == torch.bool)
+    return isinstance(value, numbers.Real)
+
+
+def _check_kind(gi: int, key: str, value: Any, default: Any) -> None:
+    kind, where = _kind(default), f"param_groups[{gi}]: {key!r}"
+    if kind == "flag" and not (value is None or isinstance(value, numbers.Integral)):
+        _fail(f"{where} must be True, False or None, got {_what(value)}", TypeError)
+    if kind == "number" and not _is_number(value):
+        _fail(f"{where} must be a number or a 1-element tensor, got {_what(value)}", TypeError)
+    if kind == "numbers" and not (
+        _is_list(value) and len(value) == len(default) and all(_is_number(v) for v in value)
+    ):
+        _fail(f"{where} must be {len(default)} numbers, got {_what(value)}", TypeError)
+
+
+def _run_constructor_checks(opt: RecipeOptimizer, gi: int, group: Mapping[str, Any]) -> None:
+    """The class's ``check_hyperparameters`` (if it has one) on ``group``; its error again,
+    prefixed by the group index and followed by its note (the allowed range)."""
+    check = getattr(type(opt), "check_hyperparameters", None)
+    if check is None:
+        return
+    try:
+        check(group)
+    except (TypeError, ValueError, RuntimeError) as err:
+        notes = "; ".join(getattr(err, "__notes__", ()))
+        detail = f"{err} ({notes})" if notes else str(err)
+        _fail(f"param_groups[{gi}]: {detail}", TypeError if isinstance(err, TypeError) else ValueError, err)
+
+
+def _has_nan(value: Any) -> bool:
+    if _is_list(value):
+        return any(_has_nan(v) for v in value)
+    if isinstance(value, Tensor):
+        return bool(value.isnan().any())
+    return isinstance(value, numbers.Real) and math.isnan(value)
+
+
+# -- state -------------------------------------------------------------------------------------
 def expected_state(
     opt: RecipeOptimizer, param: Tensor, group: Mapping[str, Any]
 ) -> tuple[set[str], set[str]]:
@@ -31,40 +239,6 @@ def expected_state(
     step = torch.zeros((), device="meta") if opt.recipe.counts_steps else None
     opt.recipe.init_state(meta, group, probe, opt.defaults, step)
     return set(probe), set(opt.recipe.lazy_state(group))
-
-
-def check_state_dict(opt: RecipeOptimizer, state_dict: Any) -> None:
-    """Raise ``ValueError`` naming what does not fit; never changes ``opt`` or ``state_dict``."""
-    if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
-        _fail("expected a mapping with keys 'state' and 'param_groups'")
-    saved_groups = state_dict["param_groups"]
-    if len(saved_groups) != len(opt.param_groups):
-        _fail(
-            f"it has {len(saved_groups)} parameter groups but the optimizer has "
-            f"{len(opt.param_groups)} (loaded state dict has a different number of parameter groups)"
-        )
-    saved_state = state_dict["state"]
-    known: set[Any] = set()
-    for gi, (group, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
-        if len(saved["params"]) != len(group["params"]):
-            _fail(
-                f"group {gi} has {len(saved['params'])} parameters but the optimizer's group "
-                f"has {len(group['params'])} (loaded state dict contains a parameter group "
-                "that doesn't match the size of optimizer's group)"
-            )
-        # The loaded group is the saved one, completed by torch's defaults for flags it lacks
-        # (as __setstate__ will do); the optimizer's current values never leak into it.
-        merged = {**group, **opt.flag_defaults(), **{k: v for k, v in saved.items() if k != "params"}}
-        for position, (index, param) in enumerate(zip(saved["params"], group["params"], strict=True)):
-            known.add(index)
-            state = saved_state.get(index)
-            if not state:
-                continue
-            where = _describe(gi, position, saved, index)
-            _check_param_state(opt, param, merged, state, where)
-    unknown = [k for k in saved_state if k not in known]
-    if unknown:
-        _fail(f"state for parameter ids {unknown} that belong to no parameter group")
 
 
 def _check_param_state(
@@ -80,13 +254,37 @@ def _check_param_state(
     scalars = set(opt.recipe.scalar_state)
     for key, value in state.items():
         if key in scalars:
-            if isinstance(value, Tensor) and value.numel() != 1:
-                _fail(f"{where}: state '{key}' must hold one number, got shape {tuple(value.shape)}")
-            continue
-        if not isinstance(value, Tensor):
-            _fail(f"{where}: state '{key}' must be a tensor, got {type(value).__name__}")
-        if value.shape != param.shape:
-            _fail(
-                f"{where}: state '{key}' has shape {tuple(value.shape)} but the parameter has "
-                f"shape {tuple(param.shape)}"
-            )
+            _check_counter(f"{where}: state {key!r}", value, python_number_ok=key == "step")
+            if key == "step" and not float(value) >= 0:
+                _fail(f"{where}: state 'step' must be >= 0, got {float(value)}")
+        else:
+            _check_buffer(f"{where}: state {key!r}", value, param)
+
+
+def _check_counter(where: str, value: Any, python_number_ok: bool) -> None:
+    """One finite number: a floating-point tensor of one element, or (where ``__setstate__``
+    turns it into a tensor, as for torch's older ``step``) a Python number."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            _fail(f"{where} must hold one number, got shape {tuple(value.shape)}")
+        if not value.is_floating_point():
+            _fail(f"{where} must be a floating-point tensor, got dtype {value.dtype}", TypeError)
+    elif not (python_number_ok and isinstance(value, numbers.Real) and not isinstance(value, bool)):
+        expected = "a number or a 1-element tensor" if python_number_ok else "a 1-element tensor"
+        _fail(f"{where} must be {expected}, got {_what(value)}", TypeError)
+    if not math.isfinite(float(value)):
+        _fail(f"{where} must be finite, got {float(value)}")
+
+
+def _check_buffer(where: str, value: Any, param: Tensor) -> None:
+    """A tensor of ``param``'s shape; floating-point (complex too, for a complex ``param``)
+    where ``param`` is, since torch casts it to ``param``'s dtype."""
+    if not isinstance(value, Tensor):
+        _fail(f"{where} must be a tensor, got {type(value).__name__}", TypeError)
+    if value.shape != param.shape:
+        _fail(f"{where} has shape {tuple(value.shape)} but the parameter has shape {tuple(param.shape)}")
+    if param.is_floating_point() or param.is_complex():
+        allowed = value.is_floating_point() or (value.is_complex() and param.is_complex())
+        if not allowed:
+            kinds = "floating-point or complex" if param.is_complex() else "floating-point"
+            _fail(f"{where} has dtype {value.dtype}; a {param.dtype} parameter's state is {kinds}")

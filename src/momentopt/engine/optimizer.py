@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 
 from .bundle import Observer
 from .executors import EXECUTORS, Step
-from .loading import check_state_dict
+from .loading import check_state_dict, require_mapping
 from .packing import pack_scalars
 from .recipe import Recipe
 from .selection import check_fused_param, choose_executor
@@ -263,12 +263,13 @@ class RecipeOptimizer(Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load ``state_dict`` after checking it fits; on error nothing changes.
 
-        Raises ``ValueError`` naming the group, parameter and key for a wrong number of groups
-        or parameters, state of the wrong shape, and missing or unknown state keys. The
-        tensors are copied: training afterwards never writes into ``state_dict``.
+        Raises ``ValueError`` or ``TypeError`` naming the group, parameter and key for what
+        the constructor would refuse and what does not fit (see :mod:`.loading`). The tensors
+        are copied: training afterwards never writes into ``state_dict``.
         """
         # torch's order: pre-hooks first (on a shallow copy; one may return a new dict), so the
         # dict that is checked is the one that is loaded; then load with the hooks already run.
+        require_mapping(state_dict)
         state_dict = state_dict.copy()
         for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
             result = pre_hook(self, state_dict)
