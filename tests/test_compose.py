@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from momentopt import ComposedOptimizer, compose, rules
+from momentopt.engine.recipe import Recipe
 
 from .helpers import TOLERANCES, Net, assert_state_dicts_close, loss_of, make_inputs
 
@@ -190,24 +192,79 @@ def test_rmsprop_nesterov_is_not_plain_momentum() -> None:
 
 
 # -- (c) argument checking -------------------------------------------------------------------
+# compose(...) keyword arguments whose rules read each hyperparameter.
+READERS: dict[str, dict[str, Any]] = {
+    "lr": {},
+    "weight_decay": {},
+    "eps": {"second": rules.SquaredAverage()},
+    "alpha": {"second": rules.SquaredAverage()},
+    "betas": {"first": rules.BiasCorrectedAverage()},
+    "momentum": {"first": rules.HeavyBall()},
+    "dampening": {"first": rules.HeavyBall()},
+    "initial_accumulator_value": {"second": rules.AccumulatedSquares()},
+    "rho": {"second": rules.RootMeanSquare()},
+    "lr_decay": {"schedule": (rules.InverseTimeDecay(),)},
+    "momentum_decay": {"first": rules.NesterovAverage()},
+}
 BAD = [
     ("lr", -1.0, "lr >= 0"),
+    ("lr", float("nan"), "lr >= 0"),
     ("eps", -1e-8, "eps >= 0"),
     ("weight_decay", -0.1, "weight_decay >= 0"),
     ("betas", (0.9, 1.0), "0 <= betas[i] < 1"),
     ("betas", (-0.1, 0.9), "0 <= betas[i] < 1"),
     ("momentum", -0.5, "momentum >= 0"),
+    ("dampening", 1.5, "0 <= dampening <= 1"),
     ("alpha", 1.5, "0 <= alpha <= 1"),
+    ("rho", -0.1, "0 <= rho <= 1"),
+    ("lr_decay", -1.0, "lr_decay >= 0"),
+    ("momentum_decay", -1.0, "momentum_decay >= 0"),
     ("initial_accumulator_value", -1.0, "initial_accumulator_value >= 0"),
 ]
+WRONG_TYPE = [("lr", "fast"), ("betas", 0.9), ("momentum", None)]
 
 
-@pytest.mark.parametrize("arg,value,allowed", BAD, ids=lambda v: str(v))
-def test_bad_hyperparameter_names_argument_and_range(arg: str, value: Any, allowed: str) -> None:
-    cls = AdaGradMomentum if arg in AdaGradMomentum(Net(DTYPE).parameters()).defaults else RMSPropNesterov
+def _assert_names(err: BaseException, *fragments: str) -> None:
+    for fragment in fragments:
+        assert fragment in str(err), (fragment, str(err))
+
+
+@pytest.mark.parametrize("arg,value,allowed", BAD, ids=str)
+def test_bad_value_refused_at_compose(arg: str, value: Any, allowed: str) -> None:
+    with pytest.raises(ValueError) as info:
+        compose("Bad", **READERS[arg], **{arg: value})
+    _assert_names(info.value, arg, allowed, str(value))
+
+
+@pytest.mark.parametrize("arg,value,allowed", BAD, ids=str)
+def test_bad_value_refused_at_instantiation(arg: str, value: Any, allowed: str) -> None:
+    cls = compose("Fine", **READERS[arg])
     with pytest.raises(ValueError) as info:
         cls(Net(DTYPE).parameters(), **{arg: value})
-    assert arg in str(info.value) and allowed in str(info.value) and repr(value) in str(info.value)
+    _assert_names(info.value, arg, allowed, str(value))
+
+
+@pytest.mark.parametrize("arg,value", WRONG_TYPE, ids=str)
+def test_wrong_type_is_a_type_error_naming_the_key(arg: str, value: Any) -> None:
+    with pytest.raises(TypeError) as info:
+        compose("Bad", **READERS[arg], **{arg: value})
+    _assert_names(info.value, arg, repr(value))
+    cls = compose("Fine", **READERS[arg])
+    with pytest.raises(TypeError) as info:
+        cls(Net(DTYPE).parameters(), **{arg: value})
+    _assert_names(info.value, arg, repr(value))
+
+
+def test_misspelt_hyperparameter_named_with_the_allowed_ones() -> None:
+    """At compose(...) and at instantiation: a TypeError naming the misspelling and the
+    names the rules read."""
+    with pytest.raises(TypeError) as info:
+        compose("Misspelt", first=rules.HeavyBall(), momentm=0.9)
+    _assert_names(info.value, "'momentm'", "'momentum'", "'dampening'", "'lr'")
+    cls = compose("Spelt", first=rules.HeavyBall())
+    with pytest.raises(TypeError) as info:
+        cls(Net(DTYPE).parameters(), momentm=0.9)
+    _assert_names(info.value, "'momentm'", "'momentum'", "'dampening'", "'lr'")
 
 
 @pytest.mark.parametrize("kwargs", [{"bogus": 1}, {"nesterov": True}, {"rho": 0.5}], ids=str)
@@ -220,3 +277,130 @@ def test_unknown_keyword_is_a_type_error(kwargs: dict) -> None:
 def test_fused_flags_checked_like_torch() -> None:
     with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
         AdaGradMomentum(Net(DTYPE).parameters(), fused=True, foreach=True)
+    with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
+        compose("BothFlags", fused=True, foreach=True)
+
+
+# Slots holding something else than a rule of their role: (compose kwargs, message fragments).
+WRONG_SLOTS = [
+    ({"first": rules.AccumulatedSquares()}, ["first", "FirstMoment", "'first'", "AccumulatedSquares(", "'second'"]),
+    ({"second": rules.BiasCorrectedAverage()}, ["second", "SecondMoment", "'second'", "'first'"]),
+    ({"first": "adam"}, ["first", "FirstMoment", "str 'adam'"]),
+    ({"second": rules.SquaredAverage}, ["second", "SecondMoment", "type"]),  # the class, not a rule
+    ({"gradient": (rules.Maximize(), "decay")}, ["gradient[1]", "GradientRule", "'gradient'", "str"]),
+    ({"gradient": (rules.AccumulatedSquares(),)}, ["gradient[0]", "GradientRule", "'second'"]),
+    ({"gradient": rules.WeightDecay()}, ["gradient", "tuple", "GradientRule", "WeightDecay("]),
+    ({"schedule": (rules.Maximize(),)}, ["schedule[0]", "LrSchedule", "'schedule'", "'gradient'"]),
+    ({"schedule": ("cosine",)}, ["schedule[0]", "LrSchedule", "str 'cosine'"]),
+    ({"schedule": 0.5}, ["schedule", "tuple", "LrSchedule"]),
+]
+
+
+@pytest.mark.parametrize("kwargs,fragments", WRONG_SLOTS, ids=lambda v: str(v)[:40])
+def test_wrong_slot_refused_at_compose(kwargs: dict, fragments: list[str]) -> None:
+    with pytest.raises(TypeError) as info:
+        compose("Swapped", **kwargs)
+    _assert_names(info.value, "Swapped", *fragments)
+
+
+def _subclass(recipe: Any, hyperparameters: dict[str, Any]) -> type:
+    """The ``class X(ComposedOptimizer)`` route."""
+
+    class Sub(ComposedOptimizer):
+        pass
+
+    return type("Sub", (Sub,), {"recipe": recipe, "hyperparameters": hyperparameters})
+
+
+SUBCLASS_ERRORS = [
+    (Recipe(first=rules.AccumulatedSquares()), {}, TypeError, ["first", "FirstMoment"]),
+    (Recipe(schedule=(rules.WeightDecay(),)), {}, TypeError, ["schedule[0]", "LrSchedule"]),
+    ("adam", {}, TypeError, ["recipe", "Recipe", "str 'adam'"]),
+    (Recipe(first=rules.HeavyBall()), {"momentm": 0.9}, TypeError, ["'momentm'", "'momentum'"]),
+    (Recipe(first=rules.HeavyBall()), {"momentum": -1.0}, ValueError, ["momentum", "momentum >= 0"]),
+]
+
+
+@pytest.mark.parametrize("recipe,hyperparameters,error,fragments", SUBCLASS_ERRORS, ids=str)
+def test_subclass_checked_when_defined(
+    recipe: Any, hyperparameters: dict, error: type[Exception], fragments: list[str]
+) -> None:
+    with pytest.raises(error) as info:
+        _subclass(recipe, hyperparameters)
+    _assert_names(info.value, *fragments)
+
+
+def test_subclass_with_rules_of_their_roles_is_built() -> None:
+    cls = _subclass(Recipe(first=rules.HeavyBall()), {"momentum": 0.9})
+    opt = cls(Net(DTYPE).parameters())
+    assert opt.defaults["momentum"] == 0.9 and opt.defaults["maximize"] is False
+
+
+def test_compose_takes_lists_and_flag_defaults() -> None:
+    """A list of gradient rules is a tuple of them; a flag given to compose is the class's
+    default (it is not overridden by the implementation flags' defaults)."""
+    cls = compose("Listed", gradient=[rules.Maximize(), rules.WeightDecay()], maximize=True, foreach=False)
+    assert cls.recipe.gradient == tuple(cls.recipe.gradient) and len(cls.recipe.gradient) == 2
+    opt = cls(Net(DTYPE).parameters())
+    assert opt.defaults["maximize"] is True and opt.defaults["foreach"] is False
+    model_t, model_o = Net(DTYPE), Net(DTYPE)
+    model_o.load_state_dict(model_t.state_dict())
+    xs = make_inputs(DTYPE, 3)
+    train(model_t, torch.optim.SGD(model_t.parameters(), lr=1e-3, maximize=True), xs)
+    train(model_o, cls(model_o.parameters()), xs)
+    assert_models_equal(model_t, model_o, **TOL)
+
+
+# -- (d) loading checks the composed class's ranges -----------------------------------------------
+def _in_group(changes: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    def apply(sd: dict[str, Any]) -> None:
+        sd["param_groups"][0].update(changes)
+
+    return apply
+
+
+def _drop(key: str) -> Callable[[dict[str, Any]], None]:
+    def apply(sd: dict[str, Any]) -> None:
+        del sd["param_groups"][0][key]
+
+    return apply
+
+
+LOAD_ERRORS = [
+    (_in_group({"lr": -1.0}), ValueError, ["param_groups[0]", "Invalid lr value: -1.0", "lr >= 0"]),
+    (_in_group({"lr": float("nan")}), ValueError, ["param_groups[0]", "lr", "nan"]),
+    (_in_group({"lr": "fast"}), TypeError, ["param_groups[0]", "'lr'", "str 'fast'"]),
+    (_in_group({"betas": (0.9, 1.0)}), ValueError, ["param_groups[0]", "0 <= betas[i] < 1"]),
+    (_in_group({"eps": -1.0}), ValueError, ["param_groups[0]", "eps >= 0"]),
+    (_in_group({"initial_accumulator_value": -1.0}), ValueError, ["initial_accumulator_value >= 0"]),
+    (_in_group({"fused": True, "foreach": True}), ValueError, ["param_groups[0]", "`fused` and `foreach`"]),
+    (_drop("eps"), ValueError, ["param_groups[0]", "lacks", "'eps'"]),
+]
+
+
+@pytest.mark.parametrize("change,error,fragments", LOAD_ERRORS, ids=lambda v: str(v)[:30])
+def test_composed_load_refuses_out_of_range(
+    change: Callable[[dict[str, Any]], None], error: type[Exception], fragments: list[str]
+) -> None:
+    """The composed class's ranges apply to loaded groups; nothing changes on refusal."""
+    model, opt = fresh("AdaGradMomentum")
+    train(model, opt, make_inputs(DTYPE, 2))
+    bad = copy.deepcopy(opt.state_dict())
+    change(bad)
+    bad_before, before = copy.deepcopy(bad), copy.deepcopy(opt.state_dict())
+    with pytest.raises(error) as info:
+        opt.load_state_dict(bad)
+    _assert_names(info.value, *fragments)
+    assert str(info.value).count("allowed") <= 1, str(info.value)  # the range said once
+    assert_state_dicts_close(opt.state_dict(), before, rtol=0, atol=0)
+    assert_state_dicts_close(bad, bad_before, rtol=0, atol=0)
+
+
+def test_composed_load_ignores_keys_its_rules_do_not_read() -> None:
+    """Scheduler keys, and a key no rule reads (even out of any range), load as in torch."""
+    model, opt = fresh("AdaGradMomentum")
+    train(model, opt, make_inputs(DTYPE, 2))
+    sd = copy.deepcopy(opt.state_dict())
+    sd["param_groups"][0].update(initial_lr=0.01, max_momentum=0.95, momentum=-1.0)
+    opt.load_state_dict(sd)
+    assert opt.param_groups[0]["momentum"] == -1.0 and opt.param_groups[0]["initial_lr"] == 0.01

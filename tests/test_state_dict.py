@@ -421,6 +421,11 @@ CORRUPTIONS = [
     Corruption("integer tensor step", _state("step", lambda v: v.long(), "int64"), TypeError, STEPPED),
     Corruption("bool step", _state("step", lambda v: True, "bool"), TypeError, STEPPED),
     Corruption("NaN mu_product", _state("mu_product", lambda v: v * NAN, "finite"), only=("NAdam",)),
+    # torch's NAdam.__setstate__ turns a Python mu_product into a tensor; momentopt's does not
+    # (its step would fail), so loading refuses it
+    Corruption(
+        "Python mu_product", _state("mu_product", float, "1-element tensor"), TypeError, ("NAdam",)
+    ),
     # structure
     Corruption("state a list", _structure(lambda sd: sd.update(state=[]), "'state'", "dict"), TypeError),
     Corruption(

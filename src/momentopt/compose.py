@@ -63,10 +63,8 @@ def check_hyperparameter(name: str, value: Any) -> None:
     try:
         inside = bool(ok(value))
     except TypeError as err:
-        raise TypeError(
-            f"Invalid {name} value: {value!r} (expected {'two numbers' if name == 'betas' else 'a number'}; "
-            f"allowed: {allowed})"
-        ) from err
+        expected = "two numbers" if name == "betas" else "a number"
+        raise TypeError(f"Invalid {name} value: {value!r} (expected {expected}; allowed: {allowed})") from err
     require(inside, f"Invalid {name} value: {value} (allowed: {allowed})", allowed)
 
 
@@ -128,19 +126,24 @@ class ComposedOptimizer(RecipeOptimizer):
         if recipe is None:  # an abstract intermediate class
             return
         check_recipe(cls.__name__, recipe)
-        unknown = sorted(set(cls.hyperparameters) - set(cls.accepted()))
+        names = cls._rule_defaults()
+        unknown = sorted(set(cls.hyperparameters) - set(names))
         if unknown:
             raise TypeError(
-                f"{cls.__name__}: unknown hyperparameter(s) {unknown}; its rules read "
-                f"{sorted(cls.accepted())}"
+                f"{cls.__name__}: unknown hyperparameter(s) {unknown}; it accepts {sorted(names)}"
             )
         cls.check_hyperparameters(cls.accepted())
 
     @classmethod
+    def _rule_defaults(cls) -> dict[str, Any]:
+        """The keys the recipe's rules read and the implementation flags, with their defaults."""
+        return {**cls.recipe.hyperparameters(), **IMPLEMENTATION_FLAGS}
+
+    @classmethod
     def accepted(cls) -> dict[str, Any]:
-        """Every hyperparameter of the class with its default: the rules' own, then the
-        implementation flags, then the class's ``hyperparameters``."""
-        return {**cls.recipe.hyperparameters(), **IMPLEMENTATION_FLAGS, **cls.hyperparameters}
+        """Every hyperparameter of the class with its default: the rules' own and the
+        implementation flags, overridden by the class's ``hyperparameters``."""
+        return {**cls._rule_defaults(), **cls.hyperparameters}
 
     def __init__(self, params: Any, **hyperparameters: Any) -> None:
         defaults = self.accepted()

@@ -61,10 +61,10 @@ def check_state_dict(opt: RecipeOptimizer, state_dict: Any) -> None:
     groups = [loaded_group(opt, saved) for saved in saved_groups]
     for gi, group in enumerate(groups):
         check_group(opt, gi, group)
-    for gi, (group, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
-        for position, (index, param) in enumerate(zip(saved["params"], group["params"], strict=True)):
+    for gi, (current, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
+        for position, (index, param) in enumerate(zip(saved["params"], current["params"], strict=True)):
             state = saved_state.get(index)
-            if state:
+            if state:  # no state, or an empty one: a parameter that has not stepped
                 _check_param_state(opt, param, groups[gi], state, _describe(gi, position, saved, index))
 
 
@@ -209,14 +209,15 @@ def _check_kind(gi: int, key: str, value: Any, default: Any) -> None:
 
 def _run_constructor_checks(opt: RecipeOptimizer, gi: int, group: Mapping[str, Any]) -> None:
     """The class's ``check_hyperparameters`` (if it has one) on ``group``; its error again,
-    prefixed by the group index and followed by its note (the allowed range)."""
+    prefixed by the group index and followed by its notes (the allowed range) unless the
+    message says them already."""
     check = getattr(type(opt), "check_hyperparameters", None)
     if check is None:
         return
     try:
         check(group)
     except (TypeError, ValueError, RuntimeError) as err:
-        notes = "; ".join(getattr(err, "__notes__", ()))
+        notes = "; ".join(n for n in getattr(err, "__notes__", ()) if n not in str(err))
         detail = f"{err} ({notes})" if notes else str(err)
         _fail(f"param_groups[{gi}]: {detail}", TypeError if isinstance(err, TypeError) else ValueError, err)
 
