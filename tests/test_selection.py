@@ -92,3 +92,22 @@ def test_differentiable_keeps_per_tensor():
     p = torch.nn.Parameter(torch.randn(3))
     opt = momentopt.Adam([p], differentiable=True)
     assert choose_executor(opt.param_groups[0], [p]) == "per_tensor"
+
+
+def test_a_fused_key_means_nothing_to_an_algorithm_without_fused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch's RMSprop ignores a ``fused`` key that a loaded group brings; so does ours."""
+    p = torch.nn.Parameter(torch.randn(4, 3))
+    opt = momentopt.RMSprop([p], lr=0.1, foreach=False)
+    sd = opt.state_dict()
+    sd["param_groups"][0]["fused"] = True
+    opt.load_state_dict(sd)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the fused executor ran")
+
+    monkeypatch.setattr(fused, "fused", refuse)
+    p.grad = torch.randn(4, 3)
+    opt.step()
+    assert opt.param_groups[0]["fused"] is True

@@ -421,11 +421,6 @@ CORRUPTIONS = [
     Corruption("integer tensor step", _state("step", lambda v: v.long(), "int64"), TypeError, STEPPED),
     Corruption("bool step", _state("step", lambda v: True, "bool"), TypeError, STEPPED),
     Corruption("NaN mu_product", _state("mu_product", lambda v: v * NAN, "finite"), only=("NAdam",)),
-    # torch's NAdam.__setstate__ turns a Python mu_product into a tensor; momentopt's does not
-    # (its step would fail), so loading refuses it
-    Corruption(
-        "Python mu_product", _state("mu_product", float, "1-element tensor"), TypeError, ("NAdam",)
-    ),
     # structure
     Corruption("state a list", _structure(lambda sd: sd.update(state=[]), "'state'", "dict"), TypeError),
     Corruption(
@@ -585,6 +580,9 @@ VARIATIONS = [
     Variation("Python float steps", _steps(lambda v: float(v)), STEPPED),
     Variation("Python int steps", _steps(lambda v: int(v)), STEPPED),
     Variation("float64 step tensors", _steps(lambda v: v.double()), STEPPED),
+    # NAdam's __setstate__ turns a Python mu_product into a tensor, as torch's does
+    Variation("Python float mu_product", _all_state(lambda k, v: float(v) if k == "mu_product" else v),
+              ("NAdam",)),
     Variation("groups without the newer flags", _without_newer_flags),
     Variation("float64 state for float32 parameters", _buffers_to(torch.float64)),
     Variation("bfloat16 state for float32 parameters", _buffers_to(torch.bfloat16)),

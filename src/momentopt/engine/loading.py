@@ -255,24 +255,23 @@ def _check_param_state(
     scalars = set(opt.recipe.scalar_state)
     for key, value in state.items():
         if key in scalars:
-            _check_counter(f"{where}: state {key!r}", value, python_number_ok=key == "step")
+            _check_counter(f"{where}: state {key!r}", value)
             if key == "step" and not float(value) >= 0:
                 _fail(f"{where}: state 'step' must be >= 0, got {float(value)}")
         else:
             _check_buffer(f"{where}: state {key!r}", value, param)
 
 
-def _check_counter(where: str, value: Any, python_number_ok: bool) -> None:
-    """One finite number: a floating-point tensor of one element, or (where ``__setstate__``
-    turns it into a tensor, as for torch's older ``step``) a Python number."""
+def _check_counter(where: str, value: Any) -> None:
+    """One finite number: a floating-point tensor of one element, or a Python number (which
+    ``__setstate__`` turns into a tensor, as torch does for its older checkpoints)."""
     if isinstance(value, Tensor):
         if value.numel() != 1:
             _fail(f"{where} must hold one number, got shape {tuple(value.shape)}")
         if not value.is_floating_point():
             _fail(f"{where} must be a floating-point tensor, got dtype {value.dtype}", TypeError)
-    elif not (python_number_ok and isinstance(value, numbers.Real) and not isinstance(value, bool)):
-        expected = "a number or a 1-element tensor" if python_number_ok else "a 1-element tensor"
-        _fail(f"{where} must be {expected}, got {_what(value)}", TypeError)
+    elif not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+        _fail(f"{where} must be a number or a 1-element tensor, got {_what(value)}", TypeError)
     if not math.isfinite(float(value)):
         _fail(f"{where} must be finite, got {float(value)}")
 

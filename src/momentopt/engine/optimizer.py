@@ -84,7 +84,9 @@ class RecipeOptimizer(Optimizer):
         if not params:
             return
         differentiable = bool(group.get("differentiable", False))
-        executor = choose_executor(group, params)
+        # a "fused" key in a loaded group of an algorithm without one means nothing, as in torch
+        flags = group if "fused" in self.defaults else {**group, "fused": None}
+        executor = choose_executor(flags, params)
         # refuse before anything (state included) changes
         if executor == "fused":
             for p in params:
@@ -240,7 +242,8 @@ class RecipeOptimizer(Optimizer):
 
     # -- checkpoints ------------------------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Fill flags that older state_dicts lack and turn numeric ``step`` s into tensors."""
+        """Fill flags that older state_dicts lack and turn numeric 0-d states (``step``,
+        NAdam's ``mu_product``) into tensors, as torch does."""
         super().__setstate__(state)
         for group in self.param_groups:
             for key, value in self.flag_defaults().items():
@@ -248,12 +251,13 @@ class RecipeOptimizer(Optimizer):
             on_device = bool(group.get("capturable", False) or group.get("fused", False))
             for p in group["params"]:
                 s = self.state.get(p)
-                if s and "step" in s and not torch.is_tensor(s["step"]):
-                    s["step"] = torch.tensor(
-                        float(s["step"]),
-                        dtype=scalar_dtype(bool(group.get("fused", False))),
-                        device=p.device if on_device else "cpu",
-                    )
+                for name in self.recipe.scalar_state if s else ():
+                    if name in s and not torch.is_tensor(s[name]):
+                        s[name] = torch.tensor(
+                            float(s[name]),
+                            dtype=scalar_dtype(bool(group.get("fused", False))),
+                            device=p.device if on_device else "cpu",
+                        )
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
