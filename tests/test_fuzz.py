@@ -1,0 +1,57 @@
+"""Differential fuzzing of momentopt against torch.optim (hypothesis).
+
+For every class and executor, hypothesis draws constructor kwargs (edge values, wrong types,
+tensor hyperparameters, every flag), parameters (0-d, empty, vectors, matrices, 1×257,
+257×1, 3-d, transposed, strided, expanded, big; five dtypes, mixed; one or two groups) and
+1–4 steps of gradients (None, zeros, normal, tiny, huge, denormal, NaN, ±inf, mixed, sparse
+uncoalesced, in layouts other than the parameter's); :func:`tests.fuzz_run.run_case` then
+requires momentopt's outcome to be torch's (see its module docstring).
+
+The run is derandomized (the same examples on every run and machine). Budget:
+``MOMENTOPT_FUZZ_EXAMPLES`` examples per class and executor (default 60, about two minutes
+in all on two cores); ``MOMENTOPT_FUZZ_SEED=<int>`` draws other examples instead of the fixed
+ones, e.g. ``MOMENTOPT_FUZZ_EXAMPLES=2000 MOMENTOPT_FUZZ_SEED=1 pytest tests/test_fuzz.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+from .fuzz_cases import EXECUTOR_FLAGS, FUSED_NAMES, NAMES, Case, cases
+from .fuzz_run import run_case
+
+EXAMPLES = int(os.environ.get("MOMENTOPT_FUZZ_EXAMPLES", "60"))
+SEED = os.environ.get("MOMENTOPT_FUZZ_SEED")
+
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,  # a first step may compile or allocate; time is not what is tested
+    derandomize=SEED is None,
+    database=None,  # nothing written to the checkout; failures print their example
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+
+
+def _configurations() -> list[tuple[str, str]]:
+    """(class, executor) pairs: every executor, fused only where torch has fused kernels."""
+    return [(name, executor) for name in NAMES for executor in EXECUTOR_FLAGS
+            if executor != "fused" or name in FUSED_NAMES]
+
+
+def _seeded(test):  # type: ignore[no-untyped-def]
+    return seed(int(SEED))(test) if SEED is not None else test
+
+
+@pytest.mark.parametrize("name,executor", _configurations())
+@FUZZ_SETTINGS
+@_seeded
+@given(data=st.data())
+def test_matches_torch(name: str, executor: str, data: st.DataObject) -> None:
+    """momentopt.<name> under ``executor`` does what torch.optim.<name> does."""
+    case: Case = data.draw(cases(name, executor), label="case")
+    run_case(case)
