@@ -132,13 +132,31 @@ class NesterovAverage(FirstMoment):
         beta1, psi, t = b.hp["betas"][0], b.hp["momentum_decay"], b.step
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+        if b.differentiable:
+            return self._recorded_direction(b, g, denom, mu, mu_next)
         mu_product = b.scale_scalar_("mu_product", mu)
         m = ema_(b.state("exp_avg"), g, beta1)
-        if b.differentiable:
-            m = m.clone()
         return [
             Term(g, (1.0 - mu) / (1.0 - mu_product), denom),
             Term(m, mu_next / (1.0 - mu_product * mu_next), denom),
+        ]
+
+    @staticmethod
+    def _recorded_direction(b: Bundle, g: Tensors, denom: Tensors | None, mu: Any,
+                            mu_next: Any) -> Direction:
+        """``differentiable=True`` (one tensor per bundle): ``Π ← Π·μ_t`` in place on the state
+        tensor, as torch does, so autograd carries gradients to ``mu_product``. The
+        coefficients are computed in float64 from the stored ``Π`` — the very numbers the
+        other executors compute from ``Π.item()`` — so the step's values equal the normal
+        step's (torch's differentiable step computes them in ``Π``'s float32 and differs
+        from its own normal step by that rounding)."""
+        mu_product = b.state("mu_product")
+        mu_product.mul_(mu)
+        wide = mu_product.to(torch.float64)
+        m = ema_(b.state("exp_avg"), g, b.hp["betas"][0]).clone()
+        return [
+            Term(g, (1.0 - mu) / (1.0 - wide), denom),
+            Term(m, mu_next / (1.0 - wide * mu_next), denom),
         ]
 
     def formula(self, group: Mapping[str, Any]) -> str:
