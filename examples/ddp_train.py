@@ -14,6 +14,7 @@ weights equal rank 0's, and rank 0 saves a checkpoint (``--save PATH``).
 from __future__ import annotations
 
 import argparse
+import gc
 
 import torch
 import torch.distributed as dist
@@ -44,6 +45,21 @@ def main() -> None:
     args = parser.parse_args()
 
     dist.init_process_group("gloo")  # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR/PORT
+    try:
+        train(args)
+        # Release everything that holds the process group or its pending work (DDP's
+        # reducer sits in reference cycles) while the interpreter is fully alive: freed
+        # during interpreter shutdown instead, a gloo thread can take the GIL too late, and
+        # the process aborts ("terminate called without an active exception").
+        gc.collect()
+        dist.barrier()  # no rank tears its connections down while another still uses them
+    finally:
+        dist.destroy_process_group()
+
+
+def train(args: argparse.Namespace) -> None:
+    """Train, check the replicas agree, and save on rank 0 (every object made here is freed
+    on return, before the process group is destroyed)."""
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(1)
 
@@ -87,7 +103,6 @@ def main() -> None:
         if args.save:
             torch.save({"model": model.module.state_dict(), "optimizer": opt.state_dict()}, args.save)
         print(f"done: {world} processes, {args.optimizer}, replicas identical", flush=True)
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

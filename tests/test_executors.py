@@ -1,5 +1,9 @@
 """Executors: per-tensor (foreach=False), multi-tensor (foreach=True) and the default choice
-(foreach=None) give the same numbers as each other and as torch.optim."""
+(foreach=None) give the same numbers as each other and as torch.optim.
+
+float32 results are judged against a float64 run of torch.optim on the same parameters and
+gradient function (helpers.py, ``K``); float64 results against torch's directly.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,24 @@ import pytest
 import torch
 from torch.nn import Parameter
 
-from .helpers import ALGORITHMS, PAIRS, TOLERANCES, assert_state_dicts_close, optim_inputs
+from .helpers import (
+    ALGORITHMS,
+    PAIRS,
+    WIDE,
+    assert_close_report,
+    assert_matches_torch,
+    assert_state_dicts_close,
+    assert_state_dicts_match,
+    optim_inputs,
+)
 
 STEPS = 12
-TIGHT = {"rtol": 1e-6, "atol": 1e-7}
+Dtypes = tuple[torch.dtype, ...]
 FLAGS = {"per_tensor": {"foreach": False}, "multi_tensor": {"foreach": True}, "default": {}}
 GradMask = Callable[[int, int], bool]  # (step, param index) -> whether the param gets a grad
 
 
-def make_params(dtypes: tuple[torch.dtype, ...] = (torch.float32,) * 4) -> list[Parameter]:
+def make_params(dtypes: Dtypes = (torch.float32,) * 4) -> list[Parameter]:
     """A matrix, a vector, a scalar and a non-contiguous matrix, of the given dtypes."""
     g = torch.Generator().manual_seed(3)
     shapes = [(3, 4), (4,), (), (2, 5)]
@@ -66,33 +79,55 @@ def configs(richest: int = 2) -> list[Any]:
     return out
 
 
-def assert_same_run(
-    a: tuple[list[Parameter], torch.optim.Optimizer],
-    b: tuple[list[Parameter], torch.optim.Optimizer],
-    **tol: float,
-) -> None:
+Run = tuple[list[Parameter], torch.optim.Optimizer]
+
+
+def reference_run(name: str, kwargs: dict[str, Any], dtypes: Dtypes = (torch.float32,) * 4,
+                  mask: GradMask = every_grad) -> Run:
+    """torch.optim's run in float64 (complex128) from the same values: what a float32 run's
+    error is measured against."""
+    params = make_params(tuple(WIDE.get(d, d) for d in dtypes))
+    return params, train(PAIRS[name][0], kwargs, params, mask)
+
+
+def _state_dict(run: Run) -> dict[str, Any]:
+    sd = run[1].state_dict()
+    for group in sd["param_groups"]:  # the executor flag itself may differ between runs
+        group.pop("foreach", None)
+    return sd
+
+
+def assert_same_run(ours: Run, theirs: Run, reference: Run) -> None:
+    """``ours`` matches ``theirs`` (torch's, or another executor's) through the float64
+    ``reference`` run: parameters and states."""
+    for i, (po, pt, pr) in enumerate(zip(ours[0], theirs[0], reference[0], strict=True)):
+        assert_matches_torch(po, pt, pr, f"param {i}")
+    assert_state_dicts_match(_state_dict(ours), _state_dict(theirs), _state_dict(reference))
+
+
+def assert_identical_runs(a: Run, b: Run) -> None:
+    """The same numbers to the last bit."""
     for i, (pa, pb) in enumerate(zip(a[0], b[0], strict=True)):
-        torch.testing.assert_close(pb, pa, **tol, msg=f"param {i}")
-    sa, sb = a[1].state_dict(), b[1].state_dict()
-    for sd in (sa, sb):  # the executor flag itself is the one thing allowed to differ
-        for group in sd["param_groups"]:
-            group.pop("foreach", None)
-    assert_state_dicts_close(sb, sa, **tol)
+        assert_close_report(pb, pa, f"param {i}", rtol=0.0, atol=0.0)
+    assert_state_dicts_close(_state_dict(b), _state_dict(a), rtol=0.0, atol=0.0)
 
 
 @pytest.mark.parametrize("name,kwargs", configs())
 def test_executors_agree(name: str, kwargs: dict) -> None:
-    """foreach=False, foreach=True and foreach=None: same parameters and states, tightly."""
+    """foreach=False and foreach=True run the same torch ops on each tensor (the CPU's
+    ``_foreach_*`` kernels loop over the per-tensor ones): identical numbers. foreach=None and
+    both of them match torch.optim."""
     ours = PAIRS[name][1]
     runs = {}
     for label, flags in FLAGS.items():
         params = make_params()
         runs[label] = (params, train(ours, _kwargs(kwargs, flags), params, staggered_grads))
-    assert_same_run(runs["per_tensor"], runs["multi_tensor"], **TIGHT)
-    assert_same_run(runs["per_tensor"], runs["default"], **TIGHT)
+    assert_identical_runs(runs["per_tensor"], runs["multi_tensor"])
     params = make_params()
-    reference = (params, train(PAIRS[name][0], kwargs, params, staggered_grads))
-    assert_same_run(reference, runs["default"], **TOLERANCES[torch.float32])
+    theirs = (params, train(PAIRS[name][0], kwargs, params, staggered_grads))
+    reference = reference_run(name, kwargs, mask=staggered_grads)
+    for label, run in runs.items():
+        assert_same_run(run, theirs, reference)
 
 
 CASES = {
@@ -121,8 +156,7 @@ def test_heterogeneous_group_matches_torch(name: str, case: str, executor: str) 
     params_t, params_o = make_params(dtypes), make_params(dtypes)
     opt_t = train(PAIRS[name][0], kwargs, params_t, mask)
     opt_o = train(PAIRS[name][1], kwargs, params_o, mask)
-    tol = TOLERANCES[torch.float32]
-    assert_same_run((params_t, opt_t), (params_o, opt_o), **tol)
+    assert_same_run((params_o, opt_o), (params_t, opt_t), reference_run(name, kwargs, dtypes, mask))
     for p in params_o:
         assert opt_o.state[p].get("exp_avg", p).dtype == p.dtype
 
@@ -131,16 +165,20 @@ def test_heterogeneous_group_matches_torch(name: str, case: str, executor: str) 
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_group_added_later_matches_torch(name: str, executor: str) -> None:
     """A param group added after some steps (its params at step 0 while others are not)."""
-    runs = []
-    for cls in PAIRS[name]:
-        params = make_params()
-        opt = cls(params[:2], **{**RICH[name], **FLAGS[executor]})
-        for step in range(STEPS):
-            if step == 4:
-                opt.add_param_group({"params": params[2:], "lr": 0.02})
-            for p in params:
-                with torch.no_grad():
-                    p.grad = torch.cos(p * (step + 1)) + 0.3 * p
-            opt.step()
-        runs.append((params, opt))
-    assert_same_run(runs[0], runs[1], **TOLERANCES[torch.float32])
+    torch_cls, ours_cls = PAIRS[name]
+    runs = [_group_added_later(cls, name, executor, dtype) for cls, dtype in
+            ((ours_cls, torch.float32), (torch_cls, torch.float32), (torch_cls, torch.float64))]
+    assert_same_run(*runs)
+
+
+def _group_added_later(cls: type, name: str, executor: str, dtype: torch.dtype) -> Run:
+    params = make_params((dtype,) * 4)
+    opt = cls(params[:2], **{**RICH[name], **FLAGS[executor]})
+    for step in range(STEPS):
+        if step == 4:
+            opt.add_param_group({"params": params[2:], "lr": 0.02})
+        for p in params:
+            with torch.no_grad():
+                p.grad = torch.cos(p * (step + 1)) + 0.3 * p
+        opt.step()
+    return params, opt

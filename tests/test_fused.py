@@ -8,6 +8,7 @@ all tests of the process (the executor caches them by tape structure).
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 
 import pytest
@@ -18,37 +19,44 @@ from momentopt.engine import fused
 
 from .helpers import (
     PAIRS,
-    TOLERANCES,
+    WIDE,
     Net,
+    assert_close_report,
+    assert_matches_torch,
+    assert_models_match,
     assert_state_dicts_close,
+    assert_state_dicts_match,
     lockstep,
     make_inputs,
     optim_inputs,
+    train_together,
+    widened,
 )
 
 KERNEL_ALGOS = ("SGD", "Adagrad", "Adam", "AdamW")  # torch has a fused kernel for these
 COMPILED_ALGOS = ("Adadelta", "RMSprop", "NAdam")  # these are compiled
 
-# RMSprop centered with momentum, maximize and decay: sqrt(V − ḡ²) cancels ~99 % of V, which
-# turns last-bit differences (torch's eager kernels use FMA in their vector loops and not in
-# their scalar tails; inductor's code rounds differently) into ~1e-5 relative differences.
-LOOSE = {("RMSprop", "maximize, centered, weight_decay, w/ momentum"): {"rtol": 2e-4, "atol": 1e-5}}
-
 
 def _run_pair(name: str, dtype: torch.dtype, kwargs: dict, ours_extra: dict, torch_extra: dict,
-              steps: int = 30, tol: dict | None = None) -> None:
+              steps: int = 30) -> None:
+    """momentopt (``ours_extra`` flags) and torch.optim (``torch_extra``) in lock step, with
+    torch's float64 run (``torch_extra``) as the reference for float32 and complex64."""
     torch_cls, ours_cls = PAIRS[name]
     torch.manual_seed(0)
     model_t = Net(dtype)
     model_o = copy.deepcopy(model_t)
+    model_r = widened(model_t) if dtype in WIDE else None
     opt_t = torch_cls(model_t.parameters(), **copy.deepcopy({**kwargs, **torch_extra}))
     opt_o = ours_cls(model_o.parameters(), **copy.deepcopy({**kwargs, **ours_extra}))
-    tol = tol or TOLERANCES[dtype]
-    for _ in lockstep(model_t, opt_t, model_o, opt_o, make_inputs(dtype, steps)):
+    runs = [(model_t, opt_t), (model_o, opt_o)]
+    if model_r is not None:
+        opt_r = torch_cls(model_r.parameters(), **copy.deepcopy({**kwargs, **torch_extra}))
+        runs.append((model_r, opt_r))
+    for _ in train_together(runs, make_inputs(dtype, steps)):
         pass
-    for (n, pt), po in zip(model_t.named_parameters(), model_o.parameters(), strict=True):
-        torch.testing.assert_close(po, pt, **tol, msg=f"param {n}")
-    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **tol)
+    assert_models_match(model_o, model_t, model_r)
+    assert_state_dicts_match(opt_o.state_dict(), opt_t.state_dict(),
+                             None if model_r is None else opt_r.state_dict())
 
 
 def _kernel_cases():
@@ -83,6 +91,22 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _simdlen():
+    """``MOMENTOPT_TEST_SIMDLEN`` (e.g. 256, or 1 for scalar code) sets inductor's vector
+    width for this module, to check the compiled path's numbers on another CPU's vector code
+    on this one (``ATEN_CPU_CAPABILITY=avx2``/``default`` does the same for torch's eager
+    kernels and, when this is unset, for inductor too)."""
+    value = os.environ.get("MOMENTOPT_TEST_SIMDLEN")
+    if not value:
+        yield
+        return
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch({"cpp.simdlen": int(value)}):
+        yield
+
+
 @pytest.fixture
 def compile_everything(monkeypatch):
     monkeypatch.setattr(fused, "COMPILE_MIN_NUMEL", 0)
@@ -99,8 +123,7 @@ def _compiled_cases():
 @pytest.mark.parametrize("name,dtype,kwargs,desc", list(_compiled_cases()))
 def test_compiled_parity(name, dtype, kwargs, desc, compile_everything):
     """Default flags with compiling forced on small groups, against torch's for-loop."""
-    tol = LOOSE.get((name, desc))
-    _run_pair(name, dtype, kwargs, {}, {}, steps=20, tol=tol)  # torch's CPU default: for-loop
+    _run_pair(name, dtype, kwargs, {}, {}, steps=20)  # torch's CPU default: for-loop
     assert fused.compile_available()
 
 
@@ -111,22 +134,26 @@ def test_compiled_adam_parity(compile_everything, monkeypatch):
 
 
 def test_composed_optimizer_compiles(compile_everything):
-    """A composed recipe runs fused (compiled) and matches its multi-tensor run."""
+    """A composed recipe runs fused (compiled) and matches its multi-tensor run (the role
+    torch.optim plays elsewhere; its float64 multi-tensor run is the reference)."""
     Composed = momentopt.compose(
         "Composed", first=momentopt.rules.HeavyBall(), second=momentopt.rules.SquaredAverage(),
         lr=1e-2,
     )
     torch.manual_seed(0)
-    a, b = Net(torch.float32), None
-    b = copy.deepcopy(a)
+    a = Net(torch.float32)
+    b, wide = copy.deepcopy(a), widened(a)
     opt_a = Composed(a.parameters(), momentum=0.9)
     opt_b = Composed(b.parameters(), momentum=0.9, foreach=True)
+    opt_wide = Composed(wide.parameters(), momentum=0.9, foreach=True)
     before = len(fused._compiled)
-    for _ in lockstep(a, opt_a, b, opt_b, make_inputs(torch.float32, 8)):
+    for _ in train_together([(a, opt_a), (b, opt_b), (wide, opt_wide)], make_inputs(torch.float32, 8)):
         pass
     assert len(fused._compiled) > before  # it did compile (first step, then the steady step)
-    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
-        torch.testing.assert_close(pa, pb, **TOLERANCES[torch.float32])
+    assert_models_match(a, b, wide)
+    sa, sb = opt_a.state_dict(), opt_b.state_dict()
+    sb["param_groups"] = sa["param_groups"]  # (they differ in the foreach flag only)
+    assert_state_dicts_match(sa, sb, opt_wide.state_dict())
 
 
 def test_no_recompile_when_hyperparameters_change(compile_everything):
@@ -216,7 +243,7 @@ def test_a_one_op_step_is_not_compiled(compile_everything):
     p.grad = torch.full((300,), 2.0)
     opt.step()
     assert len(fused._compiled) == before
-    torch.testing.assert_close(p.detach(), torch.zeros(300))
+    assert_close_report(p, torch.zeros(300), "param", rtol=0.0, atol=0.0)  # 1 − 0.5·2, exactly
 
 
 class _SignDescent(momentopt.rules.FirstMoment):
@@ -243,7 +270,8 @@ def test_unrecordable_rule_runs_uncompiled_with_one_warning(compile_everything):
     ours = [w for w in caught if "cannot record" in str(w.message)]
     assert len(ours) == 1
     assert fused.compile_available()  # a rule's own code does not disable compiling
-    torch.testing.assert_close(p.detach(), -torch.linspace(-1, 1, 300).sign())
+    expected = -torch.linspace(-1, 1, 300).sign()  # 0 − 0.5·s − 0.5·s, exactly
+    assert_close_report(p, expected, "param", rtol=0.0, atol=0.0)
 
 
 @pytest.mark.parametrize("name,kwargs", [("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
@@ -255,18 +283,20 @@ def test_many_small_tensors_on_one_thread_match_torch(name, kwargs):
     shapes = [(fused.BIG,)] + [(5, 7)] * (fused.ONE_THREAD_MIN + 10)
     a = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
     b = [torch.nn.Parameter(p.detach().clone()) for p in a]
-    opt_a, opt_b = ours_cls(a, **kwargs), torch_cls(b, **kwargs)
+    wide = [torch.nn.Parameter(p.detach().double()) for p in a]
+    opt_a, opt_b, opt_wide = ours_cls(a, **kwargs), torch_cls(b, **kwargs), torch_cls(wide, **kwargs)
     module_threads = torch.get_num_threads()
     torch.set_num_threads(2)  # (this module runs on one thread) so that a switch happens
     try:
         for _ in range(3):
-            for pa, pb in zip(a, b, strict=True):
+            for pa, pb, pw in zip(a, b, wide, strict=True):
                 pa.grad = torch.randn(pa.shape, generator=g)
-                pb.grad = pa.grad.clone()
+                pb.grad, pw.grad = pa.grad.clone(), pa.grad.double()
             opt_a.step()
             opt_b.step()
             assert torch.get_num_threads() == 2  # restored after the one-thread call
+            opt_wide.step()
     finally:
         torch.set_num_threads(module_threads)
-    for pa, pb in zip(a, b, strict=True):
-        torch.testing.assert_close(pa, pb, **TOLERANCES[torch.float32])
+    for i, (pa, pb, pw) in enumerate(zip(a, b, wide, strict=True)):
+        assert_matches_torch(pa, pb, pw, f"param {i}")

@@ -5,6 +5,7 @@ state dicts that load both ways, and user edits or loads of the state respected.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 import torch
@@ -12,22 +13,22 @@ import torch
 import momentopt
 from momentopt.engine import fused
 
-from .helpers import TOLERANCES, assert_state_dicts_close
+from .helpers import assert_matches_torch, assert_state_dicts_match
 
-TOL = TOLERANCES[torch.float32]
+Run = tuple[list[torch.nn.Parameter], torch.optim.Optimizer]
 
 
-def _params(seed: int = 0, n: int = 40) -> list[torch.nn.Parameter]:
+def _params(seed: int = 0, n: int = 40, dtype: torch.dtype = torch.float32) -> list[torch.nn.Parameter]:
     g = torch.Generator().manual_seed(seed)
     shapes = [(7,), (3, 5), (2, 3, 4), ()] * (n // 4)
-    return [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    return [torch.nn.Parameter(torch.randn(s, generator=g).to(dtype)) for s in shapes]
 
 
 def _grads(params: list[torch.nn.Parameter], step: int, every: int = 1) -> list:
     """Gradients for ``step``; with ``every`` > 1 some parameters get none on some steps."""
     g = torch.Generator().manual_seed(100 + step)
     return [
-        torch.randn(p.shape, generator=g) if (i + step) % every == 0 else None
+        torch.randn(p.shape, generator=g).to(p.dtype) if (i + step) % every == 0 else None
         for i, p in enumerate(params)
     ]
 
@@ -45,10 +46,19 @@ def _twins(ours_cls, torch_cls, ours_kw=None, torch_kw=None, **kw):
     return a, ours, b, torch_cls(b, **{**kw, **(torch_kw or {})})
 
 
-def _assert_same(a, opt_a, b, opt_b, tol=TOL):
-    for pa, pb in zip(a, b, strict=True):
-        torch.testing.assert_close(pa, pb, **tol)
-    assert_state_dicts_close(opt_a.state_dict(), opt_b.state_dict(), **tol)
+def _reference(torch_cls: type, **kw: Any) -> Run:
+    """torch.optim on float64 copies of the same parameters (run it on the same steps): what
+    the float32 runs' errors are measured against (helpers.K)."""
+    params = _params(dtype=torch.float64)
+    return params, torch_cls(params, **kw)
+
+
+def _assert_same(a: list, opt_a: torch.optim.Optimizer, b: list, opt_b: torch.optim.Optimizer,
+                 reference: Run) -> None:
+    """``a`` (ours, or torch loaded from ours) matches torch's ``b`` through ``reference``."""
+    for i, (pa, pb, pr) in enumerate(zip(a, b, reference[0], strict=True)):
+        assert_matches_torch(pa, pb, pr, f"param {i}")
+    assert_state_dicts_match(opt_a.state_dict(), opt_b.state_dict(), reference[1].state_dict())
 
 
 def _storages(tensors) -> set[int]:
@@ -67,9 +77,10 @@ def test_step_counters_are_views_of_one_buffer():
 @pytest.mark.parametrize("every", [1, 3])
 def test_packed_steps_match_torch_when_grads_come_and_go(every):
     a, opt_a, b, opt_b = _twins(momentopt.Adam, torch.optim.Adam, lr=1e-2, amsgrad=True)
-    _run(opt_a, a, range(8), every)
-    _run(opt_b, b, range(8), every)
-    _assert_same(a, opt_a, b, opt_b)
+    r, opt_r = reference = _reference(torch.optim.Adam, lr=1e-2, amsgrad=True)
+    for opt, ps in ((opt_a, a), (opt_b, b), (opt_r, r)):
+        _run(opt, ps, range(8), every)
+    _assert_same(a, opt_a, b, opt_b, reference)
 
 
 def test_packed_state_dict_saves_and_loads_into_torch():
@@ -83,10 +94,12 @@ def test_packed_state_dict_saves_and_loads_into_torch():
     c = [torch.nn.Parameter(p.detach().clone()) for p in a]
     opt_c = torch.optim.Adam(c, lr=1e-2)
     opt_c.load_state_dict(torch.load(buf))
-    for opt, ps in ((opt_a, a), (opt_b, b), (opt_c, c)):
+    r, opt_r = reference = _reference(torch.optim.Adam, lr=1e-2)
+    _run(opt_r, r, range(3))
+    for opt, ps in ((opt_a, a), (opt_b, b), (opt_c, c), (opt_r, r)):
         _run(opt, ps, range(3, 6))
-    _assert_same(c, opt_c, b, opt_b)
-    _assert_same(a, opt_a, b, opt_b)
+    _assert_same(c, opt_c, b, opt_b, reference)
+    _assert_same(a, opt_a, b, opt_b, reference)
 
 
 def test_torch_state_dict_loads_and_is_packed_again():
@@ -95,9 +108,11 @@ def test_torch_state_dict_loads_and_is_packed_again():
     for pa, pb in zip(a, b, strict=True):
         pa.data.copy_(pb.data)
     opt_a.load_state_dict(opt_b.state_dict())
-    _run(opt_a, a, range(3, 6))
-    _run(opt_b, b, range(3, 6))
-    _assert_same(a, opt_a, b, opt_b)
+    r, opt_r = reference = _reference(torch.optim.NAdam, lr=1e-2)
+    _run(opt_r, r, range(3))
+    for opt, ps in ((opt_a, a), (opt_b, b), (opt_r, r)):
+        _run(opt, ps, range(3, 6))
+    _assert_same(a, opt_a, b, opt_b, reference)
     assert len(_storages(opt_a.state[p]["mu_product"] for p in a)) == 1
     assert not _storages(opt_b.state[p]["step"] for p in b) & _storages(
         opt_a.state[p]["step"] for p in a
@@ -119,22 +134,23 @@ def test_small_tensors_state_lives_in_one_flat_buffer(compile_everything):
 @pytest.mark.parametrize("every", [1, 3])
 def test_compiled_chunks_match_torch_when_grads_come_and_go(every, compile_everything):
     a, opt_a, b, opt_b = _twins(momentopt.NAdam, torch.optim.NAdam, lr=1e-2)
-    _run(opt_a, a, range(8), every)
-    _run(opt_b, b, range(8), every)
-    _assert_same(a, opt_a, b, opt_b)
+    r, opt_r = reference = _reference(torch.optim.NAdam, lr=1e-2)
+    for opt, ps in ((opt_a, a), (opt_b, b), (opt_r, r)):
+        _run(opt, ps, range(8), every)
+    _assert_same(a, opt_a, b, opt_b, reference)
 
 
 def test_a_replaced_state_entry_is_used(compile_everything):
     """A user who swaps in a new state tensor gets it used (the chunk is packed again)."""
     a, opt_a, b, opt_b = _twins(momentopt.RMSprop, torch.optim.RMSprop, lr=1e-2)
-    _run(opt_a, a, range(2))
-    _run(opt_b, b, range(2))
-    for opt, ps in ((opt_a, a), (opt_b, b)):
+    r, opt_r = reference = _reference(torch.optim.RMSprop, lr=1e-2)
+    runs = ((opt_a, a), (opt_b, b), (opt_r, r))
+    for opt, ps in runs:
+        _run(opt, ps, range(2))
         opt.state[ps[5]]["square_avg"] = torch.full_like(ps[5], 0.25)
         opt.state[ps[6]]["square_avg"].fill_(0.5)  # in place: a view, changed where it lies
-    _run(opt_a, a, range(2, 4))
-    _run(opt_b, b, range(2, 4))
-    _assert_same(a, opt_a, b, opt_b)
+        _run(opt, ps, range(2, 4))
+    _assert_same(a, opt_a, b, opt_b, reference)
 
 
 def test_load_state_dict_copies_into_new_buffers(compile_everything):

@@ -11,10 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from .helpers import PAIRS, TOLERANCES, assert_state_dicts_close
+from .helpers import (
+    PAIRS,
+    assert_close_report,
+    assert_models_match,
+    assert_state_dicts_match,
+    widened,
+)
 
 STEPS = 8
-TOL = TOLERANCES[torch.float32]
 
 
 class SparseNet(nn.Module):
@@ -92,20 +97,26 @@ def test_sparse_training_matches_torch(case: tuple[str, dict[str, Any]]) -> None
     name, kwargs = case
     model_t = SparseNet()
     model_o = copy.deepcopy(model_t)
+    model_r = widened(model_t)  # the float64 reference (see helpers.K)
     opt_t = outcome(PAIRS[name][0], model_t, kwargs)
     opt_o = outcome(PAIRS[name][1], model_o, kwargs)
+    opt_r = outcome(PAIRS[name][0], model_r, kwargs)
     assert isinstance(opt_t, torch.optim.Optimizer), opt_t
     assert isinstance(opt_o, torch.optim.Optimizer), opt_o
+    assert isinstance(opt_r, torch.optim.Optimizer), opt_r
     assert model_o.emb.weight.grad.is_sparse
-    for (n, pt), po in zip(model_t.named_parameters(), model_o.parameters(), strict=True):
-        torch.testing.assert_close(po, pt, **TOL, msg=f"param {n}")
-    sd_t, sd_o = opt_t.state_dict(), opt_o.state_dict()
-    for sd in (sd_t, sd_o):
-        for s in sd["state"].values():
-            for k, v in s.items():
-                if isinstance(v, torch.Tensor) and v.is_sparse:
-                    s[k] = v.to_dense()
-    assert_state_dicts_close(sd_o, sd_t, **TOL)
+    assert_models_match(model_o, model_t, model_r)
+    assert_state_dicts_match(*(_dense_state(opt) for opt in (opt_o, opt_t, opt_r)))
+
+
+def _dense_state(opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """The state dict with sparse state tensors made dense."""
+    sd = opt.state_dict()
+    for s in sd["state"].values():
+        for k, v in s.items():
+            if isinstance(v, torch.Tensor) and v.is_sparse:
+                s[k] = v.to_dense()
+    return sd
 
 
 @pytest.mark.parametrize("case", REFUSALS, ids=_id)
@@ -118,4 +129,4 @@ def test_sparse_refusals_match_torch(case: tuple[str, dict[str, Any]]) -> None:
     assert isinstance(expected, tuple), "torch accepts this case"
     assert got == expected
     for pt, po in zip(model_t.parameters(), model_o.parameters(), strict=True):
-        torch.testing.assert_close(po, pt, rtol=0, atol=0)  # refused before any change
+        assert_close_report(po, pt, "param", rtol=0.0, atol=0.0)  # refused before any change
