@@ -16,8 +16,10 @@ ones, e.g. ``MOMENTOPT_FUZZ_EXAMPLES=2000 MOMENTOPT_FUZZ_SEED=1 pytest tests/tes
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
@@ -35,6 +37,18 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Run the examples on one intra-op thread: their tensors are small (66000 elements at
+    most), so more threads add only synchronisation, which on a busy two-core machine made
+    the suite ten times slower. Both sides run under the same setting, so no comparison
+    depends on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _configurations() -> list[tuple[str, str]]:

@@ -1,0 +1,267 @@
+"""Regression tests for the defects the differential fuzz suite (tests/test_fuzz.py) found.
+
+Each test is the smallest input that showed a defect: momentopt must do what torch.optim's
+default path does — raise the same exception type, or give the same numbers (NaN and ±inf
+at the same places).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor
+
+import momentopt
+
+NAMES = ("SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam")
+NAN, INF = math.nan, math.inf
+Run = Callable[[Any], Any]  # (torch.optim or momentopt) -> what to compare
+
+
+def outcome(run: Run, lib: Any) -> Any:
+    """``run(lib)``'s result, or the type of the exception it raised."""
+    try:
+        return run(lib)
+    except Exception as err:  # noqa: BLE001 — the exception type is the outcome compared
+        return type(err)
+
+
+def assert_same(run: Run, rtol: float = 0.0, atol: float = 0.0) -> None:
+    """momentopt's outcome is torch's: the same exception type, or equal tensors (within
+    ``rtol``/``atol``; NaN where torch has NaN)."""
+    expected, actual = outcome(run, torch.optim), outcome(run, momentopt)
+    if isinstance(expected, type) or isinstance(actual, type):
+        assert actual is expected, f"momentopt: {actual!r}, torch: {expected!r}"
+        return
+    flat_a, flat_e = _flat(actual), _flat(expected)
+    assert [k for k, _ in flat_a] == [k for k, _ in flat_e], "different params or state keys"
+    for (key, a), (_, e) in zip(flat_a, flat_e, strict=True):
+        torch.testing.assert_close(a, e, rtol=rtol, atol=atol, equal_nan=True,
+                                   msg=lambda m, key=key: f"{key}: {m}")
+
+
+def _flat(value: Any, key: str = "") -> list[tuple[str, Tensor]]:
+    """(path, tensor) pairs of nested lists and dicts (numbers as 0-d tensors)."""
+    if isinstance(value, Tensor):  # complex as (real, imag): NaN in each compared
+        value = value.detach()
+        return [(key, torch.view_as_real(value) if value.is_complex() else value)]
+    if isinstance(value, dict):
+        return [t for k in sorted(value) for t in _flat(value[k], f"{key}[{k!r}]")]
+    if isinstance(value, (list, tuple)):
+        return [t for i, v in enumerate(value) for t in _flat(v, f"{key}[{i}]")]
+    return [(key, torch.as_tensor(value))]
+
+
+def stepped(name: str, groups: Any, grads: list[Any], steps: int = 1,
+            ours_only: dict[str, Any] | None = None, **kwargs: Any) -> Run:
+    """A run: ``<lib>.<name>(groups(), **kwargs)`` (and ``**ours_only`` for momentopt: its
+    executor flags, compared with torch's default path), ``steps`` steps with ``grads()`` set
+    on the params; returns the params and the state."""
+
+    def run(lib: Any) -> Any:
+        built = groups()
+        params = [p for g in built for p in (g["params"] if isinstance(g, dict) else [g])]
+        extra = (ours_only or {}) if lib is momentopt else {}
+        opt = getattr(lib, name)(built, **kwargs, **extra)
+        for _ in range(steps):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g() if callable(g) else g
+            opt.step()
+        return [p.detach().clone() for p in params], [dict(s) for s in opt.state.values()]
+
+    return run
+
+
+def _ones(*shape: int, dtype: torch.dtype = torch.float32) -> Callable[[], Tensor]:
+    return lambda: torch.ones(shape, dtype=dtype)
+
+
+# -- a param listed twice in one group: torch steps it twice (and counts two steps) --------
+@pytest.mark.parametrize("name", NAMES)
+def test_duplicate_param_is_stepped_twice(name: str) -> None:
+    kwargs = {"momentum": 0.9} if name == "SGD" else {}
+
+    def groups() -> list[Tensor]:
+        p = torch.nn.Parameter(torch.ones(3))
+        return [p, p]
+
+    run = stepped(name, groups, [_ones(3), _ones(3)], lr=0.1, **kwargs)
+    assert_same(run, rtol=1e-6, atol=1e-7)  # torch's loop and a multi-tensor step: ulps
+
+
+# -- a flag that is not a bool: torch's step raises TypeError --------------------------------
+@pytest.mark.parametrize("value", [None, 1, "yes"])
+@pytest.mark.parametrize("name", NAMES)
+def test_non_bool_differentiable_raises_type_error(name: str, value: Any) -> None:
+    run = stepped(name, lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)],
+                  differentiable=value)
+    assert_same(run)
+
+
+# -- foreach=True with differentiable=True: torch's multi-tensor step refuses --------------
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "SGD"])
+def test_foreach_with_differentiable_raises(name: str) -> None:
+    run = stepped(name, lambda: [torch.ones(3)], [_ones(3)], foreach=True, differentiable=True)
+    assert_same(run)
+
+
+# -- betas of the wrong length: torch's step cannot unpack them ------------------------------
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "NAdam"])
+def test_three_betas_raise_at_step(name: str) -> None:
+    run = stepped(name, lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)],
+                  betas=(0.9, 0.999, 0.5))
+    assert_same(run)
+
+
+# -- NAdam's tensor betas: torch does not squeeze them --------------------------------------
+@pytest.mark.parametrize("shape,flags", [((1,), {}), ((), {"foreach": True})])
+def test_nadam_tensor_betas_as_torch(shape: tuple[int, ...], flags: dict[str, Any]) -> None:
+    def run(lib: Any) -> Any:
+        betas = (torch.full(shape, 0.9), torch.full(shape, 0.999))
+        return stepped("NAdam", lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)],
+                       betas=betas, **flags)(lib)
+
+    assert_same(run)
+
+
+# -- a string hyperparameter in a param group (torch's constructor does not check groups) --
+@pytest.mark.parametrize("name,key,flags", [
+    ("AdamW", "weight_decay", {}),
+    ("Adam", "lr", {}),
+    ("Adagrad", "lr_decay", {}),
+    ("Adam", "lr", {"fused": True}),
+])
+def test_string_group_hyperparameter_raises_type_error(
+    name: str, key: str, flags: dict[str, Any]
+) -> None:
+    run = stepped(name, lambda: [{"params": [torch.nn.Parameter(torch.ones(3))], key: "0.1"}],
+                  [_ones(3)], **flags)
+    assert_same(run)
+
+
+# -- a complex param with a sparse gradient --------------------------------------------------
+@pytest.mark.parametrize("name", ["SGD", "Adagrad"])
+def test_complex_param_sparse_grad(name: str) -> None:
+    def grad() -> Tensor:
+        values = torch.tensor([1 + 2j, 3 - 1j, 0.5j], dtype=torch.complex64)
+        return torch.sparse_coo_tensor([[0, 0, 2]], values, (4,))
+
+    run = stepped(name, lambda: [torch.nn.Parameter(torch.ones(4, dtype=torch.complex64))],
+                  [grad], steps=2, lr=0.1)
+    assert_same(run, rtol=1e-6, atol=1e-7)  # float32 op order: ulps
+
+
+# -- fused=True on float16/bfloat16 -----------------------------------------------------------
+def _small_grads(name: str, dtype: torch.dtype) -> Run:
+    """momentopt's fused=True against torch's default path: 257 elements (a vectorized body
+    and a tail), gradients of 1e-2 (in float16, ``(1-β2)·g²`` is below the normal range)."""
+    gen = torch.Generator().manual_seed(0)
+    p0, g = torch.randn(257, generator=gen), torch.randn(257, generator=gen) * 1e-2
+    return stepped(name, lambda: [torch.nn.Parameter(p0.to(dtype))], [lambda: g.to(dtype)],
+                   lr=0.1, ours_only={"fused": True})
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fused_sgd_low_precision_updates_every_element(dtype: torch.dtype) -> None:
+    """torch's ``_fused_sgd_`` on the CPU updates only the scalar tail of a float16/bfloat16
+    tensor (256 of 257 elements unchanged); momentopt's fused=True must not use it so."""
+    assert_same(_small_grads("SGD", dtype))
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "Adagrad"])
+def test_fused_float16_gives_torch_default_numbers(name: str) -> None:
+    """torch's default path computes float16 in float16 (here: ``inf`` where ``(1-β2)·g²``
+    underflows to 0); torch's fused kernels compute in float32. fused=True must give the
+    default path's numbers (the suite's reference), within a float16 ulp."""
+    assert_same(_small_grads(name, torch.float16), rtol=1e-3, atol=1e-3)
+
+
+# -- tensor hyperparameters: torch computes with them in their dtype ------------------------
+@pytest.mark.parametrize("flags", [{}, {"foreach": False}])
+def test_float32_tensor_lr_with_float64_params(flags: dict[str, Any]) -> None:
+    """torch's ``1 - lr·weight_decay`` is a float32 tensor for a float32 tensor lr."""
+    gen = torch.Generator().manual_seed(0)
+    p0 = torch.randn(3, 5, dtype=torch.float64, generator=gen)
+    g = torch.randn(3, 5, dtype=torch.float64, generator=gen)
+
+    def run(lib: Any) -> Any:
+        return stepped("AdamW", lambda: [torch.nn.Parameter(p0.clone())], [g], steps=3,
+                       lr=torch.tensor(0.05), **flags)(lib)
+
+    assert_same(run, rtol=1e-12, atol=1e-14)  # float64: a few ulps of op order
+
+
+@pytest.mark.parametrize("flags", [{}, {"foreach": False}])
+def test_float32_tensor_betas_with_float64_params(flags: dict[str, Any]) -> None:
+    """torch's bias corrections ``1 - β^t`` are float32 tensors for float32 tensor betas."""
+    gen = torch.Generator().manual_seed(0)
+    p0 = torch.randn(3, 5, dtype=torch.float64, generator=gen)
+    g = torch.randn(3, 5, dtype=torch.float64, generator=gen)
+
+    def run(lib: Any) -> Any:
+        betas = (torch.tensor(0.9), torch.tensor(0.999))
+        return stepped("Adam", lambda: [torch.nn.Parameter(p0.clone())], [g], steps=3,
+                       betas=betas, **flags)(lib)
+
+    assert_same(run, rtol=1e-12, atol=1e-14)  # float64: a few ulps of op order
+
+
+def test_differentiable_bias_correction_as_torch() -> None:
+    """With differentiable=True torch's step counter is a float32 tensor, and so are its
+    bias corrections: ``1 - 0.999999`` in float32 is 5% off, and torch's numbers show it."""
+    gen = torch.Generator().manual_seed(0)
+    p0, g = torch.randn(3, 5, generator=gen), torch.randn(3, 5, generator=gen)
+    run = stepped("Adam", lambda: [p0.clone()], [g], betas=(0.999999, 0.999999),
+                  differentiable=True)
+    assert_same(run, rtol=1e-6, atol=1e-7)  # float32 op order: ulps
+
+
+# -- complex numbers with ±inf: torch's complex arithmetic gives NaN ------------------------
+@pytest.mark.parametrize("name,kwargs", [
+    ("SGD", {}),
+    ("SGD", {"momentum": 0.9}),
+    ("Adadelta", {}),
+    ("Adam", {"weight_decay": 0.5, "decoupled_weight_decay": True}),
+])
+def test_complex_infinite_gradient_as_torch(name: str, kwargs: dict[str, Any]) -> None:
+    """torch multiplies a complex tensor by a real scalar as complex numbers: ``inf·0`` in
+    the cross terms makes the other component NaN."""
+    grad = torch.tensor([complex(-INF, 0.0), 0.5 + 0.5j], dtype=torch.complex64)
+    run = stepped(name, lambda: [torch.tensor([1 + 1j, 2 - 1j], dtype=torch.complex64)],
+                  [grad], steps=2, lr=0.1, **kwargs)
+    assert_same(run, rtol=1e-6, atol=1e-7)  # float32 op order: ulps
+
+
+# -- float16 on the default path: a scalar rounded to float16 --------------------------------
+def test_float16_tiny_momentum_infinite_gradient() -> None:
+    """torch's loop computes ``buf·1e-30`` in float32 (``-inf``); a multi-tensor step that
+    rounds the scalar to float16 first computes ``-inf·0 = NaN``."""
+    grad = torch.full((3,), -INF, dtype=torch.float16)
+    run = stepped("SGD", lambda: [torch.nn.Parameter(torch.ones(3, dtype=torch.float16))],
+                  [grad], steps=2, lr=0.1, momentum=1e-30)
+    assert_same(run)
+
+
+# -- fused=True SGD with a complex param after a real one ------------------------------------
+def test_fused_sgd_complex_after_real_raises_torchs_type() -> None:
+    """torch checks no dtype for fused SGD; its kernel raises NotImplementedError."""
+    def groups() -> list[Tensor]:
+        return [torch.nn.Parameter(torch.ones(3)),
+                torch.nn.Parameter(torch.ones(3, dtype=torch.complex64))]
+
+    grads = [_ones(3), _ones(3, dtype=torch.complex64)]
+    assert_same(stepped("SGD", groups, grads, lr=0.1, weight_decay=0.01, fused=True))
+
+
+# -- AMSGrad with a NaN gradient --------------------------------------------------------------
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_amsgrad_max_keeps_nan(name: str) -> None:
+    """torch's ``torch.maximum`` keeps a NaN in ``max_exp_avg_sq``; torch's fused kernel (and
+    momentopt's default path through it) drops it."""
+    grad = torch.tensor([NAN, 1.0])
+    run = stepped(name, lambda: [torch.nn.Parameter(torch.ones(2))], [grad], amsgrad=True)
+    assert_same(run, rtol=1e-6, atol=1e-7)  # float32 op order: ulps
