@@ -1,13 +1,14 @@
 """What the differential fuzz suite draws: plain-data descriptions of an optimizer run.
 
-A :class:`Case` holds only numbers, strings and tuples, so hypothesis prints a falsifying
-example that can be pasted back into :func:`tests.fuzz_run.run_case` (the regression tests
-do exactly that). Tensors are built from these specs by :mod:`tests.fuzz_run`, afresh for
-every optimizer, so that both sides see bitwise identical inputs in identical layouts.
+A :class:`Case` holds only numbers, strings and tuples, so the falsifying example hypothesis
+prints can be pasted back into :func:`tests.fuzz_run.run_case` to reproduce a failure.
+Tensors are built from these specs by :mod:`tests.fuzz_run`, afresh for every optimizer, so
+that all sides see bitwise identical inputs in identical layouts.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ SGD_WEIGHT_DECAY = ((*NONNEG[0], t0(0.01)), NONNEG[1])  # SGD takes a tensor wei
 EXECUTOR_KEYS = ("foreach", "fused")
 
 
+@functools.cache
 def hyperparameters(name: str) -> tuple[str, ...]:
     """The constructor's arguments of ``torch.optim.<name>`` (read with inspect), except
     ``params`` and the executor flags (set by the executor under test)."""

@@ -4,7 +4,10 @@ Three optimizers see the same inputs, built afresh for each from the case's spec
 
 * ``ours``: ``momentopt.<name>(…, **kwargs, **executor flags)``;
 * ``same``: ``torch.optim.<name>`` with the very same kwargs (flags included) — the judge of
-  validation: whatever it refuses (at construction or at a step), momentopt refuses;
+  validation: whatever it refuses at construction, momentopt refuses with the same exception
+  type; at a step, momentopt refuses like it or goes on like ``ref`` (see
+  :func:`assert_same_outcome`); it never runs torch's fused kernels on tensors that would
+  make them overrun memory (:func:`overruns`);
 * ``ref``: ``torch.optim.<name>`` with the executor flags dropped, torch's default path (its
   per-tensor for-loop on the CPU) — the judge of numbers, for every executor (torch's own
   fused kernels are wrong for some layouts; momentopt's must not be).
@@ -105,7 +108,7 @@ def _sparse(spec: GradSpec, param: Tensor) -> Tensor:
     index = torch.randint(0, max(rows, 1), (1, nnz), generator=gen)
     wide = torch.complex128 if param.dtype.is_complex else torch.float64
     values = torch.randn((nnz, *param.shape[1:]), dtype=wide, generator=gen).to(param.dtype)
-    grad = torch.sparse_coo_tensor(index, values, tuple(param.shape))
+    grad = torch.sparse_coo_tensor(index, values, tuple(param.shape), check_invariants=True)
     assert not grad.is_coalesced()
     return grad
 

@@ -156,20 +156,25 @@ def test_complex_param_sparse_grad(name: str) -> None:
 
 
 # -- fused=True on float16/bfloat16 -----------------------------------------------------------
-def _small_grads(name: str, dtype: torch.dtype) -> Run:
+def _small_grads(name: str, dtype: torch.dtype, **kwargs: Any) -> Run:
     """momentopt's fused=True against torch's default path: 257 elements (a vectorized body
     and a tail), gradients of 1e-2 (in float16, ``(1-β2)·g²`` is below the normal range)."""
     gen = torch.Generator().manual_seed(0)
     p0, g = torch.randn(257, generator=gen), torch.randn(257, generator=gen) * 1e-2
     return stepped(name, lambda: [torch.nn.Parameter(p0.to(dtype))], [lambda: g.to(dtype)],
-                   lr=0.1, ours_only={"fused": True})
+                   lr=0.1, ours_only={"fused": True}, **kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [
+    {}, {"momentum": 0.9}, {"weight_decay": 0.1}, {"maximize": True},
+], ids=["plain", "momentum", "weight_decay", "maximize"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_fused_sgd_low_precision_updates_every_element(dtype: torch.dtype) -> None:
+def test_fused_sgd_low_precision_updates_every_element(
+    dtype: torch.dtype, kwargs: dict[str, Any]
+) -> None:
     """torch's ``_fused_sgd_`` on the CPU updates only the scalar tail of a float16/bfloat16
     tensor (256 of 257 elements unchanged); momentopt's fused=True must not use it so."""
-    assert_same(_small_grads("SGD", dtype))
+    assert_same(_small_grads("SGD", dtype, **kwargs))
 
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW", "Adagrad"])
