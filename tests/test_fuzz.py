@@ -35,7 +35,7 @@ FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,  # a first step may compile or allocate; time is not what is tested
     derandomize=SEED is None,
-    database=None,  # nothing written to the checkout; failures print their example
+    database=None,  # no example database: a failure prints its example (and its blob)
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
