@@ -66,6 +66,21 @@ class NAdam(RecipeOptimizer):
             "momentum_decay >= 0",
         )
 
+    def check_step_group(self, group: Mapping[str, Any]) -> None:
+        """torch's NAdam takes tensor betas unchanged, and its step refuses those it cannot
+        use: a 1-element but not 0-d tensor (``mu_product *= mu`` cannot broadcast), and any
+        tensor on the multi-tensor path (its foreach kernels take no tensor scalars)."""
+        super().check_step_group(group)
+        tensors = [b for b in group["betas"] if isinstance(b, Tensor)]
+        if not tensors:
+            return
+        shaped = any(b.dim() > 0 for b in tensors)
+        if group.get("foreach"):
+            error = TypeError if shaped else RuntimeError
+            raise error("NAdam's multi-tensor step takes betas as numbers, not tensors (torch's too)")
+        if shaped:
+            raise RuntimeError("output with shape [] doesn't match the broadcast shape [1]")
+
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
         return {

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
+from ..engine.selection import check_fused_param
 from ..rules import HeavyBall
 from .checks import check_group_flags, check_tensor_lr, require
 
@@ -22,6 +24,18 @@ class SGD(RecipeOptimizer):
 
     recipe = Recipe(first=HeavyBall(), counts_steps=False)
     supports_sparse: ClassVar[bool] = True
+    foreach_differentiable: ClassVar[bool] = True
+
+    def check_fused_params(self, params: list[Tensor]) -> None:
+        """torch's SGD checks the first parameter with a gradient, once; a later one that is
+        not floating point meets its kernel's NotImplementedError (raised here before
+        anything changes)."""
+        if not getattr(self, "_fused_params_checked", False):
+            check_fused_param(params[0])
+            self._fused_params_checked = True
+        for p in params:
+            if not torch.is_floating_point(p):
+                raise NotImplementedError(f'"fused_sgd_kernel" not implemented for {p.dtype}')
     fused_sparse_message = "`_fused_sgd` does not support sparse gradients"
 
     def __init__(

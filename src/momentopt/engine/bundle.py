@@ -59,15 +59,17 @@ class Bundle:
         defaults: Mapping[str, Any],
         differentiable: bool,
         observer: Observer | None = None,
-        real: bool = False,
+        views: bool = True,
     ) -> None:
-        """``real``: the caller knows no tensor is complex (skips making real views)."""
+        """``views=False``: the tensors are taken as they are, with no real views of complex
+        ones (the caller knows none is complex, or the gradient is sparse: torch updates a
+        complex parameter with a sparse gradient in complex arithmetic)."""
         self._bind(params, states, step=step, hp=hp, defaults=defaults,
                    differentiable=differentiable, observer=observer)
         self._as_list = as_list
-        self._real = real
-        self.param = self._pack(real_views(self._params, not real))
-        self.grad = self._pack(real_views(grads, not real))
+        self._views = views
+        self.param = self._pack(real_views(self._params, views))
+        self.grad = self._pack(real_views(grads, views))
 
     def _bind(self, params: Sequence[Tensor], states: Sequence[dict[str, Any]], *, step: float,
               hp: Mapping[str, Any], defaults: Mapping[str, Any], differentiable: bool,
@@ -98,7 +100,7 @@ class Bundle:
 
     def state(self, name: str) -> Tensors:
         """The state tensors ``name``, as real views."""
-        return self._pack(real_views([s[name] for s in self._states], not self._real))
+        return self._pack(real_views([s[name] for s in self._states], self._views))
 
     def store(self, name: str, value: Tensors) -> None:
         """Create or replace the state ``name`` from real-view tensors."""

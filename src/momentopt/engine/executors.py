@@ -73,13 +73,13 @@ class Step:
         """``s[name] *= factor`` for every state (one op when packed)."""
         scale_scalars(self.states, name, factor, self.cache)
 
-    def bundle(self, as_list: bool, count: float, real: bool = False) -> Bundle:
-        """All of this step's tensors as one bundle whose step count is ``count`` (``real``:
-        none of them is complex)."""
+    def bundle(self, as_list: bool, count: float, views: bool = True) -> Bundle:
+        """All of this step's tensors as one bundle whose step count is ``count`` (``views``:
+        see :class:`~.bundle.Bundle`)."""
         return Bundle(
             self.params, self.grads, self.states, as_list=as_list, step=count, hp=self.hp,
             defaults=self.defaults, differentiable=self.differentiable, observer=self.observer,
-            real=real,
+            views=views,
         )
 
 
@@ -114,7 +114,8 @@ def per_tensor(step: Step) -> None:
     """Run the recipe on one parameter at a time."""
     for i, s in enumerate(step.states):
         count = float(s["step"]) if "step" in s else 0.0
-        step.recipe.run(step.subset([i]).bundle(as_list=False, count=count))
+        one = step.subset([i])
+        step.recipe.run(one.bundle(as_list=False, count=count, views=not one.grads[0].is_sparse))
 
 def multi_tensor(step: Step) -> None:
     """Run the recipe once per bucket of tensors that share device, dtype and scalar state.
@@ -131,7 +132,7 @@ def multi_tensor(step: Step) -> None:
 def run_bucket(step: Step, key: BucketKey) -> None:
     """Run the recipe once over one bucket (``key`` from :func:`buckets`) as tensor lists."""
     count = key[2][0] if step.recipe.counts_steps else 0.0
-    step.recipe.run(step.bundle(as_list=True, count=count, real=not key[1].is_complex))
+    step.recipe.run(step.bundle(as_list=True, count=count, views=key[1].is_complex))
 
 
 def _fused(step: Step) -> None:

@@ -31,6 +31,7 @@ When no compiler works, the group falls back to the multi-tensor executor with o
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import time
 import warnings
@@ -50,7 +51,7 @@ from .bundle import as_stored, real_view, real_views
 from .executors import Step
 from .packing import Chunk, scratch
 from .recipe import Recipe
-from .selection import flat_layout_split, fusable, is_dense
+from .selection import default_unfused, flat_layout_split, fusable, is_dense
 from .tape import Tape, TapeBundle, build_kernel
 
 BIG = 1 << 16
@@ -116,12 +117,27 @@ def _adam_states(hp: Mapping[str, Any]) -> tuple[str, ...]:
     return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if hp.get("amsgrad") else ("exp_avg", "exp_avg_sq")
 
 
+def _number(value: Any) -> float:
+    """A hyperparameter as the kernels take it; a string (which ``float`` would read) or
+    anything else that is not a number raises TypeError, as torch's own step does."""
+    if isinstance(value, Tensor) or isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"a hyperparameter must be a number, got {type(value).__name__} {value!r}")
+
+
 def _adam_arguments(hp: Mapping[str, Any]) -> dict[str, Any]:
+    beta1, beta2 = hp["betas"]  # torch's step unpacks them: betas of another length raise
     return {
-        "lr": float(hp["lr"]), "beta1": float(hp["betas"][0]), "beta2": float(hp["betas"][1]),
-        "weight_decay": float(hp["weight_decay"]), "eps": float(hp["eps"]),
+        "lr": _number(hp["lr"]), "beta1": _number(beta1), "beta2": _number(beta2),
+        "weight_decay": _number(hp["weight_decay"]), "eps": _number(hp["eps"]),
         "amsgrad": bool(hp.get("amsgrad", False)), "maximize": bool(hp["maximize"]),
     }
+
+
+def _adam_applies(decoupled: bool) -> Callable[[Recipe, Mapping[str, Any]], bool]:
+    """Adam or AdamW, without AMSGrad: torch's kernel keeps ``max(v̂_max, v̂)`` without NaN
+    (its max drops a NaN that ``torch.maximum`` keeps), so AMSGrad runs the recipe."""
+    return lambda r, hp: _decoupled(r, hp) == decoupled and not hp.get("amsgrad", False)
 
 
 _ADAM_RULES = dict(first=BiasCorrectedAverage, second=BiasCorrectedSquaredAverage,
@@ -129,9 +145,9 @@ _ADAM_RULES = dict(first=BiasCorrectedAverage, second=BiasCorrectedSquaredAverag
 
 TORCH_KERNELS: tuple[TorchKernel, ...] = (
     TorchKernel("_fused_adam_", **_ADAM_RULES, states=_adam_states, arguments=_adam_arguments,
-                applies=lambda r, hp: not _decoupled(r, hp), state_lists=3),
+                applies=_adam_applies(decoupled=False), state_lists=3),
     TorchKernel("_fused_adamw_", **_ADAM_RULES, states=_adam_states, arguments=_adam_arguments,
-                applies=lambda r, hp: _decoupled(r, hp), state_lists=3),
+                applies=_adam_applies(decoupled=True), state_lists=3),
     TorchKernel(
         "_fused_sgd_", first=HeavyBall, second=NoSecondMoment, gradient=(Maximize, WeightDecay),
         schedule=(), takes_steps=False, lazy="momentum_buffer",
@@ -141,8 +157,9 @@ TORCH_KERNELS: tuple[TorchKernel, ...] = (
         ),
         states=lambda hp: ("momentum_buffer",) if hp["momentum"] != 0 else (),
         arguments=lambda hp: {
-            "weight_decay": float(hp["weight_decay"]), "momentum": float(hp["momentum"]),
-            "lr": float(hp["lr"]), "dampening": float(hp["dampening"]),
+            "weight_decay": _number(hp["weight_decay"]), "momentum": _number(hp["momentum"]),
+            "lr": _number(hp["lr"]),
+            "dampening": _number(hp["dampening"]) if hp["momentum"] != 0 else 0.0,  # unread
             "nesterov": bool(hp["nesterov"]), "maximize": bool(hp["maximize"]),
         },
     ),
@@ -152,15 +169,19 @@ TORCH_KERNELS: tuple[TorchKernel, ...] = (
         applies=lambda r, hp: not _decoupled(r, hp),
         states=lambda hp: ("sum",),
         arguments=lambda hp: {
-            "lr": float(hp["lr"]), "lr_decay": float(hp["lr_decay"]),
-            "weight_decay": float(hp["weight_decay"]), "eps": float(hp["eps"]),
+            "lr": _number(hp["lr"]), "lr_decay": _number(hp["lr_decay"]),
+            "weight_decay": _number(hp["weight_decay"]), "eps": _number(hp["eps"]),
             "maximize": bool(hp["maximize"]),
         },
     ),
 )
 """Recipe shape → torch fused kernel, tried in order (parity-tested in tests/test_fused.py)."""
 
-KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+FUSED_DTYPES = (torch.float32, torch.float64)
+"""Real dtypes (of real views) that torch's kernels and the compiled step compute as torch's
+default path does. float16/bfloat16 take torch's default path instead: the fused kernels
+compute them in float32 (other numbers than torch's default loop), and on the CPU
+``_fused_sgd_`` updates only the scalar tail of a float16/bfloat16 tensor."""
 
 
 def torch_kernel_for(recipe: Recipe, hp: Mapping[str, Any]) -> TorchKernel | None:
@@ -408,7 +429,7 @@ def fused(step: Step, auto: bool = False) -> None:
     (in place), and a non-zero ``found_inf`` skips the update and leaves the step count as
     it was.
     """
-    from .executors import buckets, multi_tensor, per_tensor, run_bucket
+    from .executors import EXECUTORS, buckets, multi_tensor, per_tensor, run_bucket
 
     if step.differentiable or torch.compiler.is_compiling() or not (auto or fusable(step.params)):
         if _unscale(step):  # auto: chosen for fusable params only
@@ -423,7 +444,11 @@ def fused(step: Step, auto: bool = False) -> None:
         device, _, scalars, _ = key
         sub = step.subset(members) if len(members) != len(step.params) else step
         dtype = real_view(sub.params[0]).dtype
-        if kernel is not None and dtype in KERNEL_DTYPES and (
+        if dtype not in FUSED_DTYPES:
+            if _unscale(sub):
+                EXECUTORS[default_unfused(sub.params)](sub)
+            continue
+        if kernel is not None and (
             device.type == "cpu" or device.type == "cuda" and kernel.name != "_fused_adagrad_"
         ):
             misfits = _run_torch_kernel(kernel, sub, device)

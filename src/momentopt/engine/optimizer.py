@@ -34,6 +34,20 @@ def scalar_dtype(fused: bool = False) -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+def _repeat_layers(params: list[Tensor]) -> list[list[int]]:
+    """Positions of ``params`` in passes that each hold a parameter once: the first
+    occurrences, then the second ones, and so on (order kept within a pass)."""
+    seen: dict[Tensor, int] = {}
+    layers: list[list[int]] = []
+    for i, p in enumerate(params):
+        n = seen.get(p, 0)
+        seen[p] = n + 1
+        if n == len(layers):
+            layers.append([])
+        layers[n].append(i)
+    return layers
+
+
 def _read(value: Any) -> Any:
     """A 0-d hyperparameter tensor as a Python number (tuples element-wise)."""
     if isinstance(value, Tensor) and value.numel() == 1:
@@ -69,7 +83,8 @@ class RecipeOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+        # the flag as given: a non-bool raises TypeError here, as in torch
+        with torch.set_grad_enabled(self.defaults.get("differentiable", False)):
             for index, group in enumerate(self.param_groups):
                 self._step_group(index, group)
         return loss
@@ -83,14 +98,61 @@ class RecipeOptimizer(Optimizer):
                 grads.append(p.grad)
         if not params:
             return
+        self.check_step_group(group)
+        if self._has_duplicates(group):
+            self._step_repeated(index, group, params, grads)
+            return
+        self._step_params(index, group, params, grads)
+
+    def _step_repeated(self, index: int, group: dict[str, Any], params: list[Tensor],
+                       grads: list[Tensor]) -> None:
+        """A group that lists a parameter more than once, stepped as torch's loop steps it:
+        every occurrence in order, one pass per repeat. torch gathers the state before its
+        loop, so a state it creates during the step (SGD's buffer) is created afresh by each
+        occurrence, and the last one is kept."""
+        lazy = self.recipe.lazy_state(group)
+        missing = {p: [k for k in lazy if k not in self.state.get(p, {})] for p in params}
+        for n, layer in enumerate(_repeat_layers(params)):
+            for i in layer if n else ():
+                for key in missing[params[i]]:
+                    self.state[params[i]].pop(key, None)
+            self._step_params(index, group, [params[i] for i in layer], [grads[i] for i in layer])
+
+    def check_fused_params(self, params: list[Tensor]) -> None:
+        """torch's refusal of ``fused=True`` for these parameters (RuntimeError: not floating
+        point, or on a device without fused kernels)."""
+        for p in params:
+            check_fused_param(p)
+
+    foreach_differentiable: ClassVar[bool] = False
+    """Whether torch's multi-tensor implementation runs with ``differentiable=True``
+    (SGD's does; the others refuse: "_foreach ops don't support autograd")."""
+
+    def check_step_group(self, group: Mapping[str, Any]) -> None:
+        """torch's refusals at ``step()`` of group settings its constructor let through."""
+        if group.get("differentiable") and group.get("foreach") and not self.foreach_differentiable:
+            raise AssertionError("_foreach ops don't support autograd")
+
+    def _has_duplicates(self, group: Mapping[str, Any]) -> bool:
+        """Whether a parameter is listed twice in ``group`` (torch warns, and steps it twice);
+        computed once per list of parameters."""
+        listed = group["params"]
+        cache = self._executor_cache(group)
+        known = cache.get("duplicates")
+        if known is None or known[0] is not listed or known[1] != len(listed):
+            known = cache["duplicates"] = (listed, len(listed), len(set(listed)) != len(listed))
+        return known[2]
+
+    def _step_params(self, index: int, group: dict[str, Any], params: list[Tensor],
+                     grads: list[Tensor]) -> None:
+        """One step of ``params`` (each listed once) with their ``grads``."""
         differentiable = bool(group.get("differentiable", False))
         # a "fused" key in a loaded group of an algorithm without one means nothing, as in torch
         flags = group if "fused" in self.defaults else {**group, "fused": None}
         executor = choose_executor(flags, params)
         # refuse before anything (state included) changes
         if executor == "fused":
-            for p in params:
-                check_fused_param(p)
+            self.check_fused_params(params)
         grad_scale, found_inf = self._amp_scaling(executor)
         if any(g.is_sparse for g in grads):
             self._check_sparse(group, executor)

@@ -108,10 +108,12 @@ def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
     * ``differentiable`` → per-tensor (autograd sees every op, as in torch);
     * ``fused=True`` → fused (validated as torch does); ``foreach=True`` → multi-tensor;
     * ``foreach=False`` → per-tensor (the user asked for the for-loop);
-    * neither set → "auto": the fused executor for plain tensors on CPU/CUDA (torch's fused
-      kernel where one computes the recipe; the recipe compiled for groups large enough to
-      pay for a compile; multi-tensor otherwise); multi-tensor whenever the foreach kernels
-      take every parameter (DTensor); per-tensor for anything else.
+    * neither set → "auto": the fused executor for plain float32/float64/complex tensors on
+      CPU/CUDA (torch's fused kernel where one computes the recipe; the recipe compiled for
+      groups large enough to pay for a compile; multi-tensor otherwise); for other tensors,
+      the path of torch's own default: multi-tensor on CUDA and for tensor subclasses the
+      foreach kernels take (DTensor), per-tensor otherwise (float16/bfloat16 on the CPU:
+      the foreach kernels round a scalar to the tensor's dtype, torch's loop does not).
       ``MOMENTOPT_EXECUTOR`` (an executor name) overrides this default choice.
     """
     if group.get("differentiable", False):
@@ -128,4 +130,13 @@ def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
         return forced
     if _auto_ready(params):
         return "auto"
-    return "multi_tensor" if _multi_tensor_ready(params) else "per_tensor"
+    return default_unfused(params)
+
+
+def default_unfused(params: Sequence[Tensor]) -> str:
+    """torch's own default for tensors no fused path takes: multi-tensor on CUDA and for
+    tensor subclasses the foreach kernels take (DTensor), per-tensor otherwise."""
+    if not _multi_tensor_ready(params):
+        return "per_tensor"
+    subclass = any(type(p) not in _PLAIN_TYPES for p in params)
+    return "multi_tensor" if subclass or all(p.is_cuda for p in params) else "per_tensor"

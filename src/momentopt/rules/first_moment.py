@@ -103,7 +103,7 @@ class BiasCorrectedAverage(FirstMoment):
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
-        beta1 = b.hp["betas"][0]
+        beta1, _ = b.hp["betas"]
         m = ema_(b.state("exp_avg"), g, beta1)
         if b.differentiable:
             m = m.clone()
@@ -129,7 +129,7 @@ class NesterovAverage(FirstMoment):
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
-        beta1, psi, t = b.hp["betas"][0], b.hp["momentum_decay"], b.step
+        (beta1, _), psi, t = b.hp["betas"], b.hp["momentum_decay"], b.step
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
         if b.differentiable:

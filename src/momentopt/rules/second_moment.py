@@ -129,7 +129,7 @@ class BiasCorrectedSquaredAverage(SecondMoment):
             state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def denominator(self, b: Bundle, g: Tensors) -> Tensors:
-        beta2 = b.hp["betas"][1]
+        _, beta2 = b.hp["betas"]
         v = ema_of_squares_(b.state("exp_avg_sq"), g, beta2)
         if b.hp.get("amsgrad", False):
             v = maximum_(b.state("max_exp_avg_sq"), v, b.differentiable)
