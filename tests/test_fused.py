@@ -95,8 +95,10 @@ def _one_thread():
 def _simdlen():
     """``MOMENTOPT_TEST_SIMDLEN`` (e.g. 256, or 1 for scalar code) sets inductor's vector
     width for this module, to check the compiled path's numbers on another CPU's vector code
-    on this one (``ATEN_CPU_CAPABILITY=avx2``/``default`` does the same for torch's eager
-    kernels and, when this is unset, for inductor too)."""
+    on this one. (``ATEN_CPU_CAPABILITY=avx2``/``default`` does the same for torch's eager
+    kernels and, while this is unset, for inductor too — but inductor's cache key (torch
+    2.13) does not include that choice: give such runs their own TORCHINDUCTOR_CACHE_DIR, or
+    cached kernels of the other width compute garbage or corrupt memory.)"""
     value = os.environ.get("MOMENTOPT_TEST_SIMDLEN")
     if not value:
         yield

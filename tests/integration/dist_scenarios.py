@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 import momentopt
 from momentopt.engine import tensorlist
 
+from ..helpers import assert_close_report
 from .common import ALGORITHMS, KWARGS, PAIRS, TOL, batches, loss_fn, tiny_model
 
 STEPS = 4
@@ -55,7 +56,7 @@ def _assert_same_on_all_ranks(tensors: list[torch.Tensor], what: str) -> None:
 
 def _close(actual: list[torch.Tensor], expected: list[torch.Tensor], what: str, **tol: float) -> None:
     for a, e in zip(actual, expected, strict=True):
-        torch.testing.assert_close(a.detach(), e.detach(), **(tol or TOL), msg=lambda m: f"{what}: {m}")
+        assert_close_report(a, e, what, **(tol or TOL))
 
 
 # -- DistributedDataParallel --------------------------------------------------------------------
@@ -99,7 +100,10 @@ def zero(rank: int, world_size: int) -> None:
             for k, s in plain_sd["state"].items():
                 assert set(sd["state"][k]) == set(s), (name, k)
                 for key, v in s.items():
-                    torch.testing.assert_close(sd["state"][k][key], v, **TOL)
+                    if isinstance(v, torch.Tensor):
+                        assert_close_report(sd["state"][k][key], v, f"{name} state {k}.{key}", **TOL)
+                    else:
+                        assert sd["state"][k][key] == v, (name, k, key)
             payload = [copy.deepcopy({"model": zero_model.module.state_dict(), "optim": sd})]
         dist.broadcast_object_list(payload, src=0)
         saved = payload[0]

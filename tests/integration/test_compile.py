@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import torch
 
-from .common import ALGORITHMS, assert_params_close, batches, loss_fn, twin
+from ..helpers import assert_close_report
+from .common import ALGORITHMS, TOL, assert_params_close, batches, loss_fn, twin
 
 
 @pytest.fixture(autouse=True)
@@ -60,4 +61,4 @@ def test_compiled_step_matches_eager_all_classes() -> None:
         for k in st:
             assert set(st[k]) == set(so[k]), name
             for key in st[k]:
-                torch.testing.assert_close(so[k][key], st[k][key], rtol=1e-5, atol=1e-6, msg=f"{name} {key}")
+                assert_close_report(so[k][key], st[k][key], f"{name} state {k}.{key}", **TOL)

@@ -14,7 +14,9 @@ import torch
 
 import momentopt
 
+from ..helpers import assert_close_report
 from . import dist_scenarios
+from .common import TOL
 from .spawn import run_distributed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +66,8 @@ def test_doc_example_runs(title: str, code: str, tmp_path: Path, monkeypatch: py
         exec(compile(code, str(DOC), "exec"), namespace)
         runs.append([p.detach().clone() for p in namespace["model"].parameters()])
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
-    for a, b in zip(*runs, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for i, (a, b) in enumerate(zip(*runs, strict=True)):
+        assert_close_report(a, b, f"compiled vs eager, param {i}", **TOL)
     torch._dynamo.reset()
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.optim import lr_scheduler as S
 
+from ..helpers import assert_close_report
 from .common import (
     ALGORITHMS,
     KWARGS,
@@ -142,9 +143,7 @@ def test_scheduler_and_optimizer_state_dict_round_trip(name: str) -> None:
     run(resumed, opt_r, sched_r, data[4:])
     run(model_o, opt_o, sched_o, data[4:])
     assert_params_close(model_t, resumed)
-    torch.testing.assert_close(
-        [p.detach() for p in model_o.parameters()], [p.detach() for p in resumed.parameters()], rtol=0, atol=0
-    )
+    assert_params_close(resumed, model_o, "resumed", rtol=0.0, atol=0.0)
     assert _lrs(opt_r) == pytest.approx(_lrs(opt_t), rel=1e-12)
 
 
@@ -168,4 +167,4 @@ def test_tensor_lr_changed_in_place_by_scheduler(name: str) -> None:
         assert_params_close(model_t, model_o)
     assert opt_o.param_groups[0]["lr"] is lr_tensor  # the same tensor, changed in place
     assert float(lr_tensor) == pytest.approx(lr * 0.5**4)
-    torch.testing.assert_close(opt_o.param_groups[0]["lr"], opt_t.param_groups[0]["lr"], **TOL)
+    assert_close_report(opt_o.param_groups[0]["lr"], opt_t.param_groups[0]["lr"], "lr", **TOL)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn, update_bn
 
-from .common import ALGORITHMS, KWARGS, PAIRS, assert_params_close, batches, loss_fn, twin
+from ..helpers import assert_close_report
+from .common import ALGORITHMS, KWARGS, PAIRS, TOL, assert_params_close, batches, loss_fn, twin
 
 STEPS = 10
 SWA_START = 4
@@ -60,5 +61,5 @@ def test_update_bn_after_swa(name: str) -> None:
         results.append(avg)
     assert_params_close(results[0], results[1])
     bn_t, bn_o = results[0].module[1], results[1].module[1]
-    torch.testing.assert_close(bn_o.running_mean, bn_t.running_mean, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(bn_o.running_var, bn_t.running_var, rtol=1e-5, atol=1e-6)
+    assert_close_report(bn_o.running_mean, bn_t.running_mean, "running_mean", **TOL)
+    assert_close_report(bn_o.running_var, bn_t.running_var, "running_var", **TOL)

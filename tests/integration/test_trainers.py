@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from ..helpers import assert_close_report
 from .common import ALGORITHMS, KWARGS, PAIRS, TOL, batches, tiny_model
 
 os.environ.setdefault("WANDB_DISABLED", "true")
@@ -27,11 +28,8 @@ def _params(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor], exact: bool = False) -> None:
-    for x, y in zip(a, b, strict=True):
-        if exact:
-            assert torch.equal(x, y)
-        else:
-            torch.testing.assert_close(x, y, **TOL)
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        assert_close_report(x, y, f"param {i}", **({"rtol": 0.0, "atol": 0.0} if exact else TOL))
 
 
 # -- PyTorch Lightning --------------------------------------------------------------------------
