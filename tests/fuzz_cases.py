@@ -116,6 +116,7 @@ SHAPES = ("vector", "matrix", "0d", "empty", "empty2d", "row257", "col257", "3d"
 PARAM_KINDS = ("parameter", "plain", "nonleaf")
 """``nn.Parameter``; a tensor that does not require grad (what ``differentiable=True``
 steps); a non-leaf tensor (refused by torch unless differentiable)."""
+NON_FINITE = ("nan", "inf", "-inf", "mixed", "huge")
 GRAD_VALUES = ("normal", "none", "zeros", "tiny", "huge", "denormal", "nan", "inf", "-inf",
                "mixed", "sparse")
 GRAD_LAYOUTS = ("like", "contiguous", "transposed", "strided", "expanded")
@@ -196,6 +197,12 @@ def param_specs(draw: st.DrawFn, name: str) -> tuple[ParamSpec, ...]:
 def grad_spec(draw: st.DrawFn, name: str, param: ParamSpec) -> GradSpec:
     values = _choice(draw, GRAD_VALUES, 1)
     if values == "sparse" and (name not in SPARSE_NAMES or param.shape == "0d"):
+        values = "normal"
+    if param.dtype == "complex64" and values in NON_FINITE:
+        # a deliberate deviation, pinned in test_fuzz_regressions.py: momentopt updates a
+        # complex parameter as its real view, where torch's complex arithmetic turns an
+        # infinite or NaN component (given, or reached by overflow) into NaN in the other
+        # one (inf·0)
         values = "normal"
     layout = _choice(draw, GRAD_LAYOUTS, 1)
     return GradSpec(values, layout, draw(st.integers(0, 2**16)))

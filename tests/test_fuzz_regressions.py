@@ -185,49 +185,42 @@ def test_fused_float16_gives_torch_default_numbers(name: str) -> None:
     assert_same(_small_grads(name, torch.float16), rtol=1e-3, atol=1e-3)
 
 
-# -- deliberate deviations: momentopt computes every per-step scalar in float64 -------------
-# torch's arithmetic with a float32 tensor lr/betas (or its float32 step counter under
-# differentiable=True) rounds ``1 - lr·λ``, ``lr/(1-β1^t)``, ... to float32; momentopt reads
-# tensor hyperparameters as numbers and computes them in double precision, so its update is
-# the one torch computes for the same values given as Python floats. The two differ by
-# float32 rounding of the scalars: relative 2^-24 per scalar factor, a few per step.
-FLOAT32_SCALARS = 8 * 2.0**-24  # a few float32 roundings of the step's scalar factors
+# -- tensor hyperparameters: torch computes its per-step scalars with them in their dtype ------
+# ``1 - lr·λ``, ``1 - β^t`` with a float32 tensor lr/betas are float32 tensors in torch's loop
+# (``1 - 0.999^t`` loses ~1e-4 to cancellation); momentopt's rules compute with the tensors
+# too, and torch's kernels (which compute them in float64) are not used for such groups.
+# What may remain is the order of a few float32 scalar operations: a few float32 ulps of a
+# scalar factor, relative to the update.
+FLOAT32_SCALARS = 8 * 2.0**-24
 
 
-def _tensor_hyperparameter_runs(name: str, kwargs: dict[str, Any], as_tensors: dict[str, Any],
-                                flags: dict[str, Any]) -> tuple[Any, Any, Any]:
+@pytest.mark.parametrize("flags", [{}, {"foreach": False}, {"fused": True}])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name,hyperparameters", [
+    pytest.param("AdamW", {"lr": torch.tensor(0.05)}, id="AdamW-tensor-lr"),
+    pytest.param("Adam", {"betas": (torch.tensor(0.9), torch.tensor(0.999))}, id="Adam-betas"),
+    pytest.param("Adam", {"betas": (torch.tensor(0.999999), torch.tensor(0.999999))},
+                 id="Adam-betas-near-1"),
+    pytest.param("Adagrad", {"lr": torch.tensor(0.05), "lr_decay": 0.1}, id="Adagrad-tensor-lr"),
+])
+def test_tensor_hyperparameters_as_torch(name: str, hyperparameters: dict[str, Any],
+                                         dtype: torch.dtype, flags: dict[str, Any]) -> None:
     gen = torch.Generator().manual_seed(0)
-    p0 = torch.randn(3, 5, dtype=torch.float64, generator=gen)
-    g = torch.randn(3, 5, dtype=torch.float64, generator=gen)
-
-    def run(lib: Any, hp: dict[str, Any], extra: dict[str, Any]) -> Any:
-        return stepped(name, lambda: [torch.nn.Parameter(p0.clone())], [g], steps=3,
-                       **kwargs, **hp, **extra)(lib)
-
-    floats = {k: (tuple(float(b) for b in v) if isinstance(v, tuple) else float(v))
-              for k, v in as_tensors.items()}
-    return run(momentopt, as_tensors, flags), run(torch.optim, floats, {}), run(
-        torch.optim, as_tensors, {})
-
-
-TENSOR_HYPERPARAMETERS = [
-    pytest.param("AdamW", {}, {"lr": torch.tensor(0.05)}, id="AdamW-tensor-lr"),
-    pytest.param("Adam", {}, {"betas": (torch.tensor(0.9), torch.tensor(0.999))},
-                 id="Adam-tensor-betas"),
-]
-
-
-@pytest.mark.parametrize("flags", [{}, {"foreach": False}])
-@pytest.mark.parametrize("name,kwargs,as_tensors", TENSOR_HYPERPARAMETERS)
-def test_tensor_hyperparameters_are_computed_in_float64(
-    name: str, kwargs: dict[str, Any], as_tensors: dict[str, Any], flags: dict[str, Any]
-) -> None:
-    ours, torch_floats, torch_tensors = _tensor_hyperparameter_runs(name, kwargs, as_tensors, flags)
-    for a, e in zip(ours[0], torch_floats[0], strict=True):  # the same numbers, as floats
-        torch.testing.assert_close(a, e, rtol=1e-13, atol=1e-15)  # float64 op order
-    for a, e in zip(ours[0], torch_tensors[0], strict=True):  # torch's float32 scalars
-        bound = FLOAT32_SCALARS * (e.abs() + 1)
-        assert ((a - e).abs() <= bound).all(), float((a - e).abs().max())
+    p0 = torch.randn(3, 5, dtype=dtype, generator=gen)
+    g = torch.randn(3, 5, dtype=dtype, generator=gen)
+    results = []
+    for lib, extra in ((torch.optim, {}), (momentopt, flags)):
+        p = torch.nn.Parameter(p0.clone())
+        opt = getattr(lib, name)([p], **hyperparameters, **extra)
+        for _ in range(3):
+            p.grad = g.clone()
+            opt.step()
+        results.append(p.detach())
+    expected, actual = results
+    update = (expected - p0).abs()
+    bound = FLOAT32_SCALARS * update + 4 * torch.finfo(dtype).eps * expected.abs()
+    worst = float(((actual - expected).abs() - bound).max())
+    assert worst <= 0, f"beyond the bound by {worst:.3g}"
 
 
 # -- deliberate deviation: complex parameters are updated as pairs of reals ---------------------

@@ -104,6 +104,11 @@ class Adam(RecipeOptimizer):
         cls._check_values(group)
         check_group_flags(group)
 
+    def check_step_group(self, group: Mapping[str, Any]) -> None:
+        """torch's step unpacks ``betas`` before anything: another length raises ValueError."""
+        super().check_step_group(group)
+        _beta1, _beta2 = group["betas"]
+
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
         return {

@@ -67,10 +67,15 @@ class NAdam(RecipeOptimizer):
         )
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
-        """torch's NAdam takes tensor betas unchanged, and its step refuses those it cannot
+        """torch's step unpacks ``betas`` before anything: another length raises ValueError."""
+        super().check_step_group(group)
+        _beta1, _beta2 = group["betas"]
+
+    def check_step_update(self, group: Mapping[str, Any]) -> None:
+        """torch's NAdam takes tensor betas unchanged, and its update refuses those it cannot
         use: a 1-element but not 0-d tensor (``mu_product *= mu`` cannot broadcast), and any
         tensor on the multi-tensor path (its foreach kernels take no tensor scalars)."""
-        super().check_step_group(group)
+        super().check_step_update(group)
         tensors = [b for b in group["betas"] if isinstance(b, Tensor)]
         if not tensors:
             return

@@ -26,10 +26,11 @@ class SGD(RecipeOptimizer):
     supports_sparse: ClassVar[bool] = True
     foreach_differentiable: ClassVar[bool] = True
 
-    def check_fused_params(self, params: list[Tensor]) -> None:
+    def check_fused_params(self, group: Mapping[str, Any], params: list[Tensor]) -> None:
         """torch's SGD checks the first parameter with a gradient, once; a later one that is
         not floating point meets its kernel's NotImplementedError (raised here before
         anything changes)."""
+        super().check_fused_params(group, [])
         if not getattr(self, "_fused_params_checked", False):
             check_fused_param(params[0])
             self._fused_params_checked = True

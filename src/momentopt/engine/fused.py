@@ -85,6 +85,8 @@ class TorchKernel:
         takes_steps: whether it takes the ``step`` tensors.
         lazy: a state created at the first step (torch's ``is_first_step`` protocol).
         state_lists: how many state lists it takes (absent ones are passed empty).
+        flags: the group keys it takes as bools (it refuses anything else, so with default
+            flags a group holding another value there runs torch's default path instead).
     """
 
     name: str
@@ -98,6 +100,10 @@ class TorchKernel:
     takes_steps: bool = True
     lazy: str | None = None
     state_lists: int = 1
+    flags: tuple[str, ...] = ("maximize",)
+
+    def takes_flags(self, hp: Mapping[str, Any]) -> bool:
+        return all(isinstance(hp.get(k, False), bool) for k in self.flags)
 
     def matches(self, recipe: Recipe, hp: Mapping[str, Any]) -> bool:
         return (
@@ -125,12 +131,20 @@ def _number(value: Any) -> float:
     raise TypeError(f"a hyperparameter must be a number, got {type(value).__name__} {value!r}")
 
 
+def _flag(value: Any) -> bool:
+    """A flag as the kernels take it: a bool; anything else (``maximize=None``) raises
+    TypeError, as torch's fused kernels do."""
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"a flag must be a bool, got {type(value).__name__} {value!r}")
+
+
 def _adam_arguments(hp: Mapping[str, Any]) -> dict[str, Any]:
     beta1, beta2 = hp["betas"]  # torch's step unpacks them: betas of another length raise
     return {
         "lr": _number(hp["lr"]), "beta1": _number(beta1), "beta2": _number(beta2),
         "weight_decay": _number(hp["weight_decay"]), "eps": _number(hp["eps"]),
-        "amsgrad": bool(hp.get("amsgrad", False)), "maximize": bool(hp["maximize"]),
+        "amsgrad": _flag(hp.get("amsgrad", False)), "maximize": _flag(hp["maximize"]),
     }
 
 
@@ -140,17 +154,18 @@ def _adam_applies(decoupled: bool) -> Callable[[Recipe, Mapping[str, Any]], bool
     return lambda r, hp: _decoupled(r, hp) == decoupled and not hp.get("amsgrad", False)
 
 
+_ADAM_FLAGS = ("amsgrad", "maximize")
 _ADAM_RULES = dict(first=BiasCorrectedAverage, second=BiasCorrectedSquaredAverage,
                    gradient=(Maximize, WeightDecay), schedule=())
 
 TORCH_KERNELS: tuple[TorchKernel, ...] = (
     TorchKernel("_fused_adam_", **_ADAM_RULES, states=_adam_states, arguments=_adam_arguments,
-                applies=_adam_applies(decoupled=False), state_lists=3),
+                applies=_adam_applies(decoupled=False), state_lists=3, flags=_ADAM_FLAGS),
     TorchKernel("_fused_adamw_", **_ADAM_RULES, states=_adam_states, arguments=_adam_arguments,
-                applies=_adam_applies(decoupled=True), state_lists=3),
+                applies=_adam_applies(decoupled=True), state_lists=3, flags=_ADAM_FLAGS),
     TorchKernel(
         "_fused_sgd_", first=HeavyBall, second=NoSecondMoment, gradient=(Maximize, WeightDecay),
-        schedule=(), takes_steps=False, lazy="momentum_buffer",
+        schedule=(), takes_steps=False, lazy="momentum_buffer", flags=("nesterov", "maximize"),
         # plain SGD is one foreach op already, and torch's kernel is slower at it
         applies=lambda r, hp: not _decoupled(r, hp) and (
             hp["momentum"] != 0 or hp["weight_decay"] != 0 or hp["maximize"]
@@ -160,7 +175,7 @@ TORCH_KERNELS: tuple[TorchKernel, ...] = (
             "weight_decay": _number(hp["weight_decay"]), "momentum": _number(hp["momentum"]),
             "lr": _number(hp["lr"]),
             "dampening": _number(hp["dampening"]) if hp["momentum"] != 0 else 0.0,  # unread
-            "nesterov": bool(hp["nesterov"]), "maximize": bool(hp["maximize"]),
+            "nesterov": _flag(hp["nesterov"]), "maximize": _flag(hp["maximize"]),
         },
     ),
     TorchKernel(
@@ -171,7 +186,7 @@ TORCH_KERNELS: tuple[TorchKernel, ...] = (
         arguments=lambda hp: {
             "lr": _number(hp["lr"]), "lr_decay": _number(hp["lr_decay"]),
             "weight_decay": _number(hp["weight_decay"]), "eps": _number(hp["eps"]),
-            "maximize": bool(hp["maximize"]),
+            "maximize": _flag(hp["maximize"]),
         },
     ),
 )
@@ -184,9 +199,21 @@ compute them in float32 (other numbers than torch's default loop), and on the CP
 ``_fused_sgd_`` updates only the scalar tail of a float16/bfloat16 tensor."""
 
 
+def _has_tensor_values(hp: Mapping[str, Any]) -> bool:
+    """Whether a hyperparameter is a tensor (tensor lr, tensor betas)."""
+    return any(
+        isinstance(v, Tensor) or isinstance(v, tuple) and any(isinstance(x, Tensor) for x in v)
+        for k, v in hp.items() if k != "params"
+    )
+
+
 def torch_kernel_for(recipe: Recipe, hp: Mapping[str, Any]) -> TorchKernel | None:
-    """The entry of :data:`TORCH_KERNELS` that computes ``recipe`` for ``hp``, if any."""
-    if hp.get("capturable"):
+    """The entry of :data:`TORCH_KERNELS` that computes ``recipe`` for ``hp``, if any.
+
+    None for tensor hyperparameters: torch's default path computes its scalars with them in
+    their dtype (``1 − β2^t`` of a float32 β2 loses 1e-4 to cancellation), its kernels in
+    float64; the recipe run by the other paths computes them as torch's default does."""
+    if hp.get("capturable") or _has_tensor_values(hp):
         return None
     return next((k for k in TORCH_KERNELS if k.matches(recipe, hp)), None)
 
@@ -438,6 +465,8 @@ def fused(step: Step, auto: bool = False) -> None:
         return
     recipe, hp = step.recipe, step.hp
     kernel = torch_kernel_for(recipe, hp)
+    if auto and kernel is not None and not kernel.takes_flags(hp):
+        kernel = None  # torch's kernel would refuse (say) maximize=1, torch's default path not
     grouped, sparse = buckets(step)
     total: int | None = None
     for key, members in grouped.items():

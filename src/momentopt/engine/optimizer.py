@@ -34,6 +34,10 @@ def scalar_dtype(fused: bool = False) -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+FUSED_KERNEL_FLAGS = ("maximize", "amsgrad", "nesterov")
+"""Group keys torch's fused kernels take as bools (torch's loop only tests their truth)."""
+
+
 def _repeat_layers(params: list[Tensor]) -> list[list[int]]:
     """Positions of ``params`` in passes that each hold a parameter once: the first
     occurrences, then the second ones, and so on (order kept within a pass)."""
@@ -46,15 +50,6 @@ def _repeat_layers(params: list[Tensor]) -> list[list[int]]:
             layers.append([])
         layers[n].append(i)
     return layers
-
-
-def _read(value: Any) -> Any:
-    """A 0-d hyperparameter tensor as a Python number (tuples element-wise)."""
-    if isinstance(value, Tensor) and value.numel() == 1:
-        return value.item()
-    if isinstance(value, tuple):
-        return tuple(_read(v) for v in value)
-    return value
 
 
 class RecipeOptimizer(Optimizer):
@@ -118,18 +113,27 @@ class RecipeOptimizer(Optimizer):
                     self.state[params[i]].pop(key, None)
             self._step_params(index, group, [params[i] for i in layer], [grads[i] for i in layer])
 
-    def check_fused_params(self, params: list[Tensor]) -> None:
-        """torch's refusal of ``fused=True`` for these parameters (RuntimeError: not floating
-        point, or on a device without fused kernels)."""
+    def check_fused_params(self, group: Mapping[str, Any], params: list[Tensor]) -> None:
+        """torch's refusals under ``fused=True``: a flag its kernels take that is not a bool
+        (TypeError), parameters that are not floating point or on a device without fused
+        kernels (RuntimeError)."""
         for p in params:
             check_fused_param(p)
+        for key in FUSED_KERNEL_FLAGS:
+            if key in group and not isinstance(group[key], bool):
+                raise TypeError(f"fused=True needs {key} to be a bool, got {group[key]!r}")
 
     foreach_differentiable: ClassVar[bool] = False
     """Whether torch's multi-tensor implementation runs with ``differentiable=True``
     (SGD's does; the others refuse: "_foreach ops don't support autograd")."""
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
-        """torch's refusals at ``step()`` of group settings its constructor let through."""
+        """torch's refusals at the start of ``step()`` (before any state is made) of group
+        settings its constructor let through; default: none."""
+
+    def check_step_update(self, group: Mapping[str, Any]) -> None:
+        """torch's refusals just before the update (after its capturable check) of group
+        settings its constructor let through."""
         if group.get("differentiable") and group.get("foreach") and not self.foreach_differentiable:
             raise AssertionError("_foreach ops don't support autograd")
 
@@ -152,16 +156,19 @@ class RecipeOptimizer(Optimizer):
         executor = choose_executor(flags, params)
         # refuse before anything (state included) changes
         if executor == "fused":
-            self.check_fused_params(params)
+            self.check_fused_params(group, params)
         grad_scale, found_inf = self._amp_scaling(executor)
         if any(g.is_sparse for g in grads):
             self._check_sparse(group, executor)
             grads = [g.coalesce() if g.is_sparse else g for g in grads]
         states, created = self._states(group, params)
         self._check_capturable(group, params, states)
+        self.check_step_update(group)
         cache = self._executor_cache(group)
         scalars = pack_scalars(states, self.recipe.scalar_state, cache)
-        hp = group if differentiable else {k: _read(v) for k, v in group.items() if k != "params"}
+        # tensor hyperparameters stay tensors: the rules compute with them in their dtype, as
+        # torch does (a float32 tensor beta gives float32 bias corrections)
+        hp = group
         step = Step(
             self.recipe, params, grads, states, hp=hp, defaults=self.defaults,
             differentiable=differentiable, scalars=scalars, cache=cache,

@@ -18,7 +18,16 @@ Operand = Union["TensorList", float, int, Tensor]
 
 
 def _raw(x: Operand) -> Any:
-    return x.tensors if isinstance(x, TensorList) else x
+    """An operand as the foreach kernels take it: a list, or a Python number (a tensor
+    hyperparameter's value — exact, and so computed as torch computes with the tensor)."""
+    if isinstance(x, TensorList):
+        return x.tensors
+    return x.item() if isinstance(x, Tensor) else x
+
+
+def _num(x: float | Tensor) -> float:
+    """A keyword scalar (``alpha``, ``value``, ``weight``) as a Python number."""
+    return x.item() if isinstance(x, Tensor) else x
 
 
 class TensorList:
@@ -48,8 +57,8 @@ class TensorList:
 
     def add(self, other: Operand, alpha: float = 1) -> TensorList:
         if isinstance(other, TensorList):
-            return TensorList(torch._foreach_add(self.tensors, other.tensors, alpha=alpha))
-        return TensorList(torch._foreach_add(self.tensors, other))
+            return TensorList(torch._foreach_add(self.tensors, other.tensors, alpha=_num(alpha)))
+        return TensorList(torch._foreach_add(self.tensors, _raw(other) * _num(alpha)))
 
     def mul(self, other: Operand) -> TensorList:
         return TensorList(torch._foreach_mul(self.tensors, _raw(other)))
@@ -58,7 +67,9 @@ class TensorList:
         return TensorList(torch._foreach_div(self.tensors, _raw(other)))
 
     def addcmul(self, t1: TensorList, t2: TensorList, value: float = 1) -> TensorList:
-        return TensorList(torch._foreach_addcmul(self.tensors, t1.tensors, t2.tensors, value=value))
+        return TensorList(
+            torch._foreach_addcmul(self.tensors, t1.tensors, t2.tensors, value=_num(value))
+        )
 
     def clone(self) -> TensorList:
         return TensorList([t.clone() for t in self.tensors])
@@ -77,9 +88,9 @@ class TensorList:
 
     def add_(self, other: Operand, alpha: float = 1) -> TensorList:
         if isinstance(other, TensorList):
-            torch._foreach_add_(self.tensors, other.tensors, alpha=alpha)
+            torch._foreach_add_(self.tensors, other.tensors, alpha=_num(alpha))
         else:
-            torch._foreach_add_(self.tensors, other)
+            torch._foreach_add_(self.tensors, _raw(other) * _num(alpha))
         return self
 
     def mul_(self, other: Operand) -> TensorList:
@@ -91,15 +102,15 @@ class TensorList:
         return self
 
     def addcmul_(self, t1: TensorList, t2: TensorList, value: float = 1) -> TensorList:
-        torch._foreach_addcmul_(self.tensors, t1.tensors, t2.tensors, value=value)
+        torch._foreach_addcmul_(self.tensors, t1.tensors, t2.tensors, value=_num(value))
         return self
 
     def addcdiv_(self, t1: TensorList, t2: TensorList, value: float = 1) -> TensorList:
-        torch._foreach_addcdiv_(self.tensors, t1.tensors, t2.tensors, value=value)
+        torch._foreach_addcdiv_(self.tensors, t1.tensors, t2.tensors, value=_num(value))
         return self
 
     def lerp_(self, end: TensorList, weight: float) -> TensorList:
-        torch._foreach_lerp_(self.tensors, end.tensors, weight)
+        torch._foreach_lerp_(self.tensors, end.tensors, _num(weight))
         return self
 
     def copy_(self, src: TensorList) -> TensorList:
