@@ -202,7 +202,7 @@ def test_fallback_warns_once_and_matches_multi_tensor(compile_everything, monkey
 
     monkeypatch.setattr(fused, "_compile", broken)
     monkeypatch.setattr(fused, "_compiled", {})
-    monkeypatch.setattr(fused, "_broken", [])
+    monkeypatch.setattr(fused, "COMPILE_HEALTH", fused.CompileHealth())
     torch.manual_seed(0)
     a = Net(torch.float32)
     b = copy.deepcopy(a)
@@ -224,6 +224,44 @@ def test_fallback_warns_once_and_matches_multi_tensor(compile_everything, monkey
     sa, sb = opt_a.state_dict(), opt_b.state_dict()
     sb["param_groups"] = sa["param_groups"]  # (they differ in the foreach flag only)
     assert_state_dicts_close(sa, sb, rtol=0, atol=0)
+
+
+def test_a_step_dynamo_cannot_trace_falls_back_alone(compile_everything, monkeypatch):
+    """A tracing failure of one step structure (as Dynamo raised for some fuzzed inputs)
+    sends that structure to multi-tensor with one warning; compiling goes on for others."""
+    health = fused.CompileHealth()
+    monkeypatch.setattr(fused, "COMPILE_HEALTH", health)
+    monkeypatch.setattr(fused, "_compiled", {})
+    real = fused._compile
+
+    def refuse_nadam(kernel):
+        if "mul_" in kernel.source and len(fused._compiled) == 0:  # the first kernel only
+            def untraceable(*args):
+                raise torch._dynamo.exc.Unsupported("TypeError when making fake tensor call")
+            return untraceable
+        return real(kernel)
+
+    monkeypatch.setattr(fused, "_compile", refuse_nadam)
+    torch.manual_seed(0)
+    a = Net(torch.float32)
+    b = copy.deepcopy(a)
+    opt_a, opt_b = momentopt.NAdam(a.parameters()), momentopt.NAdam(b.parameters(), foreach=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in lockstep(a, opt_a, b, opt_b, make_inputs(torch.float32, 3)):
+            pass
+    assert [str(w.message) for w in caught if "momentopt" in str(w.message)] and len(health.failed) == 1
+    assert fused.compile_available()
+    sa, sb = opt_a.state_dict(), opt_b.state_dict()
+    sb["param_groups"] = sa["param_groups"]
+    assert_state_dicts_close(sa, sb, rtol=0, atol=0)
+    c = Net(torch.float32)
+    before = len(fused._compiled)
+    opt_c = momentopt.RMSprop(c.parameters())
+    for p in c.parameters():
+        p.grad = torch.ones_like(p)
+    opt_c.step()
+    assert len(fused._compiled) > before  # another structure still compiles
 
 
 def test_peak_memory_has_no_param_sized_temporaries():

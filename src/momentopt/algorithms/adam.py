@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -103,6 +103,8 @@ class Adam(RecipeOptimizer):
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
         cls._check_values(group)
         check_group_flags(group)
+
+    squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr", "betas")
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """torch's step unpacks ``betas`` before anything: another length raises ValueError."""

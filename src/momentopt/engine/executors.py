@@ -113,7 +113,7 @@ def buckets(step: Step) -> tuple[dict[BucketKey, list[int]], list[int]]:
 def per_tensor(step: Step) -> None:
     """Run the recipe on one parameter at a time."""
     for i, s in enumerate(step.states):
-        count = float(s["step"]) if "step" in s else 0.0
+        count = s["step"].item() if "step" in s else 0.0  # (float() warns when it needs grad)
         one = step.subset([i])
         step.recipe.run(one.bundle(as_list=False, count=count, views=not one.grads[0].is_sparse))
 

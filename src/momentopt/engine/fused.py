@@ -224,7 +224,6 @@ class CompileUnavailable(RuntimeError):
 
 
 _compiled: dict[tuple[Any, ...], Callable[..., Any]] = {}
-_broken: list[str] = []  # the reason compiling failed, once it has
 COMPILE_SECONDS: dict[str, float] = {}  # kernel description → seconds its first call took
 
 
@@ -233,35 +232,63 @@ def _compile(kernel: Callable[..., Any]) -> Callable[..., Any]:
     return torch.compile(kernel, dynamic=True, fullgraph=True)
 
 
+class CompileHealth:
+    """What the compiled path has learnt in this process.
+
+    Attributes:
+        unavailable: why compiling does not work here at all (no working C++ compiler, a
+            backend failure), or None; then every recipe runs multi-tensor.
+        failed: kernel key → why that one step structure could not be compiled (Dynamo
+            could not trace it); it runs multi-tensor, the others still compile.
+        unrecordable: ids of recipes whose rule code the tape cannot record.
+    Each of these is warned about once.
+    """
+
+    def __init__(self) -> None:
+        self.unavailable: str | None = None
+        self.failed: dict[tuple[Any, ...], str] = {}
+        self.unrecordable: set[int] = set()
+
+    def usable(self, key: tuple[Any, ...]) -> bool:
+        return self.unavailable is None and key not in self.failed
+
+    def compile_failed(self, key: tuple[Any, ...], err: Exception) -> None:
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        traced = isinstance(err, torch._dynamo.exc.TorchDynamoException) and not isinstance(
+            err, torch._dynamo.exc.BackendCompilerFailed
+        )
+        if traced:  # this step structure only
+            self.failed[key] = reason
+            what = "this optimizer step"
+        elif self.unavailable is None:
+            self.unavailable = reason
+            what = "any optimizer step"
+        else:
+            return
+        warnings.warn(
+            f"momentopt: the fused executor could not compile {what} ({reason}); running the "
+            "multi-tensor executor instead. Results are the same; only speed differs.",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+
+    def cannot_record(self, recipe: Recipe, err: Exception) -> None:
+        if id(recipe) not in self.unrecordable:
+            self.unrecordable.add(id(recipe))
+            warnings.warn(
+                f"momentopt: the fused executor cannot record this recipe's step ({err}); it "
+                "runs multi-tensor, uncompiled.",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+
+
+COMPILE_HEALTH = CompileHealth()
+
+
 def compile_available() -> bool:
-    """False once compiling failed in this process."""
-    return not _broken
-
-
-def _warn_fallback(reason: str) -> None:
-    if not _broken:
-        _broken.append(reason)
-        warnings.warn(
-            "momentopt: the fused executor could not compile the optimizer step "
-            f"({reason}); running the multi-tensor executor instead. Results are the same; "
-            "only speed differs.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-
-
-_unrecordable: set[int] = set()  # ids of recipes warned about
-
-
-def _warn_unrecordable(recipe: Recipe, err: Exception) -> None:
-    if id(recipe) not in _unrecordable:
-        _unrecordable.add(id(recipe))
-        warnings.warn(
-            f"momentopt: the fused executor cannot record this recipe's step ({err}); it runs "
-            "multi-tensor, uncompiled.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+    """False once compiling failed in this process for a reason beyond one step structure."""
+    return COMPILE_HEALTH.unavailable is None
 
 
 def _kernel(tape: Tape, dtype: torch.dtype, device: torch.device) -> Callable[..., Any]:
@@ -498,19 +525,21 @@ def fused(step: Step, auto: bool = False) -> None:
         try:
             recipe.run(bundle)  # records the step (scalar-state updates deferred)
         except (TypeError, AttributeError) as err:  # an op the tape cannot record (own rule code)
-            _warn_unrecordable(recipe, err)
+            COMPILE_HEALTH.cannot_record(recipe, err)
             run_bucket(sub, key)
             continue
         if auto and total is None and len(tape.ops) > 1:
             total = sum(p.numel() for p in step.params)
+        kernel_key = (tape.key, dtype, device.type)
         # one op is one memory pass already: nothing to fuse (plain SGD)
-        if len(tape.ops) <= 1 or _broken or (auto and total < COMPILE_MIN_NUMEL):  # type: ignore[operator]
+        if (len(tape.ops) <= 1 or not COMPILE_HEALTH.usable(kernel_key)
+                or (auto and total < COMPILE_MIN_NUMEL)):  # type: ignore[operator]
             run_bucket(sub, key)
             continue
         try:
             _timed_run(tape, sub, dtype, device)
         except Exception as err:
-            _warn_fallback(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            COMPILE_HEALTH.compile_failed(kernel_key, err)
             run_bucket(sub, key)
             continue
         bundle.commit(sub.scale_scalar_)

@@ -38,6 +38,23 @@ FUSED_KERNEL_FLAGS = ("maximize", "amsgrad", "nesterov")
 """Group keys torch's fused kernels take as bools (torch's loop only tests their truth)."""
 
 
+def _squeezed(group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``group``, or a copy whose ``keys`` hold 1-element tensors as 0-d ones (tuples
+    element-wise), as torch's step reads them."""
+    def squeeze(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return tuple(squeeze(x) for x in v)
+        return v.squeeze() if isinstance(v, Tensor) and v.dim() != 0 else v
+
+    def shaped(v: Any) -> bool:
+        values = v if isinstance(v, tuple) else (v,)
+        return any(isinstance(x, Tensor) and x.dim() != 0 for x in values)
+
+    if not any(shaped(group.get(k)) for k in keys):
+        return group
+    return {**group, **{k: squeeze(group[k]) for k in keys if k in group}}
+
+
 def _repeat_layers(params: list[Tensor]) -> list[list[int]]:
     """Positions of ``params`` in passes that each hold a parameter once: the first
     occurrences, then the second ones, and so on (order kept within a pass)."""
@@ -123,6 +140,9 @@ class RecipeOptimizer(Optimizer):
             if key in group and not isinstance(group[key], bool):
                 raise TypeError(f"fused=True needs {key} to be a bool, got {group[key]!r}")
 
+    squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr",)
+    """Group keys whose 1-element tensors torch's step reads as 0-d ones (``_to_scalar``)."""
+
     foreach_differentiable: ClassVar[bool] = False
     """Whether torch's multi-tensor implementation runs with ``differentiable=True``
     (SGD's does; the others refuse: "_foreach ops don't support autograd")."""
@@ -168,7 +188,7 @@ class RecipeOptimizer(Optimizer):
         scalars = pack_scalars(states, self.recipe.scalar_state, cache)
         # tensor hyperparameters stay tensors: the rules compute with them in their dtype, as
         # torch does (a float32 tensor beta gives float32 bias corrections)
-        hp = group
+        hp = _squeezed(group, self.squeezed_hyperparameters)
         step = Step(
             self.recipe, params, grads, states, hp=hp, defaults=self.defaults,
             differentiable=differentiable, scalars=scalars, cache=cache,
