@@ -168,7 +168,10 @@ def start(cls: type, case: Case, flags: dict[str, Any]) -> Run:
     first = params[:n_first] + (params[:1] if case.duplicate else [])
     groups: list[Any] = first
     if case.second_group:
-        second = {"params": params[n_first:], **build_value(case.group_overrides)}
+        overrides = build_value(case.group_overrides)
+        if flags.get("differentiable") is False:  # the normal step for every group
+            overrides = {k: v for k, v in overrides.items() if k != "differentiable"}
+        second = {"params": params[n_first:], **overrides}
         groups = [{"params": first}, second]
     run = Run(params, unsafe=cls.__module__.startswith("torch") and bool(flags.get("fused")))
     kwargs = {k: build_value(v) for k, v in case.kwargs.items()}
@@ -416,7 +419,9 @@ def run_case(case: Case) -> None:
     # differentiable=True is judged against torch's normal step: a deliberate deviation
     # (README): torch's differentiable step computes its scalars from a float32 counter, and
     # momentopt's gives the normal step's numbers
-    plain = {"differentiable": False} if case.kwargs.get("differentiable") is True else {}
+    differentiable = True in (case.kwargs.get("differentiable"),
+                              case.group_overrides.get("differentiable"))
+    plain = {"differentiable": False} if differentiable else {}
     ref = start(torch_cls, case, plain) if flags or plain else same
     assert ours.opt is not None and same.opt is not None
     assert ref.opt is not None, f"torch with default flags refused: {describe(ref.error)}"
