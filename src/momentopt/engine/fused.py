@@ -513,7 +513,8 @@ def fused(step: Step, auto: bool = False) -> None:
             continue
         if not _unscale(sub):
             continue
-        loose = [i for i, p in enumerate(sub.params) if not is_dense(p)]
+        dense = all(map(Tensor.is_contiguous, sub.params))  # the usual case, in C
+        loose = [] if dense else [i for i, p in enumerate(sub.params) if not is_dense(p)]
         if loose:  # expanded or gapped params: the compiled step's flat copies assume dense
             run_bucket(sub.subset(loose), key)
             if len(loose) == len(sub.params):
