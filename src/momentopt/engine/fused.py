@@ -126,7 +126,7 @@ def _adam_states(hp: Mapping[str, Any]) -> tuple[str, ...]:
 def _number(value: Any) -> float:
     """A hyperparameter as the kernels take it; a string (which ``float`` would read) or
     anything else that is not a number raises TypeError, as torch's own step does."""
-    if isinstance(value, Tensor) or isinstance(value, numbers.Real):
+    if isinstance(value, Tensor | numbers.Real):
         return float(value)
     raise TypeError(f"a hyperparameter must be a number, got {type(value).__name__} {value!r}")
 
