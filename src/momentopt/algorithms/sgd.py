@@ -30,7 +30,6 @@ class SGD(RecipeOptimizer):
         """torch's SGD checks the first parameter with a gradient, once; a later one that is
         not floating point meets its kernel's NotImplementedError (raised here before
         anything changes)."""
-        super().check_fused_params(group, [])
         if not getattr(self, "_fused_params_checked", False):
             check_fused_param(params[0])
             self._fused_params_checked = True

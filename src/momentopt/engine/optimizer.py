@@ -38,6 +38,13 @@ FUSED_KERNEL_FLAGS = ("maximize", "amsgrad", "nesterov")
 """Group keys torch's fused kernels take as bools (torch's loop only tests their truth)."""
 
 
+def check_fused_flags(group: Mapping[str, Any]) -> None:
+    """torch's fused kernels take their flags as bools only (TypeError otherwise)."""
+    for key in FUSED_KERNEL_FLAGS:
+        if key in group and not isinstance(group[key], bool):
+            raise TypeError(f"fused=True needs {key} to be a bool, got {group[key]!r}")
+
+
 def _squeezed(group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """``group``, or a copy whose ``keys`` hold 1-element tensors as 0-d ones (tuples
     element-wise), as torch's step reads them."""
@@ -131,14 +138,10 @@ class RecipeOptimizer(Optimizer):
             self._step_params(index, group, [params[i] for i in layer], [grads[i] for i in layer])
 
     def check_fused_params(self, group: Mapping[str, Any], params: list[Tensor]) -> None:
-        """torch's refusals under ``fused=True``: a flag its kernels take that is not a bool
-        (TypeError), parameters that are not floating point or on a device without fused
-        kernels (RuntimeError)."""
+        """torch's refusal under ``fused=True`` of parameters that are not floating point or
+        on a device without fused kernels (RuntimeError)."""
         for p in params:
             check_fused_param(p)
-        for key in FUSED_KERNEL_FLAGS:
-            if key in group and not isinstance(group[key], bool):
-                raise TypeError(f"fused=True needs {key} to be a bool, got {group[key]!r}")
 
     squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr",)
     """Group keys whose 1-element tensors torch's step reads as 0-d ones (``_to_scalar``)."""
@@ -174,13 +177,16 @@ class RecipeOptimizer(Optimizer):
         # a "fused" key in a loaded group of an algorithm without one means nothing, as in torch
         flags = group if "fused" in self.defaults else {**group, "fused": None}
         executor = choose_executor(flags, params)
-        # refuse before anything (state included) changes
+        # refuse before anything (state included) changes, in torch's order: the params'
+        # dtypes and devices, sparse gradients, then the kernels' flags
         if executor == "fused":
             self.check_fused_params(group, params)
         grad_scale, found_inf = self._amp_scaling(executor)
         if any(g.is_sparse for g in grads):
             self._check_sparse(group, executor)
             grads = [g.coalesce() if g.is_sparse else g for g in grads]
+        if executor == "fused":
+            check_fused_flags(group)
         states, created = self._states(group, params)
         self._check_capturable(group, params, states)
         self.check_step_update(group)
