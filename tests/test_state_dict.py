@@ -90,6 +90,17 @@ def _equal_nan(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 # -- (a) checkpoints move both ways ----------------------------------------------------------
+def _assert_loaded_and_continue_alike(model_t, opt_t, model_o, opt_o, xs) -> None:
+    """Right after loading, the same state dict (values and layout) as torch's; after
+    training on ``xs`` in lock-step, the same models and state."""
+    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **EXACT)
+    assert _layout(opt_o.state_dict()) == _layout(opt_t.state_dict())
+    for _ in lockstep(model_t, opt_t, model_o, opt_o, xs):
+        pass
+    assert_models_equal(model_o, model_t, **TOL)
+    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **TOL)
+
+
 @pytest.mark.parametrize("direction", ["torch_to_ours", "ours_to_torch"])
 @pytest.mark.parametrize("name,kwargs", configs(richest=1))
 def test_checkpoint_moves_and_training_continues(name: str, kwargs: dict, direction: str) -> None:
@@ -170,12 +181,7 @@ def test_old_state_dict_loads_like_torch(name: str, kwargs: dict) -> None:
     opt_t, opt_o = build(torch_cls, model_t, kwargs), build(ours_cls, model_o, kwargs)
     opt_t.load_state_dict(copy.deepcopy(old))
     opt_o.load_state_dict(copy.deepcopy(old))
-    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **EXACT)
-    assert _layout(opt_o.state_dict()) == _layout(opt_t.state_dict())
-    for _ in lockstep(model_t, opt_t, model_o, opt_o, xs[WARMUP:]):
-        pass
-    assert_models_equal(model_o, model_t, **TOL)
-    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **TOL)
+    _assert_loaded_and_continue_alike(model_t, opt_t, model_o, opt_o, xs[WARMUP:])
 
 
 @pytest.mark.parametrize(
@@ -621,12 +627,7 @@ def test_legitimate_variation_loads_like_torch(name: str, variation: Variation) 
     opt_t.load_state_dict(copy.deepcopy(saved))
     opt_o.load_state_dict(saved)
     assert_same_nested(saved, snapshot)
-    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **EXACT)
-    assert _layout(opt_o.state_dict()) == _layout(opt_t.state_dict())
-    for _ in lockstep(model_t, opt_t, model_o, opt_o, xs[WARMUP:]):
-        pass
-    assert_models_equal(model_o, model_t, **TOL)
-    assert_state_dicts_close(opt_o.state_dict(), opt_t.state_dict(), **TOL)
+    _assert_loaded_and_continue_alike(model_t, opt_t, model_o, opt_o, xs[WARMUP:])
     assert_same_nested(saved, snapshot)
 
 
