@@ -21,9 +21,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from .algorithms.checks import check_group_flags, require
+from .algorithms.hyperparameters import (
+    ALPHA,
+    DIFFERENTIABLE,
+    FOREACH,
+    FUSED,
+    MAXIMIZE,
+    RANGED,
+    Bound,
+)
 from .engine.optimizer import RecipeOptimizer
 from .engine.recipe import Recipe
 from .rules.base import FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
@@ -32,26 +42,18 @@ from .rules.gradient import Maximize, WeightDecay
 from .rules.second_moment import NoSecondMoment
 
 IMPLEMENTATION_FLAGS: dict[str, Any] = {
-    "foreach": None,
-    "maximize": False,
-    "differentiable": False,
-    "fused": None,
+    entry.name: entry.default for entry in (FOREACH, MAXIMIZE, DIFFERENTIABLE, FUSED)
 }
+"""torch's implementation flags every composed class accepts, with their defaults."""
 
-# Allowed ranges of the hyperparameters the built-in rules read: (test, description).
-RANGES: dict[str, tuple[Any, str]] = {
-    "lr": (lambda v: 0.0 <= v, "lr >= 0"),
-    "eps": (lambda v: 0.0 <= v, "eps >= 0"),
-    "weight_decay": (lambda v: 0.0 <= v, "weight_decay >= 0"),
-    "momentum": (lambda v: 0.0 <= v, "momentum >= 0"),
-    "dampening": (lambda v: 0.0 <= v <= 1.0, "0 <= dampening <= 1"),
-    "alpha": (lambda v: 0.0 <= v <= 1.0, "0 <= alpha <= 1"),
-    "rho": (lambda v: 0.0 <= v <= 1.0, "0 <= rho <= 1"),
-    "lr_decay": (lambda v: 0.0 <= v, "lr_decay >= 0"),
-    "momentum_decay": (lambda v: 0.0 <= v, "momentum_decay >= 0"),
-    "initial_accumulator_value": (lambda v: 0.0 <= v, "initial_accumulator_value >= 0"),
-    "betas": (lambda v: len(v) == 2 and all(0.0 <= b < 1.0 for b in v), "0 <= betas[i] < 1"),
+RANGES: dict[str, Bound] = {
+    **{entry.name: entry.bound for entry in RANGED if entry.bound is not None},
+    # the built-in rules take these as averaging weights, in [0, 1]: narrower than torch's
+    # RMSprop (alpha >= 0) and SGD (dampening unchecked)
+    "alpha": replace(ALPHA.bound, high=1.0),
+    "dampening": Bound("Invalid dampening value: {value}", high=1.0),
 }
+"""The allowed range of each hyperparameter the built-in rules read."""
 
 
 def check_hyperparameter(name: str, value: Any) -> None:
@@ -59,12 +61,15 @@ def check_hyperparameter(name: str, value: Any) -> None:
     ``TypeError`` if it is not a value the range applies to (e.g. a string)."""
     if name not in RANGES:
         return
-    ok, allowed = RANGES[name]
+    bound = RANGES[name]
+    allowed = bound.describe(name)
     try:
-        inside = bool(ok(value))
+        inside = bound.contains(value)
     except TypeError as err:
-        expected = "two numbers" if name == "betas" else "a number"
-        raise TypeError(f"Invalid {name} value: {value!r} (expected {expected}; allowed: {allowed})") from err
+        expected = "two numbers" if bound.pair else "a number"
+        raise TypeError(
+            f"Invalid {name} value: {value!r} (expected {expected}; allowed: {allowed})"
+        ) from err
     require(inside, f"Invalid {name} value: {value} (allowed: {allowed})", allowed)
 
 

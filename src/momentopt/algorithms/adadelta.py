@@ -10,7 +10,31 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..rules import DeltaScaledGradient, RootMeanSquare
-from .checks import check_eps, check_lr, check_weight_decay, require
+from .hyperparameters import (
+    CAPTURABLE,
+    DIFFERENTIABLE,
+    EPS,
+    FOREACH,
+    LR,
+    MAXIMIZE,
+    RHO,
+    WEIGHT_DECAY,
+    HyperparameterTable,
+)
+
+HYPERPARAMETERS = HyperparameterTable(
+    LR.of(1.0, since="<= 1.0"),
+    RHO.of(0.9, since="<= 1.0"),
+    EPS.of(1e-6, since="<= 1.0"),
+    WEIGHT_DECAY.of(since="<= 1.0"),
+    MAXIMIZE.of(since="1.12", on_load=False),
+    CAPTURABLE.of(since="2.2 or 2.3", on_load=False),
+    FOREACH.of(since="1.12", on_load=None),
+    DIFFERENTIABLE.of(since="1.13 or 2.0", on_load=False),
+    checks=("lr", "rho", "eps", "weight_decay"),
+    load_order=("foreach", "maximize", "differentiable", "capturable"),
+)
+"""``torch.optim.Adadelta``'s hyperparameters (it has no fused implementation)."""
 
 
 class Adadelta(RecipeOptimizer):
@@ -21,6 +45,7 @@ class Adadelta(RecipeOptimizer):
 
     recipe = Recipe(second=RootMeanSquare(), first=DeltaScaledGradient())
     capturable_devices_include_xla: ClassVar[bool] = False
+    hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def __init__(
         self,
@@ -35,28 +60,17 @@ class Adadelta(RecipeOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "rho": rho,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "maximize": maximize,
-            "capturable": capturable,
-            "foreach": foreach,
-            "differentiable": differentiable,
-        }
-        self.check_hyperparameters(defaults)
+        table = self.hyperparameter_table
+        defaults = table.defaults_from(locals())
+        table.check_values(defaults)
         super().__init__(params, defaults)
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        check_lr(group["lr"])
-        rho = group["rho"]
-        require(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}", "0 <= rho <= 1")
-        check_eps(group["eps"])
-        check_weight_decay(group["weight_decay"])
+        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
-        return {"foreach": None, "maximize": False, "differentiable": False, "capturable": False}
+        """Group keys filled in when a loaded state_dict predates them (torch's list)."""
+        return cls.hyperparameter_table.load_defaults()

@@ -10,7 +10,33 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..rules import AccumulatedSquares, InverseTimeDecay, Maximize, WeightDecay
-from .checks import check_eps, check_group_flags, check_lr, check_weight_decay, require
+from .hyperparameters import (
+    DIFFERENTIABLE,
+    EPS,
+    FOREACH,
+    FUSED,
+    INITIAL_ACCUMULATOR_VALUE,
+    LR,
+    LR_DECAY,
+    MAXIMIZE,
+    WEIGHT_DECAY,
+    HyperparameterTable,
+)
+
+HYPERPARAMETERS = HyperparameterTable(
+    LR.of(1e-2, since="<= 1.10"),
+    LR_DECAY.of(0, since="<= 1.10"),
+    EPS.of(1e-10, since="<= 1.10"),
+    WEIGHT_DECAY.of(since="<= 1.10"),
+    INITIAL_ACCUMULATOR_VALUE.of(0, since="<= 1.10"),
+    FOREACH.of(since="1.12", on_load=None),
+    MAXIMIZE.of(since="<= 1.12", on_load=False),
+    DIFFERENTIABLE.of(since="1.13 or 2.0", on_load=False),
+    FUSED.of(since="2.4", on_load=None),
+    checks=("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
+    checks_after_init=("fused",),
+)
+"""``torch.optim.Adagrad``'s hyperparameters."""
 
 
 class Adagrad(RecipeOptimizer):
@@ -27,6 +53,7 @@ class Adagrad(RecipeOptimizer):
     )
     supports_sparse: ClassVar[bool] = True
     fused_sparse_message = "`fused` does not support sparse grad or complex param"
+    hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def __init__(
         self,
@@ -42,44 +69,21 @@ class Adagrad(RecipeOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "lr_decay": lr_decay,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "initial_accumulator_value": initial_accumulator_value,
-            "foreach": foreach,
-            "maximize": maximize,
-            "differentiable": differentiable,
-            "fused": fused,
-        }
-        self._check_values(defaults)
+        table = self.hyperparameter_table
+        defaults = table.defaults_from(locals())
+        table.check_values(defaults)
         super().__init__(params, defaults)
-        check_group_flags(defaults)
-
-    @classmethod
-    def _check_values(cls, group: Mapping[str, Any]) -> None:
-        """The checks torch makes before it looks at the parameters (the flags come after)."""
-        check_lr(group["lr"])
-        lr_decay, initial = group["lr_decay"], group["initial_accumulator_value"]
-        require(0.0 <= lr_decay, f"Invalid lr_decay value: {lr_decay}", "lr_decay >= 0")
-        check_weight_decay(group["weight_decay"])
-        require(
-            0.0 <= initial,
-            f"Invalid initial_accumulator_value value: {initial}",
-            "initial_accumulator_value >= 0",
-        )
-        check_eps(group["eps"])
+        table.check_flags(defaults)
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls._check_values(group)
-        check_group_flags(group)
+        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
-        return {"foreach": None, "maximize": False, "differentiable": False, "fused": None}
+        """Group keys filled in when a loaded state_dict predates them (torch's list)."""
+        return cls.hyperparameter_table.load_defaults()
 
     def share_memory(self) -> None:
         """Move the ``sum`` accumulators to shared memory (for multiprocess training)."""

@@ -10,13 +10,20 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..rules import BiasCorrectedAverage, BiasCorrectedSquaredAverage
-from .checks import (
-    check_betas,
-    check_eps,
-    check_group_flags,
-    check_tensor_lr,
-    check_weight_decay,
-    require,
+from .checks import require
+from .hyperparameters import (
+    BETAS,
+    CAPTURABLE,
+    DECOUPLED_WEIGHT_DECAY,
+    DIFFERENTIABLE,
+    EPS,
+    FOREACH,
+    FUSED,
+    LR,
+    MAXIMIZE,
+    WEIGHT_DECAY,
+    Hyperparameter,
+    HyperparameterTable,
 )
 
 
@@ -30,8 +37,57 @@ def _check_tensor_hyperparameter(name: str, value: Any, foreach: Any, capturable
         require(value.numel() == 1, f"Tensor {name} must be 1-element", f"{name} has one element")
 
 
+def _check_lr(group: Mapping[str, Any]) -> None:
+    """torch's Adam looks at a tensor lr with foreach and capturable before its range."""
+    lr = group["lr"]
+    _check_tensor_hyperparameter("lr", lr, group["foreach"], group["capturable"])
+    LR.check_value(lr)
+
+
+def _check_betas_kinds(group: Mapping[str, Any]) -> None:
+    """After the ranges: both betas floats or both tensors, a tensor of one element, and
+    tensors only where foreach and capturable allow them."""
+    betas = group["betas"]
+    require(
+        (isinstance(betas[0], float) and isinstance(betas[1], float))
+        or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)),
+        "betas must be either both floats or both Tensors",
+        "betas as two floats or two 1-element tensors",
+    )
+    for i in (0, 1):
+        _check_tensor_hyperparameter(f"betas[{i}]", betas[i], group["foreach"], group["capturable"])
+
+
 def _squeeze(value: Any) -> Any:
     return value.squeeze() if isinstance(value, Tensor) and value.dim() != 0 else value
+
+
+HYPERPARAMETERS = HyperparameterTable(
+    LR.of(1e-3, since="<= 0.4", check=_check_lr),
+    BETAS.of(since="<= 0.4"),
+    EPS.of(1e-8, since="<= 0.4"),
+    WEIGHT_DECAY.of(since="<= 0.4"),
+    Hyperparameter("amsgrad", False, since="<= 0.4", on_load=False),
+    MAXIMIZE.of(since="1.11", on_load=False),
+    FOREACH.of(since="1.12", on_load=None),
+    CAPTURABLE.of(since="<= 1.13", on_load=False),
+    DIFFERENTIABLE.of(since="1.13", on_load=False),
+    FUSED.of(since="1.13", on_load=None),
+    DECOUPLED_WEIGHT_DECAY.of(since="2.7", on_load=False),
+    checks=("lr", "eps", "betas", "weight_decay", _check_betas_kinds),
+    checks_after_init=("fused",),
+    load_order=(
+        "amsgrad", "maximize", "foreach", "capturable", "differentiable",
+        "decoupled_weight_decay", "fused",
+    ),
+)
+"""``torch.optim.Adam``'s hyperparameters."""
+
+ADAMW_HYPERPARAMETERS = HYPERPARAMETERS.with_row("weight_decay", default=1e-2).with_row(
+    "decoupled_weight_decay", default=True, on_load=True
+)
+"""``torch.optim.AdamW``'s (torch 1.2): Adam's, with ``weight_decay=1e-2`` and decoupled weight
+decay, which loading sets too (the releases are Adam's)."""
 
 
 class Adam(RecipeOptimizer):
@@ -43,6 +99,7 @@ class Adam(RecipeOptimizer):
 
     recipe = Recipe(second=BiasCorrectedSquaredAverage(), first=BiasCorrectedAverage())
     sparse_message = "Adam does not support sparse gradients, please consider SparseAdam instead"
+    hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def __init__(
         self,
@@ -60,49 +117,17 @@ class Adam(RecipeOptimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "betas": betas,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "amsgrad": amsgrad,
-            "maximize": maximize,
-            "foreach": foreach,
-            "capturable": capturable,
-            "differentiable": differentiable,
-            "fused": fused,
-            "decoupled_weight_decay": decoupled_weight_decay,
-        }
-        self._check_values(defaults)
+        table = self.hyperparameter_table
+        defaults = table.defaults_from(locals())
+        table.check_values(defaults)
         defaults["betas"] = tuple(_squeeze(b) for b in betas)
         super().__init__(params, defaults)
-        check_group_flags(defaults)
-
-    @classmethod
-    def _check_values(cls, group: Mapping[str, Any]) -> None:
-        """The checks torch makes before it looks at the parameters (the flags come after)."""
-        lr, betas, foreach, capturable = group["lr"], group["betas"], group["foreach"], group["capturable"]
-        if isinstance(lr, Tensor):
-            _check_tensor_hyperparameter("lr", lr, foreach, capturable)
-        check_tensor_lr(lr)
-        require(0.0 <= lr, f"Invalid learning rate: {lr}", "lr >= 0")
-        check_eps(group["eps"])
-        check_betas(betas)
-        check_weight_decay(group["weight_decay"])
-        require(
-            (isinstance(betas[0], float) and isinstance(betas[1], float))
-            or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor)),
-            "betas must be either both floats or both Tensors",
-            "betas as two floats or two 1-element tensors",
-        )
-        for i in (0, 1):
-            _check_tensor_hyperparameter(f"betas[{i}]", betas[i], foreach, capturable)
+        table.check_flags(defaults)
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls._check_values(group)
-        check_group_flags(group)
+        cls.hyperparameter_table.check(group)
 
     squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr", "betas")
 
@@ -113,20 +138,15 @@ class Adam(RecipeOptimizer):
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
-        return {
-            "amsgrad": False,
-            "maximize": False,
-            "foreach": None,
-            "capturable": False,
-            "differentiable": False,
-            "decoupled_weight_decay": False,
-            "fused": None,
-        }
+        """Group keys filled in when a loaded state_dict predates them (torch's list)."""
+        return cls.hyperparameter_table.load_defaults()
 
 
 class AdamW(Adam):
     """AdamW, a drop-in for ``torch.optim.AdamW``: Adam with decoupled decay
     ``w ← w·(1 − α·λ)`` (default λ = 0.01)."""
+
+    hyperparameter_table: ClassVar[HyperparameterTable] = ADAMW_HYPERPARAMETERS
 
     def __init__(
         self,

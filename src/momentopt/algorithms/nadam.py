@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..rules import BiasCorrectedSquaredAverage, NesterovAverage
-from .checks import check_betas, check_eps, check_lr, check_weight_decay, require
+from .hyperparameters import (
+    BETAS,
+    CAPTURABLE,
+    DECOUPLED_WEIGHT_DECAY,
+    DIFFERENTIABLE,
+    EPS,
+    FOREACH,
+    LR,
+    MAXIMIZE,
+    MOMENTUM_DECAY,
+    WEIGHT_DECAY,
+    HyperparameterTable,
+)
+
+HYPERPARAMETERS = HyperparameterTable(
+    LR.of(2e-3, since="1.10"),
+    BETAS.of(since="1.10"),
+    EPS.of(1e-8, since="1.10"),
+    WEIGHT_DECAY.of(since="1.10"),
+    MOMENTUM_DECAY.of(4e-3, since="1.10"),
+    DECOUPLED_WEIGHT_DECAY.of(since="2.1", on_load=False),
+    MAXIMIZE.of(since="> 2.2", on_load=False),
+    FOREACH.of(since="2.0", on_load=None),
+    CAPTURABLE.of(since="2.1", on_load=False),
+    DIFFERENTIABLE.of(since="2.0", on_load=False),
+    checks=("lr", "eps", "betas", "weight_decay", "momentum_decay"),
+    load_order=("maximize", "foreach", "capturable", "differentiable", "decoupled_weight_decay"),
+)
+"""``torch.optim.NAdam``'s hyperparameters (it has no fused implementation)."""
 
 
 class NAdam(RecipeOptimizer):
@@ -21,6 +49,7 @@ class NAdam(RecipeOptimizer):
     """
 
     recipe = Recipe(second=BiasCorrectedSquaredAverage(), first=NesterovAverage())
+    hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def __init__(
         self,
@@ -37,34 +66,15 @@ class NAdam(RecipeOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "betas": betas,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "momentum_decay": momentum_decay,
-            "decoupled_weight_decay": decoupled_weight_decay,
-            "maximize": maximize,
-            "foreach": foreach,
-            "capturable": capturable,
-            "differentiable": differentiable,
-        }
-        self.check_hyperparameters(defaults)
+        table = self.hyperparameter_table
+        defaults = table.defaults_from(locals())
+        table.check_values(defaults)
         super().__init__(params, defaults)
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        check_lr(group["lr"])
-        check_eps(group["eps"])
-        check_betas(group["betas"])
-        check_weight_decay(group["weight_decay"])
-        momentum_decay = group["momentum_decay"]
-        require(
-            0.0 <= momentum_decay,
-            f"Invalid momentum_decay value: {momentum_decay}",
-            "momentum_decay >= 0",
-        )
+        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """torch's step unpacks ``betas`` before anything: another length raises ValueError."""
@@ -88,10 +98,5 @@ class NAdam(RecipeOptimizer):
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
-        return {
-            "maximize": False,
-            "foreach": None,
-            "capturable": False,
-            "differentiable": False,
-            "decoupled_weight_decay": False,
-        }
+        """Group keys filled in when a loaded state_dict predates them (torch's list)."""
+        return cls.hyperparameter_table.load_defaults()

@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..rules import ScaledMomentum, SquaredAverage
-from .checks import check_eps, check_lr, check_weight_decay, require
+from .hyperparameters import (
+    ALPHA,
+    CAPTURABLE,
+    DIFFERENTIABLE,
+    EPS,
+    FOREACH,
+    LR,
+    MAXIMIZE,
+    MOMENTUM,
+    WEIGHT_DECAY,
+    Hyperparameter,
+    HyperparameterTable,
+)
+
+HYPERPARAMETERS = HyperparameterTable(
+    LR.of(1e-2, since="<= 1.2"),
+    MOMENTUM.of(since="<= 1.2", on_load=0),
+    ALPHA.of(0.99, since="<= 1.2"),
+    EPS.of(1e-8, since="<= 1.2"),
+    Hyperparameter("centered", False, since="<= 1.2", on_load=False),
+    WEIGHT_DECAY.of(since="<= 1.2"),
+    CAPTURABLE.of(since="2.3 or 2.4", on_load=False),
+    FOREACH.of(since="1.12", on_load=None),
+    MAXIMIZE.of(since="1.13", on_load=False),
+    DIFFERENTIABLE.of(since="1.13", on_load=False),
+    checks=("lr", "eps", "momentum", "weight_decay", "alpha"),
+    load_order=("momentum", "centered", "foreach", "maximize", "differentiable", "capturable"),
+)
+"""``torch.optim.RMSprop``'s hyperparameters (it has no fused implementation)."""
 
 
 class RMSprop(RecipeOptimizer):
@@ -20,6 +48,7 @@ class RMSprop(RecipeOptimizer):
     """
 
     recipe = Recipe(second=SquaredAverage(), first=ScaledMomentum())
+    hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def __init__(
         self,
@@ -35,38 +64,17 @@ class RMSprop(RecipeOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "alpha": alpha,
-            "eps": eps,
-            "centered": centered,
-            "weight_decay": weight_decay,
-            "capturable": capturable,
-            "foreach": foreach,
-            "maximize": maximize,
-            "differentiable": differentiable,
-        }
-        self.check_hyperparameters(defaults)
+        table = self.hyperparameter_table
+        defaults = table.defaults_from(locals())
+        table.check_values(defaults)
         super().__init__(params, defaults)
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        check_lr(group["lr"])
-        check_eps(group["eps"])
-        momentum, alpha = group["momentum"], group["alpha"]
-        require(0.0 <= momentum, f"Invalid momentum value: {momentum}", "momentum >= 0")
-        check_weight_decay(group["weight_decay"])
-        require(0.0 <= alpha, f"Invalid alpha value: {alpha}", "alpha >= 0")
+        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
-        return {
-            "momentum": 0,
-            "centered": False,
-            "foreach": None,
-            "maximize": False,
-            "differentiable": False,
-            "capturable": False,
-        }
+        """Group keys filled in when a loaded state_dict predates them (torch's list)."""
+        return cls.hyperparameter_table.load_defaults()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
@@ -12,7 +13,51 @@ from ..engine.optimizer import RecipeOptimizer
 from ..engine.recipe import Recipe
 from ..engine.selection import check_fused_param
 from ..rules import HeavyBall
-from .checks import check_group_flags, check_tensor_lr, require
+from .checks import require
+from .hyperparameters import (
+    DIFFERENTIABLE,
+    FOREACH,
+    FUSED,
+    LR,
+    MAXIMIZE,
+    MOMENTUM,
+    WEIGHT_DECAY,
+    Bound,
+    Hyperparameter,
+    HyperparameterTable,
+)
+
+
+def _nan_passing(entry: Hyperparameter) -> Bound:
+    """``entry``'s range as torch's SGD writes it, ``if lr < 0.0: raise``: NaN passes."""
+    assert entry.bound is not None
+    return replace(entry.bound, nan_passes=True)
+
+
+def _check_nesterov(group: Mapping[str, Any]) -> None:
+    momentum = group["momentum"]
+    require(
+        not (group["nesterov"] and (momentum <= 0 or group["dampening"] != 0)),
+        "Nesterov momentum requires a momentum and zero dampening",
+        "nesterov=True with momentum > 0 and dampening == 0",
+    )
+
+
+HYPERPARAMETERS = HyperparameterTable(
+    LR.of(1e-3, since="<= 1.0", bound=_nan_passing(LR)),
+    MOMENTUM.of(since="<= 1.0", bound=_nan_passing(MOMENTUM)),
+    Hyperparameter("dampening", 0, since="<= 1.0"),
+    WEIGHT_DECAY.of(since="<= 1.0", bound=_nan_passing(WEIGHT_DECAY)),
+    Hyperparameter("nesterov", False, since="<= 1.0", check=_check_nesterov, on_load=False),
+    MAXIMIZE.of(since="<= 1.11", on_load=False),
+    FOREACH.of(since="1.12", on_load=None),
+    DIFFERENTIABLE.of(since="1.13", on_load=False),
+    FUSED.of(since="2.3", on_load=False),
+    checks=("lr", "momentum", "weight_decay", "nesterov"),
+    checks_after_init=("fused",),
+)
+"""``torch.optim.SGD``'s hyperparameters; loading fills in ``fused=False`` (the constructor's
+default is None)."""
 
 
 class SGD(RecipeOptimizer):
@@ -25,6 +70,7 @@ class SGD(RecipeOptimizer):
     recipe = Recipe(first=HeavyBall(), counts_steps=False)
     supports_sparse: ClassVar[bool] = True
     foreach_differentiable: ClassVar[bool] = True
+    hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def check_fused_params(self, group: Mapping[str, Any], params: list[Tensor]) -> None:
         """torch's SGD checks the first parameter with a gradient, once; a later one that is
@@ -52,50 +98,18 @@ class SGD(RecipeOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "dampening": dampening,
-            "weight_decay": weight_decay,
-            "nesterov": nesterov,
-            "maximize": maximize,
-            "foreach": foreach,
-            "differentiable": differentiable,
-            "fused": fused,
-        }
-        self._check_values(defaults)
+        table = self.hyperparameter_table
+        defaults = table.defaults_from(locals())
+        table.check_values(defaults)
         super().__init__(params, defaults)
-        check_group_flags(defaults)
-
-    @classmethod
-    def _check_values(cls, group: Mapping[str, Any]) -> None:
-        """The checks torch makes before it looks at the parameters (the flags come after
-        them); ``lr < 0`` etc. as torch writes them, so NaN passes here as it does there."""
-        lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
-        check_tensor_lr(lr)
-        require(not lr < 0.0, f"Invalid learning rate: {lr}", "lr >= 0")
-        require(not momentum < 0.0, f"Invalid momentum value: {momentum}", "momentum >= 0")
-        require(
-            not weight_decay < 0.0, f"Invalid weight_decay value: {weight_decay}", "weight_decay >= 0"
-        )
-        require(
-            not (group["nesterov"] and (momentum <= 0 or group["dampening"] != 0)),
-            "Nesterov momentum requires a momentum and zero dampening",
-            "nesterov=True with momentum > 0 and dampening == 0",
-        )
+        table.check_flags(defaults)
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls._check_values(group)
-        check_group_flags(group)
+        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
-        return {
-            "nesterov": False,
-            "maximize": False,
-            "foreach": None,
-            "differentiable": False,
-            "fused": False,
-        }
+        """Group keys filled in when a loaded state_dict predates them (torch's list)."""
+        return cls.hyperparameter_table.load_defaults()
