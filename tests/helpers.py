@@ -1,4 +1,5 @@
-"""Test helpers: torch's optimizer database, a small model and lock-step training."""
+"""Test helpers: a small model, lock-step training and the comparisons with torch's numbers
+(what each algorithm is and how close it must be: tests/optimizer_table.py)."""
 
 from __future__ import annotations
 
@@ -8,40 +9,19 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.testing._internal.common_optimizers import optim_db
 
-import momentopt
+from .optimizer_table import DEFAULT_TOLERANCES, OPTIMIZERS, Tolerances
 
-PAIRS = {
-    "SGD": (torch.optim.SGD, momentopt.SGD),
-    "Adagrad": (torch.optim.Adagrad, momentopt.Adagrad),
-    "Adadelta": (torch.optim.Adadelta, momentopt.Adadelta),
-    "RMSprop": (torch.optim.RMSprop, momentopt.RMSprop),
-    "Adam": (torch.optim.Adam, momentopt.Adam),
-    "AdamW": (torch.optim.AdamW, momentopt.AdamW),
-    "NAdam": (torch.optim.NAdam, momentopt.NAdam),
-}
+# For test files that do not read tests/optimizer_table.py themselves (the suites do).
+ALGORITHMS = tuple(OPTIMIZERS)
+PAIRS = {name: case.pair for name, case in OPTIMIZERS.items()}
+TOLERANCES = DEFAULT_TOLERANCES.by_dtype()
+OPTIM_INFO = {name: case.info for name, case in OPTIMIZERS.items()}
 
-ALGORITHMS = ("SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam")
-OPTIM_INFO = {info.optim_cls.__name__: info for info in optim_db if info.optim_cls.__name__ in ALGORITHMS}
-
-# Fixed tolerances: float64 (judged against torch's float64 directly: there is no wider run
-# to measure against), and float32 for the few tests that have no float64 run. float64: one
-# rounding is 1.1e-16 relative; other (equally valid) op orders, compounded over a 30-step
-# run and amplified by the suite's worst cancellation (RMSprop's centered √(V − ḡ²)), were
-# measured at most 5e-15 of a tensor's largest value and 2.6e-12 relative on its smallest
-# elements (AVX-512, AVX2 and the scalar default path alike; the largest share of this bound
-# used is 6e-5). 1e-10 relative thus keeps four decades for other machines and still fails
-# any real difference: a changed formula moves float64 numbers by 1e-8 relative or more.
-TOLERANCES = {
-    torch.float32: {"rtol": 1e-5, "atol": 1e-6},
-    torch.complex64: {"rtol": 1e-5, "atol": 1e-6},
-    torch.float64: {"rtol": 1e-10, "atol": 1e-12},
-}
 
 def optim_inputs(name: str, dtype: torch.dtype) -> list[Any]:
     """torch's own constructor inputs for ``name`` on the CPU."""
-    return OPTIM_INFO[name].optim_inputs_func("cpu", dtype)
+    return OPTIMIZERS[name].inputs(dtype)
 
 
 class Net(nn.Module):
@@ -141,31 +121,9 @@ def _groups_close(ga: list[dict[str, Any]], gb: list[dict[str, Any]]) -> bool:
 
 # -- numerics: how close momentopt's numbers must be to torch's ----------------------------------
 #
-# float32 (and complex64) runs are compared through a float64 run of the same algorithm from
-# the same weights and inputs (torch.optim on float64 copies: ``reference``). Each float32 run
-# drifts from it by its own rounding: every op rounds, and training compounds and amplifies
-# those roundings (a cancellation such as RMSprop's centered √(V − ḡ²) amplifies them a
-# hundredfold on some CPUs and not on others: FMA in vector loops but not in scalar tails,
-# another vector width, inductor's own op order). momentopt passes when its drift is no worse
-# than K times torch's own drift, plus a floor of FLOOR_ULPS·ε·max|reference| (ε: float32's
-# machine epsilon; 4–8 ulps of the largest value), for tensors torch happens to compute
-# (almost) exactly, where K·0 would demand more than float32 can promise. Both quantities
-# scale with the case's conditioning on every CPU, so no case needs a tolerance of its own.
-#
-# K: momentopt's and torch's runs are two equally valid float32 evaluations of one algorithm
-# (op order and fusion differ), so their drifts are samples of the same size; where the ops
-# are the same, the drifts are equal (ratio 1, the usual case: 88 % of the tensors compared).
-# Measured over all 29 000 float32/complex64 tensors that test_parity, test_executors,
-# test_fused, test_differentiable, test_sparse and test_packing compare, on AVX-512, AVX2 and
-# the scalar default path (ATEN_CPU_CAPABILITY) and with inductor's simdlen 512, 256 and 1:
-# the median of ours/torch is 1.0 and the largest factor needed beyond the floor is 1.76
-# (RMSprop complex64, maximize + weight_decay, whose square_avg grows to 1e10); with K = 4
-# the floor needed is at most 2.2ε·max|reference| (an inductor-compiled RMSprop state). K = 4
-# and FLOOR_ULPS = 4 leave twice that on both; a real defect is larger: an update off by
-# 1e-6 relative (lr·(1 + 1e-6)) already fails 19 of test_parity's 47 float32 per-tensor
-# cases (the former fixed rtol 1e-5 failed 3).
-K = 4.0
-FLOOR_ULPS = 4
+# The bounds and the reasons for them: tests/optimizer_table.py (Tolerances, one per algorithm
+# in its row; DEFAULT_TOLERANCES for runs of no single algorithm). float32 and complex64 are
+# judged through a float64 run of torch (Tolerances.drift), float64 directly (.direct).
 WIDE = {torch.float32: torch.float64, torch.complex64: torch.complex128}
 
 
@@ -225,12 +183,14 @@ def assert_close_report(actual: torch.Tensor, expected: torch.Tensor, what: str,
 
 
 def assert_no_worse_than_torch(ours: torch.Tensor, theirs: torch.Tensor, reference: torch.Tensor,
-                               what: str, *, k: float = K,
-                               floor_ulps: float = FLOOR_ULPS) -> tuple[float, float]:
+                               what: str, *,
+                               tolerances: Tolerances = DEFAULT_TOLERANCES) -> tuple[float, float]:
     """momentopt's float32 ``ours`` is no further from the float64 ``reference`` than
-    ``k``·(torch's ``theirs`` distance) + ``floor_ulps``·ε·max |reference| (see K).
+    ``k``·(torch's ``theirs`` distance) + ``floor_ulps``·ε·max |reference| (``k`` and
+    ``floor_ulps``: ``tolerances.drift``, whose reason says why).
 
     Returns (our max |error|, torch's max |error|)."""
+    k, floor_ulps = tolerances.drift.k, tolerances.drift.floor_ulps
     _check_like(ours, theirs, what)
     assert ours.shape == reference.shape, f"{what}: reference shape {tuple(reference.shape)}"
     o, t, r = _flat64(ours), _flat64(theirs), _flat64(reference)
@@ -253,18 +213,20 @@ def assert_no_worse_than_torch(ours: torch.Tensor, theirs: torch.Tensor, referen
 
 
 RATIOS: list[tuple[str, float, float, float]] = []
-"""Every (what, our error, torch's error, floor) measured in this process (to choose K)."""
+"""Every (what, our error, torch's error, floor) measured in this process (to choose the
+drift bound's ``k``)."""
 
 
 def assert_matches_torch(ours: torch.Tensor, theirs: torch.Tensor, reference: torch.Tensor | None,
-                         what: str) -> None:
+                         what: str, *, tolerances: Tolerances = DEFAULT_TOLERANCES) -> None:
     """The check for one tensor of momentopt's against torch's: float32/complex64 through the
-    float64 ``reference`` (:func:`assert_no_worse_than_torch`), float64 within TOLERANCES."""
+    float64 ``reference`` (:func:`assert_no_worse_than_torch`), float64 within
+    ``tolerances.direct``."""
     if ours.dtype in WIDE:
         assert reference is not None, f"{what}: a {ours.dtype} comparison needs a float64 run"
-        assert_no_worse_than_torch(ours, theirs, reference, what)
+        assert_no_worse_than_torch(ours, theirs, reference, what, tolerances=tolerances)
     else:
-        assert_close_report(ours, theirs, what, **TOLERANCES[ours.dtype])
+        assert_close_report(ours, theirs, what, **tolerances.direct[ours.dtype].kwargs())
 
 
 def widened(model: nn.Module) -> nn.Module:
@@ -276,22 +238,20 @@ def widened(model: nn.Module) -> nn.Module:
 
 
 def assert_models_match(ours: nn.Module, theirs: nn.Module, reference: nn.Module | None,
-                        what: str = "param") -> None:
+                        what: str = "param", *,
+                        tolerances: Tolerances = DEFAULT_TOLERANCES) -> None:
     """Every parameter through :func:`assert_matches_torch`."""
     refs = list(reference.parameters()) if reference is not None else None
     for i, ((name, pt), po) in enumerate(zip(theirs.named_parameters(), ours.parameters(), strict=True)):
-        assert_matches_torch(po, pt, None if refs is None else refs[i], f"{what} {name}")
-
-
-EXACT_STATE = ("step", "mu_product")
-"""0-d states torch computes as ``s += 1`` / ``s *= μ`` (μ a Python float), which momentopt
-computes with the same op on every executor: equal to the last bit on every CPU."""
+        assert_matches_torch(po, pt, None if refs is None else refs[i], f"{what} {name}",
+                             tolerances=tolerances)
 
 
 def assert_state_dicts_match(ours: dict[str, Any], theirs: dict[str, Any],
-                             reference: dict[str, Any] | None, what: str = "state") -> None:
-    """Same groups and state keys; EXACT_STATE equal; every other state tensor through
-    :func:`assert_matches_torch` (``reference``: the float64 run's state dict)."""
+                             reference: dict[str, Any] | None, what: str = "state", *,
+                             tolerances: Tolerances = DEFAULT_TOLERANCES) -> None:
+    """Same groups and state keys; ``tolerances.exact_state`` equal; every other state tensor
+    through :func:`assert_matches_torch` (``reference``: the float64 run's state dict)."""
     assert ours["param_groups"] == theirs["param_groups"] or _groups_close(
         ours["param_groups"], theirs["param_groups"])
     assert set(ours["state"]) == set(theirs["state"]), (set(ours["state"]), set(theirs["state"]))
@@ -302,8 +262,8 @@ def assert_state_dicts_match(ours: dict[str, Any], theirs: dict[str, Any],
             label = f"{what} {index}.{key}"
             if not isinstance(value, torch.Tensor):
                 assert value == other[key], (label, value, other[key])
-            elif key in EXACT_STATE:
+            elif key in tolerances.exact_state:
                 assert_close_report(value, other[key], label, rtol=0.0, atol=0.0)
             else:
                 ref = None if reference is None else reference["state"][index][key]
-                assert_matches_torch(value, other[key], ref, label)
+                assert_matches_torch(value, other[key], ref, label, tolerances=tolerances)
