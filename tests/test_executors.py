@@ -2,7 +2,8 @@
 (foreach=None) give the same numbers as each other and as torch.optim.
 
 float32 results are judged against a float64 run of torch.optim on the same parameters and
-gradient function (helpers.py, ``K``); float64 results against torch's directly.
+gradient function (the row's ``tolerances.drift``, tests/optimizer_table.py); float64 results
+against torch's directly.
 """
 
 from __future__ import annotations
@@ -16,15 +17,13 @@ import torch
 from torch.nn import Parameter
 
 from .helpers import (
-    ALGORITHMS,
-    PAIRS,
     WIDE,
     assert_close_report,
     assert_matches_torch,
     assert_state_dicts_close,
     assert_state_dicts_match,
-    optim_inputs,
 )
+from .optimizer_table import ALGORITHMS, OPTIMIZERS, Tolerances
 
 STEPS = 12
 Dtypes = tuple[torch.dtype, ...]
@@ -72,8 +71,8 @@ def _kwargs(kwargs: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
 
 def configs(richest: int = 2) -> list[Any]:
     out = []
-    for name in ALGORITHMS:
-        inputs = optim_inputs(name, torch.float32)
+    for name, case in OPTIMIZERS.items():
+        inputs = case.inputs(torch.float32)
         for inp in [inputs[0], *sorted(inputs[1:], key=lambda i: -len(i.kwargs))[:richest]]:
             out.append(pytest.param(name, inp.kwargs, id=f"{name}-{inp.desc.replace(' ', '_')}"))
     return out
@@ -87,7 +86,7 @@ def reference_run(name: str, kwargs: dict[str, Any], dtypes: Dtypes = (torch.flo
     """torch.optim's run in float64 (complex128) from the same values: what a float32 run's
     error is measured against."""
     params = make_params(tuple(WIDE.get(d, d) for d in dtypes))
-    return params, train(PAIRS[name][0], kwargs, params, mask)
+    return params, train(OPTIMIZERS[name].torch_cls, kwargs, params, mask)
 
 
 def _state_dict(run: Run) -> dict[str, Any]:
@@ -97,12 +96,13 @@ def _state_dict(run: Run) -> dict[str, Any]:
     return sd
 
 
-def assert_same_run(ours: Run, theirs: Run, reference: Run) -> None:
+def assert_same_run(ours: Run, theirs: Run, reference: Run, tolerances: Tolerances) -> None:
     """``ours`` matches ``theirs`` (torch's, or another executor's) through the float64
     ``reference`` run: parameters and states."""
     for i, (po, pt, pr) in enumerate(zip(ours[0], theirs[0], reference[0], strict=True)):
-        assert_matches_torch(po, pt, pr, f"param {i}")
-    assert_state_dicts_match(_state_dict(ours), _state_dict(theirs), _state_dict(reference))
+        assert_matches_torch(po, pt, pr, f"param {i}", tolerances=tolerances)
+    assert_state_dicts_match(_state_dict(ours), _state_dict(theirs), _state_dict(reference),
+                             tolerances=tolerances)
 
 
 def assert_identical_runs(a: Run, b: Run) -> None:
@@ -117,17 +117,18 @@ def test_executors_agree(name: str, kwargs: dict) -> None:
     """foreach=False and foreach=True run the same torch ops on each tensor (the CPU's
     ``_foreach_*`` kernels loop over the per-tensor ones): identical numbers. foreach=None and
     both of them match torch.optim."""
-    ours = PAIRS[name][1]
+    case = OPTIMIZERS[name]
+    ours = case.ours_cls
     runs = {}
     for label, flags in FLAGS.items():
         params = make_params()
         runs[label] = (params, train(ours, _kwargs(kwargs, flags), params, staggered_grads))
     assert_identical_runs(runs["per_tensor"], runs["multi_tensor"])
     params = make_params()
-    theirs = (params, train(PAIRS[name][0], kwargs, params, staggered_grads))
+    theirs = (params, train(case.torch_cls, kwargs, params, staggered_grads))
     reference = reference_run(name, kwargs, mask=staggered_grads)
     for label, run in runs.items():
-        assert_same_run(run, theirs, reference)
+        assert_same_run(run, theirs, reference, case.tolerances)
 
 
 CASES = {
@@ -152,11 +153,13 @@ RICH = {
 def test_heterogeneous_group_matches_torch(name: str, case: str, executor: str) -> None:
     """float32 and float64 params in one group, and params at different step counts."""
     dtypes, mask = CASES[case]
+    row = OPTIMIZERS[name]
     kwargs = {**RICH[name], **FLAGS[executor]}
     params_t, params_o = make_params(dtypes), make_params(dtypes)
-    opt_t = train(PAIRS[name][0], kwargs, params_t, mask)
-    opt_o = train(PAIRS[name][1], kwargs, params_o, mask)
-    assert_same_run((params_o, opt_o), (params_t, opt_t), reference_run(name, kwargs, dtypes, mask))
+    opt_t = train(row.torch_cls, kwargs, params_t, mask)
+    opt_o = train(row.ours_cls, kwargs, params_o, mask)
+    assert_same_run((params_o, opt_o), (params_t, opt_t), reference_run(name, kwargs, dtypes, mask),
+                    row.tolerances)
     for p in params_o:
         assert opt_o.state[p].get("exp_avg", p).dtype == p.dtype
 
@@ -165,10 +168,11 @@ def test_heterogeneous_group_matches_torch(name: str, case: str, executor: str) 
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_group_added_later_matches_torch(name: str, executor: str) -> None:
     """A param group added after some steps (its params at step 0 while others are not)."""
-    torch_cls, ours_cls = PAIRS[name]
+    case = OPTIMIZERS[name]
+    torch_cls, ours_cls = case.pair
     runs = [_group_added_later(cls, name, executor, dtype) for cls, dtype in
             ((ours_cls, torch.float32), (torch_cls, torch.float32), (torch_cls, torch.float64))]
-    assert_same_run(*runs)
+    assert_same_run(*runs, case.tolerances)
 
 
 def _group_added_later(cls: type, name: str, executor: str, dtype: torch.dtype) -> Run:

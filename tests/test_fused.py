@@ -28,20 +28,21 @@ from .helpers import (
     assert_state_dicts_match,
     lockstep,
     make_inputs,
-    optim_inputs,
     train_together,
     widened,
 )
+from .optimizer_table import COMPILED, OPTIMIZERS, names
 
-KERNEL_ALGOS = ("SGD", "Adagrad", "Adam", "AdamW")  # torch has a fused kernel for these
-COMPILED_ALGOS = ("Adadelta", "RMSprop", "NAdam")  # these are compiled
+KERNEL_ALGOS = names(lambda case: case.fused_kernel is not None)  # torch has a fused kernel
+COMPILED_ALGOS = names(lambda case: case.fused_path == COMPILED)  # these are compiled
 
 
 def _run_pair(name: str, dtype: torch.dtype, kwargs: dict, ours_extra: dict, torch_extra: dict,
               steps: int = 30) -> None:
     """momentopt (``ours_extra`` flags) and torch.optim (``torch_extra``) in lock step, with
     torch's float64 run (``torch_extra``) as the reference for float32 and complex64."""
-    torch_cls, ours_cls = PAIRS[name]
+    case = OPTIMIZERS[name]
+    torch_cls, ours_cls = case.pair
     torch.manual_seed(0)
     model_t = Net(dtype)
     model_o = copy.deepcopy(model_t)
@@ -54,15 +55,16 @@ def _run_pair(name: str, dtype: torch.dtype, kwargs: dict, ours_extra: dict, tor
         runs.append((model_r, opt_r))
     for _ in train_together(runs, make_inputs(dtype, steps)):
         pass
-    assert_models_match(model_o, model_t, model_r)
+    assert_models_match(model_o, model_t, model_r, tolerances=case.tolerances)
     assert_state_dicts_match(opt_o.state_dict(), opt_t.state_dict(),
-                             None if model_r is None else opt_r.state_dict())
+                             None if model_r is None else opt_r.state_dict(),
+                             tolerances=case.tolerances)
 
 
 def _kernel_cases():
     for name in KERNEL_ALGOS:
         for dtype in (torch.float32, torch.float64):
-            for inp in optim_inputs(name, dtype):
+            for inp in OPTIMIZERS[name].inputs(dtype):
                 yield pytest.param(name, dtype, inp.kwargs, id=f"{name}-{str(dtype)[6:]}-{inp.desc}")
 
 
@@ -79,7 +81,7 @@ def test_torch_kernel_parity(name, dtype, kwargs):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
 def test_default_path_matches_torch_default(name, dtype):
     """Default flags (our fused table; complex as real views) against torch's default."""
-    _run_pair(name, dtype, optim_inputs(name, dtype)[-1].kwargs, {}, {})
+    _run_pair(name, dtype, OPTIMIZERS[name].inputs(dtype)[-1].kwargs, {}, {})
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -116,7 +118,7 @@ def compile_everything(monkeypatch):
 
 def _compiled_cases():
     for name in COMPILED_ALGOS:
-        for inp in optim_inputs(name, torch.float32):
+        for inp in OPTIMIZERS[name].inputs(torch.float32):
             yield pytest.param(name, torch.float32, inp.kwargs, inp.desc,
                                id=f"{name}-float32-{inp.desc}")
         yield pytest.param(name, torch.float64, {}, "default", id=f"{name}-float64-default")

@@ -1,7 +1,8 @@
 """Lock-step parity with torch.optim over every input of torch's optimizer database.
 
 float32 and complex64 runs are judged against a float64 run of torch.optim from the same
-weights and inputs (see ``K`` in helpers.py); float64 runs against torch's directly.
+weights and inputs (the row's ``tolerances.drift``, tests/optimizer_table.py); float64 runs
+against torch's directly.
 """
 
 from __future__ import annotations
@@ -13,26 +14,26 @@ import pytest
 import torch
 
 from .helpers import (
-    ALGORITHMS,
-    PAIRS,
     WIDE,
     Net,
     assert_models_match,
     assert_state_dicts_match,
     make_inputs,
-    optim_inputs,
     train_together,
     widened,
 )
+from .optimizer_table import OPTIMIZERS
 
 DTYPES = (torch.float32, torch.float64, torch.complex64)
 EXECUTORS = {"per_tensor": {"foreach": False}, "multi_tensor": {"foreach": True}}
 
 
 def _cases():
-    for name in ALGORITHMS:
+    for name, case in OPTIMIZERS.items():
         for dtype in DTYPES:
-            for inp in optim_inputs(name, dtype):
+            if dtype.is_complex and not case.complex_params:
+                continue
+            for inp in case.inputs(dtype):
                 for executor in EXECUTORS:
                     yield pytest.param(
                         name, dtype, inp.kwargs, executor,
@@ -49,7 +50,8 @@ def _kwargs(kwargs: dict, extra: dict) -> dict:
 
 @pytest.mark.parametrize("name,dtype,kwargs,executor", list(_cases()))
 def test_lockstep_parity(name: str, dtype: torch.dtype, kwargs: dict[str, Any], executor: str) -> None:
-    torch_cls, ours_cls = PAIRS[name]
+    case = OPTIMIZERS[name]
+    torch_cls, ours_cls = case.pair
     torch.manual_seed(0)
     model_t = Net(dtype)
     model_o = copy.deepcopy(model_t)
@@ -63,6 +65,7 @@ def test_lockstep_parity(name: str, dtype: torch.dtype, kwargs: dict[str, Any], 
         runs.append((model_r, opt_r))
     for _ in train_together(runs, make_inputs(dtype, 30)):
         pass
-    assert_models_match(model_o, model_t, model_r)
+    assert_models_match(model_o, model_t, model_r, tolerances=case.tolerances)
     assert_state_dicts_match(opt_o.state_dict(), opt_t.state_dict(),
-                             None if model_r is None else opt_r.state_dict())
+                             None if model_r is None else opt_r.state_dict(),
+                             tolerances=case.tolerances)
