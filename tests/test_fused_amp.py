@@ -9,21 +9,21 @@ from typing import Any
 import pytest
 import torch
 
-from .helpers import OPTIM_INFO, PAIRS
+from .optimizer_table import ALGORITHMS, OPTIMIZERS, names, supports
 
-FUSED = ("SGD", "Adagrad", "Adam", "AdamW")  # torch's fused CPU optimizers
+FUSED = names(supports("fused"))  # torch's fused CPU optimizers
 
 
 def _fused_inputs() -> list[Any]:
     return [
         pytest.param(name, i, id=f"{name}-{i}")
         for name in FUSED
-        for i, _ in enumerate(OPTIM_INFO[name].optim_inputs_func("cpu", torch.float32))
+        for i, _ in enumerate(OPTIMIZERS[name].inputs(torch.float32))
     ]
 
 
 def _kwargs(name: str, index: int) -> dict[str, Any]:
-    return dict(OPTIM_INFO[name].optim_inputs_func("cpu", torch.float32)[index].kwargs)
+    return dict(OPTIMIZERS[name].inputs(torch.float32)[index].kwargs)
 
 
 @pytest.mark.parametrize("no_grad_scale", [False, True])
@@ -34,7 +34,7 @@ def test_fused_does_not_step_if_found_inf(name: str, index: int, no_grad_scale: 
     before = [p.clone() for p in params]
     for p in params:
         p.grad = torch.ones_like(p)
-    opt = PAIRS[name][1](params, fused=True, **_kwargs(name, index))
+    opt = OPTIMIZERS[name].ours_cls(params, fused=True, **_kwargs(name, index))
     opt.grad_scale = None if no_grad_scale else torch.ones(1)
     opt.found_inf = torch.ones(())
     opt.step()
@@ -55,7 +55,8 @@ def test_grad_scale_unscales_like_torchs_fused(name: str, index: int, layout: st
     (torch's kernel would be wrong there), so it is compared with torch's default path on the
     unscaled gradients."""
     kwargs = _kwargs(name, index)
-    torch_cls, ours = PAIRS[name]
+    case = OPTIMIZERS[name]
+    torch_cls, ours = case.pair
     scale = torch.full((1,), 1024.0)
     results = []
     runs = (("torch-fused", torch_cls, {"fused": True}, True), ("ours", ours, {"fused": True}, True),
@@ -75,16 +76,18 @@ def test_grad_scale_unscales_like_torchs_fused(name: str, index: int, layout: st
         results.append(p.detach().clone())
     reference = results[0] if layout == "matching" else results[2]
     # the same kernel on the same inputs: identical; else op-order noise of float32 updates
-    tol = {"rtol": 0, "atol": 0} if layout == "matching" else {"rtol": 1e-5, "atol": 1e-6}
+    direct = case.tolerances.direct[torch.float32].kwargs()
+    tol = {"rtol": 0, "atol": 0} if layout == "matching" else direct
     torch.testing.assert_close(results[1], reference, **tol)
 
 
-@pytest.mark.parametrize("name", ["Adam", "SGD", "RMSprop", "NAdam"])
+@pytest.mark.parametrize("name", ALGORITHMS)
 def test_scaling_attributes_without_fused_as_torch(name: str) -> None:
     """Algorithms with a fused implementation refuse them on their other paths; the others
     ignore them (torch never reads them there)."""
+    fused = OPTIMIZERS[name].supports("fused")
     outcomes = []
-    for cls in PAIRS[name]:
+    for cls in OPTIMIZERS[name].pair:
         p = torch.nn.Parameter(torch.ones(3))
         p.grad = torch.ones(3)
         opt = cls([p], lr=0.1)
@@ -94,8 +97,8 @@ def test_scaling_attributes_without_fused_as_torch(name: str) -> None:
             outcomes.append(("stepped", p.detach().clone()))
         except AssertionError as err:
             outcomes.append(("raised", str(err)))
-    assert outcomes[0][0] == outcomes[1][0] == ("raised" if name in FUSED else "stepped")
-    if name in FUSED:
+    assert outcomes[0][0] == outcomes[1][0] == ("raised" if fused else "stepped")
+    if fused:
         assert outcomes[0][1] == outcomes[1][1]
     else:
         torch.testing.assert_close(outcomes[1][1], outcomes[0][1])
@@ -104,7 +107,7 @@ def test_scaling_attributes_without_fused_as_torch(name: str) -> None:
 def test_supports_amp_scaling_only_when_fused() -> None:
     p = torch.nn.Parameter(torch.ones(3))
     for name in FUSED:
-        torch_cls, ours = PAIRS[name]
+        torch_cls, ours = OPTIMIZERS[name].pair
         for flags in ({}, {"fused": True}):
             assert getattr(ours([p], **flags), "_step_supports_amp_scaling", False) == getattr(
                 torch_cls([p], **flags), "_step_supports_amp_scaling", False

@@ -4,7 +4,8 @@ takes give torch's numbers; expanded parameters raise torch's error, never crash
 torch's fused CPU kernels walk a parameter, its gradient and its state as one flat block of
 memory; momentopt gives them only tensors for which that is right and runs the others
 multi-tensor. Everything here is float64: the paths differ only in operation order, which
-moves float64 results by ~1e-16 relative, while a layout mistake moves them by O(1).
+moves float64 results by ~1e-16 relative, while a layout mistake moves them by O(1) (each
+row's ``tolerances.layouts``, tests/optimizer_table.py).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import torch
 
 import momentopt
 
-from .helpers import PAIRS, optim_inputs
+from .optimizer_table import ALGORITHMS, OPTIMIZERS
 
 DTYPE = torch.float64
-TOL = {"rtol": 1e-12, "atol": 1e-13}  # float64 op-order noise; layout bugs are O(1)
 
-ALGORITHMS: dict[str, tuple[str, dict[str, Any]]] = {
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SGD-momentum": ("SGD", {"lr": 0.1, "momentum": 0.9}),
     "SGD-decay": ("SGD", {"lr": 0.1, "weight_decay": 0.1}),
     "SGD-nesterov": ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "maximize": True}),
@@ -35,7 +35,6 @@ ALGORITHMS: dict[str, tuple[str, dict[str, Any]]] = {
     "NAdam": ("NAdam", {"lr": 0.1}),
     "Adadelta": ("Adadelta", {"lr": 0.5}),
 }
-FUSED = {"SGD", "Adagrad", "Adam", "AdamW"}  # torch has fused=True for these
 EXECUTORS = {"default": {}, "fused": {"fused": True}, "foreach": {"foreach": True},
              "for-loop": {"foreach": False}}
 
@@ -85,9 +84,9 @@ def _run(cls: type, kwargs: dict[str, Any], layout: str) -> tuple[list[torch.Ten
 
 def _cases() -> list[Any]:
     cases = []
-    for algo, (name, _) in ALGORITHMS.items():
+    for algo, (name, _) in VARIANTS.items():
         for executor in EXECUTORS:
-            if executor == "fused" and name not in FUSED:
+            if executor == "fused" and not OPTIMIZERS[name].supports("fused"):
                 continue
             cases.append(pytest.param(algo, executor, id=f"{algo}-{executor}"))
     return cases
@@ -96,24 +95,26 @@ def _cases() -> list[Any]:
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("algo,executor", _cases())
 def test_any_layout_gives_torchs_default_numbers(algo: str, executor: str, layout: str) -> None:
-    name, kwargs = ALGORITHMS[algo]
-    torch_cls, ours = PAIRS[name]
-    expected, expected_state = _run(torch_cls, {**kwargs, "foreach": False}, layout)
-    got, got_state = _run(ours, {**kwargs, **EXECUTORS[executor]}, layout)
+    name, kwargs = VARIANTS[algo]
+    case = OPTIMIZERS[name]
+    tol = case.tolerances.layouts.kwargs()
+    expected, expected_state = _run(case.torch_cls, {**kwargs, "foreach": False}, layout)
+    got, got_state = _run(case.ours_cls, {**kwargs, **EXECUTORS[executor]}, layout)
     for e, g in zip(expected, got, strict=True):
-        torch.testing.assert_close(g, e, **TOL)
+        torch.testing.assert_close(g, e, **tol)
     for key, state in expected_state["state"].items():
         for n, value in state.items():
             torch.testing.assert_close(
-                got_state["state"][key][n], value, **TOL, check_dtype=False, check_device=False
+                got_state["state"][key][n], value, **tol, check_dtype=False, check_device=False
             )
 
 
 @pytest.mark.parametrize("algo", ["SGD-momentum", "Adam", "Adagrad"])
 def test_state_loaded_in_another_layout(algo: str) -> None:
     """A checkpoint whose state tensors have other strides than the parameters."""
-    name, kwargs = ALGORITHMS[algo]
-    torch_cls, ours = PAIRS[name]
+    name, kwargs = VARIANTS[algo]
+    case = OPTIMIZERS[name]
+    torch_cls, ours = case.pair
     start = _randn(6, 8)
     saved_from = torch.nn.Parameter(start.clone())
     donor = torch_cls([saved_from], **kwargs)
@@ -133,18 +134,23 @@ def test_state_loaded_in_another_layout(algo: str) -> None:
             p.grad = g.clone()
             opt.step()
         results.append(p.detach())
-    torch.testing.assert_close(results[1], results[0], **TOL)
+    torch.testing.assert_close(results[1], results[0], **case.tolerances.layouts.kwargs())
+
+
+# SGD with momentum: a state buffer, and (fused=True) torch's kernel rather than one foreach op
+EXPANDED_KWARGS = {"SGD": {"momentum": 0.9}}
 
 
 @pytest.mark.parametrize("executor", list(EXECUTORS))
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "Adam", "AdamW", "RMSprop", "NAdam"])
+@pytest.mark.parametrize("name", ALGORITHMS)
 def test_expanded_param_raises_torchs_error(name: str, executor: str) -> None:
     """Elements that share memory: torch refuses the in-place update with a RuntimeError
     (before this was guarded, torch's fused kernel wrote out of bounds: heap corruption)."""
-    if executor == "fused" and name not in FUSED:
+    case = OPTIMIZERS[name]
+    if executor == "fused" and not case.supports("fused"):
         pytest.skip(f"torch.optim.{name} has no fused implementation")
-    kwargs = {"momentum": 0.9} if name == "SGD" else {}
-    torch_cls, ours = PAIRS[name]
+    kwargs = EXPANDED_KWARGS.get(name, {})
+    torch_cls, ours = case.pair
     raised = []
     for cls, flags in ((torch_cls, {}), (ours, EXECUTORS[executor])):
         p = torch.nn.Parameter(torch.randn(4, 1).expand(4, 1000))
@@ -161,13 +167,14 @@ def test_fused_kernel_still_takes_the_tensors_that_fit(monkeypatch: pytest.Monke
     """The layout rule sends only misfits elsewhere: matching layouts (channels_last
     included) still go to torch's kernel in one call."""
     seen: list[int] = []
-    kernel = torch._fused_adam_
+    kernel_name = OPTIMIZERS["Adam"].fused_kernel
+    kernel = getattr(torch, kernel_name)
 
     def counting(params: list[torch.Tensor], *args: Any, **kwargs: Any) -> None:
         seen.append(len(params))
         kernel(params, *args, **kwargs)
 
-    monkeypatch.setattr(torch, "_fused_adam_", counting)
+    monkeypatch.setattr(torch, kernel_name, counting)
     cl = torch.nn.Parameter(_randn(2, 3, 4, 5).to(memory_format=torch.channels_last))
     plain = torch.nn.Parameter(_randn(7))
     misfit = torch.nn.Parameter(_randn(8, 6).t())
@@ -182,13 +189,12 @@ def test_fused_kernel_still_takes_the_tensors_that_fit(monkeypatch: pytest.Monke
 def _optim_db_cases() -> list[Any]:
     return [
         pytest.param(name, inp.kwargs, layout, id=f"{name}-{inp.desc.replace(' ', '_')}-{layout}")
-        for name in ALGORITHM_NAMES
-        for inp in optim_inputs(name, DTYPE)
+        for name, case in OPTIMIZERS.items()
+        for inp in case.inputs(DTYPE)
         for layout in HAND_SET
     ]
 
 
-ALGORITHM_NAMES = ("SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam")
 HAND_SET = ("transposed param, contiguous grad", "contiguous param, transposed grad",
             "grad sliced from a bigger tensor")
 
@@ -199,9 +205,9 @@ def test_hand_set_grads_over_optim_db_with_default_flags(
 ) -> None:
     """Every input of torch's optimizer database, default flags, gradients set by hand in
     another layout than their parameters: torch's default numbers (or torch's error)."""
-    torch_cls, ours = PAIRS[name]
+    case = OPTIMIZERS[name]
     outcomes = []
-    for cls in (torch_cls, ours):
+    for cls in case.pair:
         try:
             outcomes.append(_run(cls, copy.deepcopy(kwargs), layout))
         except Exception as err:  # noqa: BLE001 — both must refuse alike: the type is compared
@@ -211,4 +217,4 @@ def test_hand_set_grads_over_optim_db_with_default_flags(
         assert got == expected
         return
     for e, g in zip(expected[0], got[0], strict=True):
-        torch.testing.assert_close(g, e, **TOL)
+        torch.testing.assert_close(g, e, **case.tolerances.layouts.kwargs())
