@@ -1,5 +1,6 @@
-"""Sparse gradients (nn.Embedding(sparse=True)): SGD and Adagrad train as torch.optim does;
-every other case is refused with torch's exception and message."""
+"""Sparse gradients (nn.Embedding(sparse=True)): the algorithms the table says take them
+(SGD and Adagrad) train as torch.optim does; every other case is refused with torch's
+exception and message."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import torch
 from torch import nn
 
 from .helpers import (
-    PAIRS,
     assert_close_report,
     assert_models_match,
     assert_state_dicts_match,
     widened,
 )
+from .optimizer_table import OPTIMIZERS, names
 
 STEPS = 8
 
@@ -48,36 +49,55 @@ def outcome(cls: type, model: nn.Module, kwargs: dict[str, Any]) -> tuple[type, 
             opt.zero_grad()
             model(idx).pow(2).sum().backward()
             opt.step()
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 — whatever torch raises: compared with ours
         return type(err), str(err)
     return opt
 
 
-TRAINS = [
-    ("SGD", {"lr": 0.1}),
-    ("SGD", {"lr": 0.1, "momentum": 0.9}),
-    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "foreach": True}),
-    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "foreach": False}),
-    ("SGD", {"lr": 0.1, "maximize": True}),
-    ("Adagrad", {"lr": 0.1}),
-    ("Adagrad", {"lr": 0.1, "lr_decay": 0.1, "foreach": True}),
-    ("Adagrad", {"lr": 0.1, "initial_accumulator_value": 0.2, "foreach": False}),
-    ("Adagrad", {"lr": 0.1, "maximize": True, "eps": 1e-3}),
+SPARSE = names(lambda case: case.sparse_grads)
+DENSE_ONLY = names(lambda case: not case.sparse_grads)
+
+# For each algorithm that takes sparse gradients: configurations that train on them ...
+TRAINS_WITH = {
+    "SGD": [
+        {"lr": 0.1},
+        {"lr": 0.1, "momentum": 0.9},
+        {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "foreach": True},
+        {"lr": 0.1, "momentum": 0.9, "nesterov": True, "foreach": False},
+        {"lr": 0.1, "maximize": True},
+    ],
+    "Adagrad": [
+        {"lr": 0.1},
+        {"lr": 0.1, "lr_decay": 0.1, "foreach": True},
+        {"lr": 0.1, "initial_accumulator_value": 0.2, "foreach": False},
+        {"lr": 0.1, "maximize": True, "eps": 1e-3},
+    ],
+}
+# ... and configurations torch refuses them with (weight decay, and fused=True where it exists).
+REFUSED_WITH = {
+    "SGD": [
+        {"weight_decay": 0.1},
+        {"weight_decay": 0.1, "momentum": 0.9, "foreach": True},
+        {"fused": True},
+        {"differentiable": True, "momentum": 0.9},
+    ],
+    "Adagrad": [{"weight_decay": 0.1}, {"fused": True}],
+}
+# The others refuse sparse gradients whatever the executor.
+DENSE_ONLY_FLAGS = ({}, {"foreach": True})
+
+TRAINS = [(name, kwargs) for name in SPARSE for kwargs in TRAINS_WITH[name]]
+REFUSALS = [(name, kwargs) for name in SPARSE for kwargs in REFUSED_WITH[name]] + [
+    (name, flags) for name in DENSE_ONLY for flags in DENSE_ONLY_FLAGS
 ]
-REFUSALS = [
-    ("SGD", {"weight_decay": 0.1}),
-    ("SGD", {"weight_decay": 0.1, "momentum": 0.9, "foreach": True}),
-    ("Adagrad", {"weight_decay": 0.1}),
-    ("Adagrad", {"fused": True}),
-    ("SGD", {"fused": True}),
-    ("SGD", {"differentiable": True, "momentum": 0.9}),
-    ("Adadelta", {}),
-    ("RMSprop", {}),
-    ("Adam", {}),
-    ("Adam", {"foreach": True}),
-    ("AdamW", {}),
-    ("NAdam", {}),
-]
+
+
+def test_sparse_support_as_torch_declares() -> None:
+    """The table's ``sparse_grads`` is torch's optim_db ``supports_sparse``, and every such
+    algorithm has configurations here."""
+    for name, case in OPTIMIZERS.items():
+        assert case.sparse_grads == case.info.supports_sparse, name
+    assert set(TRAINS_WITH) == set(REFUSED_WITH) == set(SPARSE)
 
 
 def _id(case: tuple[str, dict[str, Any]]) -> str:
@@ -97,16 +117,18 @@ def test_sparse_training_matches_torch(case: tuple[str, dict[str, Any]]) -> None
     name, kwargs = case
     model_t = SparseNet()
     model_o = copy.deepcopy(model_t)
-    model_r = widened(model_t)  # the float64 reference (see helpers.K)
-    opt_t = outcome(PAIRS[name][0], model_t, kwargs)
-    opt_o = outcome(PAIRS[name][1], model_o, kwargs)
-    opt_r = outcome(PAIRS[name][0], model_r, kwargs)
+    model_r = widened(model_t)  # the float64 reference (the row's tolerances.drift)
+    row = OPTIMIZERS[name]
+    opt_t = outcome(row.torch_cls, model_t, kwargs)
+    opt_o = outcome(row.ours_cls, model_o, kwargs)
+    opt_r = outcome(row.torch_cls, model_r, kwargs)
     assert isinstance(opt_t, torch.optim.Optimizer), opt_t
     assert isinstance(opt_o, torch.optim.Optimizer), opt_o
     assert isinstance(opt_r, torch.optim.Optimizer), opt_r
     assert model_o.emb.weight.grad.is_sparse
-    assert_models_match(model_o, model_t, model_r)
-    assert_state_dicts_match(*(_dense_state(opt) for opt in (opt_o, opt_t, opt_r)))
+    assert_models_match(model_o, model_t, model_r, tolerances=row.tolerances)
+    assert_state_dicts_match(*(_dense_state(opt) for opt in (opt_o, opt_t, opt_r)),
+                             tolerances=row.tolerances)
 
 
 def _dense_state(opt: torch.optim.Optimizer) -> dict[str, Any]:
@@ -124,8 +146,8 @@ def test_sparse_refusals_match_torch(case: tuple[str, dict[str, Any]]) -> None:
     name, kwargs = case
     model_t = SparseNet()
     model_o = copy.deepcopy(model_t)
-    expected = outcome(PAIRS[name][0], model_t, kwargs)
-    got = outcome(PAIRS[name][1], model_o, kwargs)
+    expected = outcome(OPTIMIZERS[name].torch_cls, model_t, kwargs)
+    got = outcome(OPTIMIZERS[name].ours_cls, model_o, kwargs)
     assert isinstance(expected, tuple), "torch accepts this case"
     assert got == expected
     for pt, po in zip(model_t.parameters(), model_o.parameters(), strict=True):
