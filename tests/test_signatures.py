@@ -1,4 +1,5 @@
-"""Constructor signatures, ``defaults``, ``repr`` and docs equal torch.optim's."""
+"""Constructor signatures, ``defaults``, ``repr`` and docs equal torch.optim's; the table's
+facts about them (tests/optimizer_table.py) are torch's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch.nn import Parameter
 
-from .helpers import ALGORITHMS, PAIRS, optim_inputs
+from .optimizer_table import ALGORITHMS, IMPLS, OPTIMIZERS
 
 # A few non-default configurations per class, on top of torch's optim_db inputs.
 EXTRA_KWARGS = {
@@ -25,7 +26,7 @@ EXTRA_KWARGS = {
 def _configs() -> list[object]:
     out = []
     for name in ALGORITHMS:
-        kwargs = [inp.kwargs for inp in optim_inputs(name, torch.float32)] + EXTRA_KWARGS[name]
+        kwargs = [inp.kwargs for inp in OPTIMIZERS[name].inputs(torch.float32)] + EXTRA_KWARGS[name]
         for i, kw in enumerate(kwargs):
             out.append(pytest.param(name, kw, id=f"{name}-{i}"))
     return out
@@ -34,7 +35,7 @@ def _configs() -> list[object]:
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_signature_equal(name: str) -> None:
     """Names, order, kinds, defaults of the constructor's parameters."""
-    torch_cls, ours_cls = PAIRS[name]
+    torch_cls, ours_cls = OPTIMIZERS[name].pair
     ours = inspect.signature(ours_cls).parameters
     theirs = inspect.signature(torch_cls).parameters
     assert list(ours) == list(theirs)
@@ -46,7 +47,7 @@ def test_signature_equal(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_subclass_and_doc(name: str) -> None:
-    ours_cls = PAIRS[name][1]
+    ours_cls = OPTIMIZERS[name].ours_cls
     assert issubclass(ours_cls, torch.optim.Optimizer)
     assert ours_cls.__name__ == name
     assert ours_cls.__doc__ and ours_cls.__doc__.strip()
@@ -56,7 +57,7 @@ def test_subclass_and_doc(name: str) -> None:
 @pytest.mark.parametrize("name,kwargs", _configs())
 def test_defaults_and_repr_equal(name: str, kwargs: dict) -> None:
     """``defaults`` and ``repr`` (which prints every group key) as torch's, and the groups."""
-    torch_cls, ours_cls = PAIRS[name]
+    torch_cls, ours_cls = OPTIMIZERS[name].pair
     p = Parameter(torch.randn(2, 2))
     opt_t = torch_cls([p], **kwargs)
     opt_o = ours_cls([p], **kwargs)
@@ -67,3 +68,56 @@ def test_defaults_and_repr_equal(name: str, kwargs: dict) -> None:
     g_o = {k: v for k, v in opt_o.param_groups[0].items() if k != "params"}
     assert list(g_o) == list(g_t)
     assert repr(g_o) == repr(g_t)
+
+
+# -- the table's facts about the classes -------------------------------------------------------
+def test_table_lists_every_algorithm_once() -> None:
+    assert list(OPTIMIZERS) == ["SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam"]
+    for name, case in OPTIMIZERS.items():
+        assert case.name == name == case.torch_cls.__name__ == case.ours_cls.__name__
+        assert case.torch_cls is getattr(torch.optim, name)
+        assert case.info.optim_cls is case.torch_cls
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_table_keywords_are_the_signatures(name: str) -> None:
+    """``hyperparameters`` and ``impls`` are torch's constructor keywords (and ours, which
+    test_signature_equal holds equal to torch's): in order, less the IMPLS; the IMPLS present."""
+    case = OPTIMIZERS[name]
+    for cls in case.pair:
+        keywords = [k for k in inspect.signature(cls).parameters if k != "params"]
+        assert tuple(k for k in keywords if k not in IMPLS) == case.hyperparameters, cls
+        assert {k for k in keywords if k in IMPLS} == case.impls, cls
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_table_tensor_hyperparameters_as_annotated(name: str) -> None:
+    """``tensor_hyperparameters``: those typed ``float | Tensor`` (betas: per element) in
+    torch's signature and in ours."""
+    case = OPTIMIZERS[name]
+    for cls in case.pair:
+        annotated = {k for k, p in inspect.signature(cls).parameters.items()
+                     if k != "params" and "Tensor" in str(p.annotation)}
+        assert annotated == case.tensor_hyperparameters, cls
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_table_agrees_with_torchs_optim_db(name: str) -> None:
+    """The implementation flags, fused support on the CPU, sparse and complex support are
+    what torch's OptimizerInfo says."""
+    case = OPTIMIZERS[name]
+    info = case.info
+    declared = set(info.supported_impls) | ({"capturable"} if info.has_capturable_arg else set())
+    assert declared == case.impls
+    assert ("cpu" in info.supports_fused_on) == case.supports("fused")
+    assert info.supports_sparse == case.sparse_grads
+    assert info.supports_complex == case.complex_params
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_table_fused_path(name: str) -> None:
+    """A torch kernel exactly where ``fused=True`` exists, and torch has it."""
+    case = OPTIMIZERS[name]
+    assert (case.fused_kernel is not None) == case.supports("fused")
+    if case.fused_kernel is not None:
+        assert callable(getattr(torch, case.fused_kernel))
