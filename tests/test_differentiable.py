@@ -11,13 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from .helpers import (
-    ALGORITHMS,
-    PAIRS,
-    TOLERANCES,
-    assert_close_report,
-    assert_no_worse_than_torch,
-)
+from .helpers import assert_close_report, assert_no_worse_than_torch
+from .optimizer_table import OPTIMIZERS
 
 DTYPE = torch.float64
 CONFIGS = {
@@ -31,11 +26,8 @@ CONFIGS = {
     "NAdam": [{"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1}, {"lr": 0.01, "momentum_decay": 0.1}],
 }
 CASES = [
-    pytest.param(name, kw, id=f"{name}-{i}") for name in ALGORITHMS for i, kw in enumerate(CONFIGS[name])
+    pytest.param(name, kw, id=f"{name}-{i}") for name in OPTIMIZERS for i, kw in enumerate(CONFIGS[name])
 ]
-# torch refuses a ``step`` that requires grad here ("`requires_grad` is not supported for
-# `step` in differentiable mode"): it stays a constant input.
-CONSTANT_STATE = {"Adam": ("step",), "AdamW": ("step",)}
 # 0-d states as torch keeps them: float32 by default, float64 under a float64 default dtype.
 SCALAR_DTYPES = [pytest.param(torch.float32, id="f32-scalars"), pytest.param(torch.float64, id="f64-scalars")]
 
@@ -47,7 +39,7 @@ def warm_state(name: str, kwargs: dict[str, Any], param: torch.Tensor,
     """A realistic state after two ordinary steps (torch's own optimizer makes it), its 0-d
     tensors in ``scalar_dtype``."""
     p = param.detach().clone().requires_grad_()
-    opt = PAIRS[name][0]([p], **kwargs)
+    opt = OPTIMIZERS[name].torch_cls([p], **kwargs)
     for k in range(2):
         p.grad = torch.sin(p.detach() * (k + 2))
         opt.step()
@@ -58,12 +50,13 @@ def warm_state(name: str, kwargs: dict[str, Any], param: torch.Tensor,
 def inputs(name: str, kwargs: dict[str, Any], scalar_dtype: torch.dtype = DTYPE,
            constant: tuple[str, ...] = ()) -> Inputs:
     """(differentiable state keys, (param, grad, *their state tensors), constant states):
-    every state is differentiable except torch's CONSTANT_STATE and ``constant``."""
+    every state is differentiable except the row's ``differentiable_constants`` (torch refuses
+    them requiring grad) and ``constant``."""
     g = torch.Generator().manual_seed(7)
     param = torch.randn(4, generator=g, dtype=DTYPE)
     grad = torch.randn(4, generator=g, dtype=DTYPE)
     state = warm_state(name, kwargs, param, scalar_dtype)
-    fixed = (*CONSTANT_STATE.get(name, ()), *constant)
+    fixed = (*OPTIMIZERS[name].differentiable_constants, *constant)
     keys = [k for k in state if k not in fixed]
     constants = {k: v for k, v in state.items() if k in fixed}
     tensors = (param, grad, *(state[k] for k in keys))
@@ -113,7 +106,7 @@ def test_gradcheck_through_a_step(name: str, kwargs: dict[str, Any]) -> None:
     such as ``mu_product`` included) are correct. ``step`` is a count that torch and we read
     as a number (no derivative flows through its value), so it is held constant here."""
     keys, tensors, constants = inputs(name, kwargs, constant=("step",))
-    cls = PAIRS[name][1]
+    cls = OPTIMIZERS[name].ours_cls
 
     def fn(*args: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return one_step(cls, kwargs, keys, constants, True, *args)
@@ -128,12 +121,14 @@ def test_differentiable_step_matches_torch_and_normal_step(
 ) -> None:
     """Values equal the normal step's; values and gradients w.r.t. every input equal torch's
     differentiable step's: within float64 rounding for float64 0-d state; for float32 0-d
-    state no further from the float64-state step than torch's own (helpers.py ``K``: torch
+    state no further from the float64-state step than torch's own (the row's
+    ``tolerances.drift``: torch
     computes bias corrections and NAdam's coefficients in the 0-d state's float32, we in
     float64, as in the normal step)."""
     given = inputs(name, kwargs, scalar_dtype)
     keys, tensors, constants = given
-    torch_cls, ours_cls = PAIRS[name]
+    case = OPTIMIZERS[name]
+    torch_cls, ours_cls = case.pair
     ours, grads_o = run(ours_cls, kwargs, given)
     theirs, grads_t = run(torch_cls, kwargs, given)
     plain = one_step(ours_cls, kwargs, keys, constants, False, *tensors)
@@ -141,15 +136,37 @@ def test_differentiable_step_matches_torch_and_normal_step(
     assert [o.requires_grad for o in ours] == [t.requires_grad for t in theirs]
     assert not any(t.requires_grad for t in plain)
     for o, n, label in zip(ours, plain, labels[:1] + keys, strict=True):
-        assert_close_report(o, n, f"{label} vs normal step", rtol=1e-12, atol=1e-14)
+        assert_close_report(o, n, f"{label} vs normal step", **case.tolerances.normal_step.kwargs())
     assert [g is None for g in grads_o] == [g is None for g in grads_t], labels
     pairs = [(f"{label} after the step", o, t) for label, o, t in zip(labels[:1] + keys, ours, theirs, strict=True)]
     pairs += [(f"d/d {label}", o, t) for label, o, t in zip(labels, grads_o, grads_t, strict=True) if o is not None]
     if scalar_dtype == DTYPE:
         for label, o, t in pairs:
-            assert_close_report(o, t, label, **TOLERANCES[DTYPE])
+            assert_close_report(o, t, label, **case.tolerances.direct[DTYPE].kwargs())
         return
     reference, grads_r = run(torch_cls, kwargs, widened(given))
     refs = [*reference, *(g for g in grads_r if g is not None)]
     for (label, o, t), r in zip(pairs, refs, strict=True):
-        assert_no_worse_than_torch(o, t, r, label)
+        assert_no_worse_than_torch(o, t, r, label, tolerances=case.tolerances)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_table_differentiable_constants_are_torchs(name: str) -> None:
+    """torch's differentiable step refuses exactly the row's ``differentiable_constants``
+    requiring grad (and takes every other state requiring grad)."""
+    case = OPTIMIZERS[name]
+    kwargs = CONFIGS[name][0]
+    for key in warm_state(name, kwargs, torch.randn(4, dtype=DTYPE), DTYPE):
+        p = torch.randn(4, dtype=DTYPE, requires_grad=True).clone()  # (as in one_step)
+        p.grad = torch.randn(4, dtype=DTYPE)
+        opt = case.torch_cls([p], differentiable=True, **copy.deepcopy(kwargs))
+        state = warm_state(name, kwargs, p.detach(), DTYPE)
+        state[key] = state[key].requires_grad_().clone()
+        opt.state[p] = state
+        try:
+            opt.step()
+            refused = False
+        except RuntimeError as err:
+            assert "requires_grad" in str(err), (key, err)
+            refused = True
+        assert refused == (key in case.differentiable_constants), key

@@ -12,18 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from .helpers import (
-    ALGORITHMS,
-    PAIRS,
-    TOLERANCES,
-    Net,
-    assert_state_dicts_close,
-    loss_of,
-    make_inputs,
-)
+from .helpers import Net, assert_state_dicts_close, loss_of, make_inputs
+from .optimizer_table import ALGORITHMS, OPTIMIZERS
 
 DTYPE = torch.float32
-TOL = TOLERANCES[DTYPE]
 STEPS = 4
 
 # Non-default hyperparameters that make every state tensor appear.
@@ -43,7 +35,7 @@ def twins(name: str, make_params: Callable[[nn.Module], Any] | None = None, **ex
     """[(model, torch optimizer), (same model copied, our optimizer)]."""
     model = Net(DTYPE)
     sides = []
-    for cls, m in zip(PAIRS[name], (model, copy.deepcopy(model)), strict=True):
+    for cls, m in zip(OPTIMIZERS[name].pair, (model, copy.deepcopy(model)), strict=True):
         params = make_params(m) if make_params else m.parameters()
         sides.append((m, cls(params, **copy.deepcopy({**KWARGS[name], **extra}))))
     return sides
@@ -69,11 +61,16 @@ def run(sides: Sides, steps: int = STEPS, before_step: Callable[[nn.Module, int]
             opt.step()
 
 
-def assert_twins_equal(sides: Sides) -> None:
+def tol(name: str) -> dict[str, float]:
+    """The row's tolerance for DTYPE runs judged against torch's directly (no float64 run)."""
+    return OPTIMIZERS[name].tolerances.direct[DTYPE].kwargs()
+
+
+def assert_twins_equal(sides: Sides, name: str) -> None:
     (mt, ot), (mo, oo) = sides
     for (n, pt), po in zip(mt.named_parameters(), mo.parameters(), strict=True):
-        torch.testing.assert_close(po, pt, **TOL, msg=f"param {n}")
-    assert_state_dicts_close(oo.state_dict(), ot.state_dict(), **TOL)
+        torch.testing.assert_close(po, pt, **tol(name), msg=f"param {n}")
+    assert_state_dicts_close(oo.state_dict(), ot.state_dict(), **tol(name))
 
 
 algorithms = pytest.mark.parametrize("name", ALGORITHMS)
@@ -90,7 +87,7 @@ def test_add_param_group_fills_defaults_and_trains_like_torch(name: str) -> None
     (_, ot), (_, oo) = sides
     assert repr(oo) == repr(ot)
     run(sides, STEPS)
-    assert_twins_equal(sides)
+    assert_twins_equal(sides, name)
 
 
 @algorithms
@@ -114,7 +111,7 @@ def test_step_returns_closure_loss(name: str) -> None:
         assert opt.step() is None
     for lt, lo in zip(*losses, strict=True):
         assert isinstance(lo, torch.Tensor)
-        torch.testing.assert_close(lo, lt, **TOL)
+        torch.testing.assert_close(lo, lt, **tol(name))
 
 
 @pytest.mark.parametrize("set_to_none", [True, False])
@@ -147,7 +144,7 @@ def test_steps_without_grads_like_torch(name: str) -> None:
             model.scale.grad = None
 
     run(sides, STEPS, before_step=drop)
-    assert_twins_equal(sides)
+    assert_twins_equal(sides, name)
 
 
 # -- hooks -----------------------------------------------------------------------------------
@@ -233,9 +230,9 @@ def test_torch_save_and_weights_only_load(name: str) -> None:
     buf.seek(0)
     loaded = torch.load(buf, weights_only=True)
     assert_state_dicts_close(loaded, oo.state_dict(), rtol=0, atol=0)
-    fresh_t = PAIRS[name][0](mt.parameters(), **copy.deepcopy(KWARGS[name]))
+    fresh_t = OPTIMIZERS[name].torch_cls(mt.parameters(), **copy.deepcopy(KWARGS[name]))
     fresh_t.load_state_dict(copy.deepcopy(loaded))
-    fresh_o = PAIRS[name][1](mo.parameters(), **copy.deepcopy(KWARGS[name]))
+    fresh_o = OPTIMIZERS[name].ours_cls(mo.parameters(), **copy.deepcopy(KWARGS[name]))
     fresh_o.load_state_dict(loaded)
     assert_state_dicts_close(fresh_o.state_dict(), fresh_t.state_dict(), rtol=0, atol=0)
 
@@ -248,7 +245,7 @@ def test_named_parameters_like_torch(name: str) -> None:
     (_, ot), (_, oo) = sides
     assert oo.param_groups[0]["param_names"] == ot.param_groups[0]["param_names"]
     assert oo.state_dict()["param_groups"] == ot.state_dict()["param_groups"]
-    assert_twins_equal(sides)
+    assert_twins_equal(sides, name)
 
 
 @pytest.mark.parametrize("change", ["fill_", "scheduler"])
@@ -269,7 +266,7 @@ def test_tensor_lr_changed_in_place(name: str, change: str) -> None:
     for (_, opt), obj in zip(sides, lr_objects, strict=True):
         assert opt.param_groups[0]["lr"] is obj  # changed in place, never replaced
     torch.testing.assert_close(sides[1][1].param_groups[0]["lr"], sides[0][1].param_groups[0]["lr"])
-    assert_twins_equal(sides)
+    assert_twins_equal(sides, name)
 
 
 PER_GROUP = {
@@ -294,4 +291,4 @@ def test_per_group_hyperparameters(name: str) -> None:
     sides = twins(name, make_params=groups)
     run(sides, STEPS)
     assert repr(sides[1][1]) == repr(sides[0][1])
-    assert_twins_equal(sides)
+    assert_twins_equal(sides, name)
