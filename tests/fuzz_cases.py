@@ -17,14 +17,12 @@ from typing import Any
 import torch
 from hypothesis import strategies as st
 
-import momentopt
+from .optimizer_table import ALGORITHMS, OPTIMIZERS, names, supports
 
-NAMES = ("SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam")
-PAIRS: dict[str, tuple[type, type]] = {
-    n: (getattr(torch.optim, n), getattr(momentopt, n)) for n in NAMES
-}
-FUSED_NAMES = ("SGD", "Adagrad", "Adam", "AdamW")  # the classes torch has fused kernels for
-SPARSE_NAMES = ("SGD", "Adagrad")  # the classes that take sparse gradients
+NAMES = ALGORITHMS
+PAIRS: dict[str, tuple[type, type]] = {name: case.pair for name, case in OPTIMIZERS.items()}
+FUSED_NAMES = names(supports("fused"))  # the classes torch has fused kernels for
+SPARSE_NAMES = names(lambda case: case.sparse_grads)  # the classes that take sparse gradients
 EXECUTOR_FLAGS: dict[str, dict[str, Any]] = {
     "default": {},
     "per_tensor": {"foreach": False},
@@ -89,7 +87,9 @@ POOLS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
     **{flag: FLAG for flag in ("nesterov", "maximize", "amsgrad", "centered",
                                "decoupled_weight_decay", "capturable", "differentiable")},
 }
-SGD_WEIGHT_DECAY = ((*NONNEG[0], t0(0.01)), NONNEG[1])  # SGD takes a tensor weight_decay
+TENSOR_VALUES: dict[str, tuple[Any, ...]] = {"weight_decay": (t0(0.01),)}
+"""Usual tensor values of keys whose pool above has none, for the classes that take that key
+as a tensor (the table's ``tensor_hyperparameters``: SGD's weight_decay)."""
 EXECUTOR_KEYS = ("foreach", "fused")
 
 
@@ -106,7 +106,10 @@ def hyperparameters(name: str) -> tuple[str, ...]:
 
 def pool(name: str, key: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """(usual, edge) values of ``key`` for class ``name``."""
-    return SGD_WEIGHT_DECAY if (name, key) == ("SGD", "weight_decay") else POOLS[key]
+    usual, edge = POOLS[key]
+    if key in TENSOR_VALUES and key in OPTIMIZERS[name].tensor_hyperparameters:
+        usual = (*usual, *TENSOR_VALUES[key])
+    return usual, edge
 
 
 SHAPES = ("vector", "matrix", "0d", "empty", "empty2d", "row257", "col257", "3d", "transposed",
