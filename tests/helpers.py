@@ -16,12 +16,6 @@ from .optimizer_table import DEFAULT_TOLERANCES, OPTIMIZERS, Tolerances
 ALGORITHMS = tuple(OPTIMIZERS)
 PAIRS = {name: case.pair for name, case in OPTIMIZERS.items()}
 TOLERANCES = DEFAULT_TOLERANCES.by_dtype()
-OPTIM_INFO = {name: case.info for name, case in OPTIMIZERS.items()}
-
-
-def optim_inputs(name: str, dtype: torch.dtype) -> list[Any]:
-    """torch's own constructor inputs for ``name`` on the CPU."""
-    return OPTIMIZERS[name].inputs(dtype)
 
 
 class Net(nn.Module):
