@@ -1,10 +1,9 @@
 """Recording a recipe's step as a tape: the rule code run once over stand-in tensors.
 
-:meth:`Recipe.run` is run on a :class:`TapeBundle`, whose parameter, gradient and state are
-:class:`TapeTensor` s. Each tensor method a rule calls (the same vocabulary the per-tensor and
-multi-tensor executors answer) is appended to a :class:`Tape`; every Python number that
-reaches a tensor method (``lr``, ``1 − β1``, ``1/(1 − β1^t)``, ...) is computed by the rule
-code in Python, exactly as in the other executors, and becomes a numbered *scalar slot*.
+The recipe's step is run on stand-in tensors, :class:`TapeTensor` s. Each op of the
+vocabulary (:data:`~.ops.VOCABULARY`) a rule calls is appended to a :class:`Tape`; every
+Python number that reaches an op (``lr``, ``1 − β1``, ``1/(1 − β1^t)``, ...) is computed by
+the rule code in Python, exactly as on the other paths, and becomes a numbered *scalar slot*.
 
 So one run gives two things:
 
@@ -14,7 +13,7 @@ So one run gives two things:
   kernel.
 
 :func:`build_kernel` turns a tape into a plain function of (scalars, tensors) that replays the
-ops with torch tensor methods; the fused executor compiles it once per key, dtype and device
+ops with torch tensor methods; the compiled path compiles it once per key, dtype and device
 (with dynamic shapes) and calls it with each step's scalars.
 """
 
@@ -27,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .bundle import Bundle
+from .ops import BY_NAME, METHODS, TENSOR, Op, out_call
 
 Arg = tuple[str, Any]  # ("t", var) | ("s", slot) | ("c", constant)
 
@@ -61,7 +61,7 @@ class Tape:
         if isinstance(x, (int, float)):
             self.scalars.append(float(x))
             return ("s", len(self.scalars) - 1)
-        raise TypeError(f"the fused executor cannot record an operand of type {type(x).__name__}")
+        raise TypeError(f"the compiled path cannot record an operand of type {type(x).__name__}")
 
     def record(self, name: str, target: TapeTensor | None, args: Sequence[Any],
                kwargs: Mapping[str, Any], inplace: bool) -> TapeTensor:
@@ -82,16 +82,33 @@ class Tape:
                 len(self.scalars))
 
 
-def _method(name: str, inplace: bool) -> Callable[..., TapeTensor]:
-    def method(self: TapeTensor, *args: Any, **kwargs: Any) -> TapeTensor:
-        return self.tape.record(name, self, args, kwargs, inplace)
+def _check_operands(op: Op, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    op.check(args, kwargs)
+    for i, (kind, a) in enumerate(zip(op.operands, args, strict=True)):
+        if kind is TENSOR and not isinstance(a, TapeTensor):
+            raise TypeError(f"{op.name}: operand {i + 1} must be a tensor, got {type(a).__name__}")
+    for k, v in kwargs.items():
+        if isinstance(v, TapeTensor):
+            raise TypeError(f"{op.name}: {k}= must be a number, got a tensor")
 
-    method.__name__ = name
+
+def _recorder(op: Op) -> Callable[..., TapeTensor]:
+    def method(self: TapeTensor, *args: Any, **kwargs: Any) -> TapeTensor:
+        _check_operands(op, args, kwargs)
+        return self.tape.record(op.name, self, args, kwargs, op.inplace)
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = f"Record ``Tensor.{op.name}``."
     return method
 
 
 class TapeTensor:
-    """A stand-in tensor: answers the rules' tensor methods by recording them."""
+    """A stand-in tensor: answers the op vocabulary by recording each op on its tape.
+
+    Args:
+        tape: the tape the ops are recorded on.
+        var: the variable number it stands for.
+    """
 
     __slots__ = ("tape", "var")
     is_sparse = False
@@ -100,31 +117,16 @@ class TapeTensor:
         self.tape = tape
         self.var = var
 
-    neg = _method("neg", False)
-    sqrt = _method("sqrt", False)
-    add = _method("add", False)
-    mul = _method("mul", False)
-    div = _method("div", False)
-    addcmul = _method("addcmul", False)
-    clone = _method("clone", False)
-    detach = _method("detach", False)
-    neg_ = _method("neg_", True)
-    sqrt_ = _method("sqrt_", True)
-    add_ = _method("add_", True)
-    mul_ = _method("mul_", True)
-    div_ = _method("div_", True)
-    addcmul_ = _method("addcmul_", True)
-    addcdiv_ = _method("addcdiv_", True)
-    lerp_ = _method("lerp_", True)
-    copy_ = _method("copy_", True)
-
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        if func is torch.maximum and isinstance(kwargs.get("out"), TapeTensor):
-            out = kwargs["out"]
-            return out.tape.record("maximum_into", out, args, {}, True)
-        raise TypeError(f"the fused executor cannot record {getattr(func, '__name__', func)}")
+    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        op, out, operands = out_call("the compiled path", func, args, kwargs or {}, cls)
+        _check_operands(op, operands, {})
+        return out.tape.record(op.name, out, operands, {}, True)
+
+
+for _op in METHODS:
+    setattr(TapeTensor, _op.name, _recorder(_op))
 
 
 class TapeBundle(Bundle):
@@ -170,10 +172,60 @@ class TapeBundle(Bundle):
             scale(name, factor)
         self.pending.clear()
 
-    def new_zeros_state(self, name: str) -> TapeTensor:
-        value = self.tape.record("zeros_like", self.param, (), {}, False)
-        self.store(name, value)
-        return value
+
+class _Source:
+    """An expression of the kernel's source, to which an op's form is applied: its methods,
+    attributes, ``*`` and ``/`` give the source of the method call, attribute or product."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __getattr__(self, name: str) -> _Source:
+        return _Source(f"{self.text}.{name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Source:
+        return _Source(f"{self.text}({_arguments(args, kwargs)})")
+
+    def __mul__(self, other: Any) -> _Source:
+        return _Source(f"({self} * {other})")
+
+    def __truediv__(self, other: Any) -> _Source:
+        return _Source(f"({self} / {other})")
+
+
+def _arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    return ", ".join([*map(str, args), *(f"{k}={v}" for k, v in kwargs.items())])
+
+
+def _source(a: Arg) -> _Source:
+    kind, x = a
+    return _Source(f"v{x}" if kind == "t" else f"s[{x}]" if kind == "s" else repr(x))
+
+
+def op_source(op: Op, this: str, args: Sequence[Arg], kwargs: Sequence[tuple[str, Arg]]) -> str:
+    """The source of ``op`` on the variable ``this``, with recorded operands and keywords.
+
+    An op with a scalar slot among its arguments is written by its form
+    (:attr:`~.ops.Op.form`) where it has one: the slot is a 0-d float64 tensor, which torch's
+    ``alpha=``/``value=`` do not take, and the form computes with it in torch's order of
+    operations. In place, the form's value is copied into ``this``; so is the out-of-place
+    method's value of a torch function writing into ``out`` (``maximum``).
+    """
+    operands = [_source(a) for a in args]
+    keywords = {k: _source(v) for k, v in kwargs}
+    value = None
+    if op.form is not None and any(kind == "s" for kind, _ in (*args, *(v for _, v in kwargs))):
+        value = op.form(_Source(this), *operands, **keywords)
+    if value is None and op.out:
+        value = getattr(_Source(this), op.name)(*operands, **keywords)
+    if value is None:
+        return f"{this}.{op.name}({_arguments(operands, keywords)})"
+    return f"{this}.copy_({value})" if op.inplace else str(value)
 
 
 def kernel_source(tape: Tape) -> str:
@@ -181,40 +233,11 @@ def kernel_source(tape: Tape) -> str:
 
     ``scalars`` is a 1-D float64 tensor (on the kernel's device) of the slots' values; slot
     values enter the arithmetic as 0-d tensors, so a new value is new data, never a new
-    program. Methods that
-    take a number only as a Python scalar (``alpha=``, ``value=``) are written out with the
-    same order of operations as torch's kernels (``self + value·t1·t2``, ``self + value·t1/t2``).
+    program. Each op is written by :func:`op_source`.
     """
-    def val(a: Arg) -> str:
-        kind, x = a
-        return f"v{x}" if kind == "t" else f"s[{x}]" if kind == "s" else repr(x)
-
     lines = [f"def kernel(s, {', '.join(f'v{v}' for v in tape.input_vars)}):"]
     for name, out, target, args, kwargs in tape.ops:
-        this = f"v{target}"
-        a = [val(x) for x in args]
-        kw = {k: val(v) for k, v in kwargs}
-        base, inplace = name.rstrip("_"), name.endswith("_")
-        method = "add_" if inplace else "add"
-        if base == "add" and args[0][0] == "t":
-            other = a[0] if "alpha" not in kw else f"({a[0]} * {kw['alpha']})"
-            expr = f"{this}.{method}({other})"
-        elif base == "addcmul":
-            prod = f"{a[0]} * {a[1]}" if "value" not in kw else f"{kw['value']} * {a[0]} * {a[1]}"
-            expr = f"{this}.{method}({prod})"
-        elif base == "addcdiv":
-            num = a[0] if "value" not in kw else f"({kw['value']} * {a[0]})"
-            expr = f"{this}.add_({num} / {a[1]})"
-        elif base == "lerp":
-            weight = a[1] if args[1][0] != "s" else f"{a[1]}.to({this}.dtype)"
-            expr = f"{this}.lerp_({a[0]}, {weight})"
-        elif name == "maximum_into":
-            expr = f"{this}.copy_(torch.maximum({a[0]}, {a[1]}))"
-        elif name == "zeros_like":
-            expr = f"torch.zeros_like({this})"
-        else:
-            expr = f"{this}.{name}({', '.join(a + [f'{k}={v}' for k, v in kw.items()])})"
-        lines.append(f"    v{out} = {expr}")
+        lines.append(f"    v{out} = {op_source(BY_NAME[name], f'v{target}', args, kwargs)}")
     outs = "".join(f"v{var}, " for _, var in sorted(tape.outputs.items()))
     lines.append(f"    return ({outs})")
     return "\n".join(lines) + "\n"
@@ -225,7 +248,8 @@ def build_kernel(tape: Tape) -> Callable[..., tuple[Tensor, ...]]:
     and caches on its own)."""
     source = kernel_source(tape)
     namespace: dict[str, Any] = {"torch": torch}
-    exec(compile(source, f"<momentopt kernel {abs(hash(source)):x}>", "exec"), namespace)
+    # the source is generated from the vocabulary's entries and the tape's numbers only
+    exec(compile(source, f"<momentopt kernel {abs(hash(source)):x}>", "exec"), namespace)  # noqa: S102
     kernel = namespace["kernel"]
     kernel.source = source
     return kernel

@@ -1,37 +1,80 @@
-"""A list of tensors that answers the tensor methods the rules use, with ``torch._foreach_*``.
+"""A list of tensors that answers the op vocabulary with ``torch._foreach_*`` calls.
 
-Rules are written once against the ``torch.Tensor`` method vocabulary (``mul_``, ``addcmul_``,
-``lerp_``, ...). The per-tensor executor hands them real tensors; the multi-tensor executor
-hands them a :class:`TensorList`, whose every method is one ``torch._foreach_*`` call over the
-whole list. That is how two executors run from one rule text.
+Rules are written once against the op vocabulary (:data:`~.ops.VOCABULARY`: ``mul_``,
+``addcmul_``, ``lerp_``, ...). The per-tensor path hands them real tensors; the multi-tensor
+path hands them a :class:`TensorList`, whose every method (generated from the vocabulary) is
+one ``torch._foreach_*`` call over the whole list. That is how two paths run from one rule
+text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
-Operand = Union["TensorList", float, int, Tensor]
+from .ops import METHODS, TENSOR, Op, out_call
 
 
-def _raw(x: Operand) -> Any:
-    """An operand as the foreach kernels take it: a list, or a Python number (a tensor
-    hyperparameter's value — exact, and so computed as torch computes with the tensor)."""
+def _number(x: Any) -> Any:
+    """A scalar as the foreach kernels take it: a Python number (a 0-d tensor's value —
+    exact, and so computed as torch computes with the tensor)."""
+    return x.item() if isinstance(x, Tensor) else x
+
+
+def _operand(op: Op, i: int, x: Any) -> Any:
+    """Operand ``i`` of ``op`` as the foreach kernels take it: a list, or a Python number."""
     if isinstance(x, TensorList):
         return x.tensors
-    return x.item() if isinstance(x, Tensor) else x
+    if op.operands[i] is TENSOR or isinstance(x, Tensor) and x.dim() != 0:
+        raise TypeError(f"TensorList.{op.name}: operand {i + 1} must be a TensorList"
+                        f"{'' if op.operands[i] is TENSOR else ', a number or a 0-d tensor'}, "
+                        f"got {type(x).__name__}")
+    return _number(x)
 
 
-def _num(x: float | Tensor) -> float:
-    """A keyword scalar (``alpha``, ``value``, ``weight``) as a Python number."""
-    return x.item() if isinstance(x, Tensor) else x
+def _run(op: Op, tensors: list[Tensor], args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """``op`` over ``tensors``: the foreach function's result (or None, in place)."""
+    op.check(args, kwargs)
+    operands = [_operand(op, i, a) for i, a in enumerate(args)]
+    keywords = {k: _number(v) for k, v in kwargs.items()}
+    if op.foreach is None:
+        return [getattr(t, op.name)(*operands, **keywords) for t in tensors]
+    if keywords and tensors and any(not isinstance(x, list) for x in operands):
+        # a number with keywords (``add(s, alpha=a)``): torch rounds the number to the
+        # tensors' dtype and computes s·a + x in one rounding; the foreach overload that
+        # takes it as a tensor does the same
+        like = tensors[0]
+        operands = [x if isinstance(x, list) else torch.tensor(x, dtype=like.dtype,
+                                                               device=like.device)
+                    for x in operands]
+    return getattr(torch, op.foreach)(tensors, *operands, **keywords)
+
+
+def _method(op: Op) -> Callable[..., TensorList]:
+    def method(self: TensorList, *args: Any, **kwargs: Any) -> TensorList:
+        result = _run(op, self.tensors, args, kwargs)
+        return self if op.inplace else TensorList(result)
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = (f"``Tensor.{op.name}`` of every tensor, as "
+                      f"``torch.{op.foreach}``." if op.foreach else
+                      f"``Tensor.{op.name}`` of every tensor.")
+    return method
 
 
 class TensorList:
-    """Tensors of one device and dtype, updated together by multi-tensor kernels."""
+    """Tensors of one device and dtype, updated together by multi-tensor kernels.
+
+    Args:
+        tensors: the tensors (kept in a new list, :attr:`tensors`).
+
+    Every op of :data:`~.ops.VOCABULARY` is a method; operands are :class:`TensorList` s of
+    the same length, or (where the op takes one) a Python number or 0-d tensor, used as its
+    Python value. ``torch.maximum(a, b, out=a)`` runs ``torch._foreach_maximum_``.
+    """
 
     __slots__ = ("tensors",)
 
@@ -46,79 +89,22 @@ class TensorList:
 
     @property
     def is_sparse(self) -> bool:
+        """False: the multi-tensor path runs dense tensors only."""
         return False
 
-    # out-of-place -------------------------------------------------------------------------
-    def neg(self) -> TensorList:
-        return TensorList(torch._foreach_neg(self.tensors))
-
-    def sqrt(self) -> TensorList:
-        return TensorList(torch._foreach_sqrt(self.tensors))
-
-    def add(self, other: Operand, alpha: float = 1) -> TensorList:
-        if isinstance(other, TensorList):
-            return TensorList(torch._foreach_add(self.tensors, other.tensors, alpha=_num(alpha)))
-        return TensorList(torch._foreach_add(self.tensors, _raw(other) * _num(alpha)))
-
-    def mul(self, other: Operand) -> TensorList:
-        return TensorList(torch._foreach_mul(self.tensors, _raw(other)))
-
-    def div(self, other: Operand) -> TensorList:
-        return TensorList(torch._foreach_div(self.tensors, _raw(other)))
-
-    def addcmul(self, t1: TensorList, t2: TensorList, value: float = 1) -> TensorList:
-        return TensorList(
-            torch._foreach_addcmul(self.tensors, t1.tensors, t2.tensors, value=_num(value))
-        )
-
-    def clone(self) -> TensorList:
-        return TensorList([t.clone() for t in self.tensors])
-
-    def detach(self) -> TensorList:
-        return TensorList([t.detach() for t in self.tensors])
-
-    # in place -----------------------------------------------------------------------------
-    def neg_(self) -> TensorList:
-        torch._foreach_neg_(self.tensors)
-        return self
-
-    def sqrt_(self) -> TensorList:
-        torch._foreach_sqrt_(self.tensors)
-        return self
-
-    def add_(self, other: Operand, alpha: float = 1) -> TensorList:
-        if isinstance(other, TensorList):
-            torch._foreach_add_(self.tensors, other.tensors, alpha=_num(alpha))
-        else:
-            torch._foreach_add_(self.tensors, _raw(other) * _num(alpha))
-        return self
-
-    def mul_(self, other: Operand) -> TensorList:
-        torch._foreach_mul_(self.tensors, _raw(other))
-        return self
-
-    def div_(self, other: Operand) -> TensorList:
-        torch._foreach_div_(self.tensors, _raw(other))
-        return self
-
-    def addcmul_(self, t1: TensorList, t2: TensorList, value: float = 1) -> TensorList:
-        torch._foreach_addcmul_(self.tensors, t1.tensors, t2.tensors, value=_num(value))
-        return self
-
-    def addcdiv_(self, t1: TensorList, t2: TensorList, value: float = 1) -> TensorList:
-        torch._foreach_addcdiv_(self.tensors, t1.tensors, t2.tensors, value=_num(value))
-        return self
-
-    def lerp_(self, end: TensorList, weight: float) -> TensorList:
-        torch._foreach_lerp_(self.tensors, end.tensors, _num(weight))
-        return self
-
-    def copy_(self, src: TensorList) -> TensorList:
-        torch._foreach_copy_(self.tensors, src.tensors)
-        return self
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        op, out, operands = out_call("the multi-tensor path", func, args, kwargs or {}, cls)
+        _run(op, out.tensors, operands, {})
+        return out
 
 
-Tensors = Union[Tensor, TensorList]
+for _op in METHODS:
+    setattr(TensorList, _op.name, _method(_op))
+
+
+Tensors = Tensor | TensorList
 
 
 def maximum_(out: Tensors, other: Tensors, differentiable: bool = False) -> Tensors:

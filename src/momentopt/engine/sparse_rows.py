@@ -1,0 +1,185 @@
+"""The op vocabulary for sparse gradients: a sparse gradient updates only the rows it holds.
+
+A coalesced sparse COO gradient ``g`` is a :class:`SparseGrad`; a dense tensor it updates (a
+state, the parameter) is seen through :class:`Rows`. The ops follow torch.optim's sparse
+steps (Adagrad's, SGD's) operation for operation:
+
+* ``rows.addcmul_(g, g, value=v)`` adds ``v·g²`` at ``g``'s entries only;
+* ``rows.sqrt()`` is a sparse value on ``g``'s entries: ``√rows`` there;
+* an op with a number operand acts on a sparse value's stored entries (``d.add_(ε)``);
+* ``rows.add_(g, alpha=s)`` and ``rows.addcdiv_(g, d, value=s)`` write ``g``'s entries only;
+* ops among sparse tensors only (a momentum buffer kept as a sparse tensor: ``g.clone()``,
+  ``buf.mul_(μ).add_(g, alpha=1 − τ)``, ``g.add(buf, alpha=μ)``, ``g.neg()``) are torch's
+  sparse ops.
+
+Complex tensors are computed in complex arithmetic, as torch does for sparse gradients. Any
+other op, or operand, raises ``TypeError`` naming the op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .ops import METHODS, Op, out_call
+
+
+def _number(x: Any) -> Any:
+    return x.item() if isinstance(x, Tensor) else x
+
+
+def _is_number(x: Any) -> bool:
+    return not isinstance(x, Tensor | SparseGrad | Rows) or (
+        isinstance(x, Tensor) and not x.is_sparse and x.dim() == 0
+    )
+
+
+def _on_entries(like: Tensor, values: Tensor) -> Tensor:
+    """A sparse tensor holding ``values`` at the entries of ``like``."""
+    return torch.sparse_coo_tensor(like._indices(), values, like.size())
+
+
+def _values(op_name: str, x: SparseGrad, like: SparseGrad) -> Tensor:
+    """``x``'s stored values, which must be at the entries ``like`` holds."""
+    a, b = x.tensor._indices(), like.tensor._indices()
+    if x is like or a.shape == b.shape and (a.data_ptr() == b.data_ptr() or torch.equal(a, b)):
+        return x.values
+    raise TypeError(f"{op_name}: the sparse operands must hold the same entries")
+
+
+def _unsupported(what: str, op_name: str, why: str) -> TypeError:
+    return TypeError(f"{what}.{op_name} is not supported for sparse gradients: {why}")
+
+
+def _sparse(op_name: str, *xs: Any) -> None:
+    if not all(isinstance(x, SparseGrad) for x in xs):
+        raise _unsupported("Rows", op_name, "its operands must be sparse values")
+
+
+def _sparse_method(op: Op) -> Callable[..., SparseGrad]:
+    def method(self: SparseGrad, *args: Any, **kwargs: Any) -> SparseGrad:
+        op.check(args, kwargs)
+        if any(isinstance(a, Rows) or isinstance(a, Tensor) and not _is_number(a)
+               for a in args):
+            raise _unsupported("SparseGrad", op.name, "its operands must be sparse values or "
+                               "numbers, not dense tensors")
+        keywords = {k: _number(v) for k, v in kwargs.items()}
+        if any(_is_number(a) for a in args):  # on the stored values
+            operands = [_number(a) if _is_number(a) else _values(op.name, a, self)
+                        for a in args]
+            if op.inplace:
+                getattr(self.values, op.name)(*operands, **keywords)
+                return self
+            return SparseGrad(_on_entries(self.tensor, op.compute_outplace(
+                self.values, *operands, **keywords)))
+        try:
+            result = getattr(self.tensor, op.name)(*(a.tensor for a in args), **keywords)
+        except (RuntimeError, NotImplementedError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise _unsupported("SparseGrad", op.name, f"torch: {reason}") from err
+        return self if op.inplace else SparseGrad(result)
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = f"``Tensor.{op.name}`` on sparse values (see the module doc)."
+    return method
+
+
+class SparseGrad:
+    """A sparse COO tensor (a coalesced gradient, a sparse state, or a value on a gradient's
+    entries) in the op vocabulary.
+
+    Args:
+        tensor: the sparse tensor (:attr:`tensor`).
+    """
+
+    __slots__ = ("tensor",)
+    is_sparse = True
+
+    def __init__(self, tensor: Tensor) -> None:
+        self.tensor = tensor
+
+    def __repr__(self) -> str:
+        return f"SparseGrad({self.tensor!r})"
+
+    @property
+    def values(self) -> Tensor:
+        """The stored values (a view: changing it changes :attr:`tensor`)."""
+        return self.tensor._values()
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        op, _, _ = out_call("the sparse path", func, args, kwargs or {}, cls)
+        raise _unsupported("torch", op.name, "not defined on sparse values")
+
+
+class Rows:
+    """A dense tensor updated only at the entries of the step's sparse gradient.
+
+    Args:
+        tensor: the dense tensor (a state, the parameter), updated in place.
+        grad: the step's sparse gradient, whose entries are the rows updated.
+    """
+
+    __slots__ = ("grad", "tensor")
+    is_sparse = False
+
+    def __init__(self, tensor: Tensor, grad: SparseGrad) -> None:
+        self.tensor = tensor
+        self.grad = grad
+
+    def __repr__(self) -> str:
+        return f"Rows({self.tensor!r})"
+
+    def addcmul_(self, t1: SparseGrad, t2: SparseGrad, value: Any = 1) -> Rows:
+        """``rows += value·t1·t2`` at ``t1``'s entries (``t1 is t2``: ``pow(2)``, as torch)."""
+        _sparse("addcmul_", t1, t2)
+        product = t1.values.pow(2) if t1 is t2 else t1.values * _values("addcmul_", t2, t1)
+        if value != 1:
+            product = product * _number(value)
+        self.tensor.add_(_on_entries(t1.tensor, product))
+        return self
+
+    def sqrt(self) -> SparseGrad:
+        """``√rows`` at the gradient's entries, a sparse value."""
+        masked = self.tensor.sparse_mask(self.grad.tensor)
+        masked._values().sqrt_()
+        return SparseGrad(masked)
+
+    def add_(self, other: SparseGrad, alpha: Any = 1) -> Rows:
+        """``rows += alpha·other``, ``other`` sparse."""
+        _sparse("add_", other)
+        self.tensor.add_(other.tensor, alpha=_number(alpha))
+        return self
+
+    def addcdiv_(self, t1: SparseGrad, t2: SparseGrad, value: Any = 1) -> Rows:
+        """``rows += value·t1/t2`` at ``t1``'s entries (``t1``, ``t2`` on the same entries)."""
+        _sparse("addcdiv_", t1, t2)
+        quotient = t1.values / _values("addcdiv_", t2, t1)
+        self.tensor.add_(_on_entries(t1.tensor, quotient), alpha=_number(value))
+        return self
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        op, _, _ = out_call("the sparse path", func, args, kwargs or {}, cls)
+        raise _unsupported("torch", op.name, "a sparse gradient updates only the rows it "
+                           "holds, and this op is not defined that way")
+
+
+def _rows_unsupported(op: Op) -> Callable[..., Any]:
+    def method(self: Rows, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("Rows", op.name, "a sparse gradient updates only the rows it "
+                           "holds, and this op is not defined that way")
+
+    method.__name__ = method.__qualname__ = op.name
+    return method
+
+
+for _op in METHODS:
+    setattr(SparseGrad, _op.name, _sparse_method(_op))
+    if _op.name not in Rows.__dict__:
+        setattr(Rows, _op.name, _rows_unsupported(_op))
