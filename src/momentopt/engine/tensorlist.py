@@ -19,7 +19,7 @@ from .ops import METHODS, TENSOR, Op, out_call
 
 
 def _number(x: Any) -> Any:
-    """A scalar as the foreach kernels take it: a Python number (a 0-d tensor's value —
+    """A scalar as the foreach kernels take it: a Python number (a 1-element tensor's value —
     exact, and so computed as torch computes with the tensor)."""
     return x.item() if isinstance(x, Tensor) else x
 
@@ -28,10 +28,10 @@ def _operand(op: Op, i: int, x: Any) -> Any:
     """Operand ``i`` of ``op`` as the foreach kernels take it: a list, or a Python number."""
     if isinstance(x, TensorList):
         return x.tensors
-    if op.operands[i] is TENSOR or isinstance(x, Tensor) and x.dim() != 0:
+    if op.operands[i] is TENSOR or isinstance(x, Tensor) and x.numel() != 1:
         raise TypeError(f"TensorList.{op.name}: operand {i + 1} must be a TensorList"
-                        f"{'' if op.operands[i] is TENSOR else ', a number or a 0-d tensor'}, "
-                        f"got {type(x).__name__}")
+                        f"{'' if op.operands[i] is TENSOR else ', a number or a 1-element tensor'}"
+                        f", got {type(x).__name__}")
     return _number(x)
 
 
@@ -72,8 +72,8 @@ class TensorList:
         tensors: the tensors (kept in a new list, :attr:`tensors`).
 
     Every op of :data:`~.ops.VOCABULARY` is a method; operands are :class:`TensorList` s of
-    the same length, or (where the op takes one) a Python number or 0-d tensor, used as its
-    Python value. ``torch.maximum(a, b, out=a)`` runs ``torch._foreach_maximum_``.
+    the same length, or (where the op takes one) a Python number or a 1-element tensor, used
+    as its Python value. ``torch.maximum(a, b, out=a)`` runs ``torch._foreach_maximum_``.
     """
 
     __slots__ = ("tensors",)
