@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from momentopt import ComposedOptimizer, compose, rules
-from momentopt.engine.recipe import Recipe
+from momentopt.compose import make_recipe
 
 from .helpers import TOLERANCES, Net, assert_state_dicts_close, loss_of, make_inputs
 
@@ -38,7 +38,7 @@ ComposedAdagrad = compose(
     "ComposedAdagrad",
     second=rules.AccumulatedSquares(),
     schedule=(rules.InverseTimeDecay(),),
-    gradient=(rules.Maximize(), rules.WeightDecay(sparse_ok=False)),
+    gradient=(rules.Maximize(), rules.WeightDecay()),
     lr=1e-2,
 )
 ComposedAdadelta = compose(
@@ -313,11 +313,11 @@ def _subclass(recipe: Any, hyperparameters: dict[str, Any]) -> type:
 
 
 SUBCLASS_ERRORS = [
-    (Recipe(first=rules.AccumulatedSquares()), {}, TypeError, ["first", "FirstMoment"]),
-    (Recipe(schedule=(rules.WeightDecay(),)), {}, TypeError, ["schedule[0]", "LrSchedule"]),
+    (make_recipe(first=rules.AccumulatedSquares()), {}, TypeError, ["first", "FirstMoment"]),
+    (make_recipe(schedule=(rules.WeightDecay(),)), {}, TypeError, ["schedule[0]", "LrSchedule"]),
     ("adam", {}, TypeError, ["recipe", "Recipe", "str 'adam'"]),
-    (Recipe(first=rules.HeavyBall()), {"momentm": 0.9}, TypeError, ["'momentm'", "'momentum'"]),
-    (Recipe(first=rules.HeavyBall()), {"momentum": -1.0}, ValueError, ["momentum", "momentum >= 0"]),
+    (make_recipe(first=rules.HeavyBall()), {"momentm": 0.9}, TypeError, ["'momentm'", "'momentum'"]),
+    (make_recipe(first=rules.HeavyBall()), {"momentum": -1.0}, ValueError, ["momentum", "momentum >= 0"]),
 ]
 
 
@@ -331,7 +331,7 @@ def test_subclass_checked_when_defined(
 
 
 def test_subclass_with_rules_of_their_roles_is_built() -> None:
-    cls = _subclass(Recipe(first=rules.HeavyBall()), {"momentum": 0.9})
+    cls = _subclass(make_recipe(first=rules.HeavyBall()), {"momentum": 0.9})
     opt = cls(Net(DTYPE).parameters())
     assert opt.defaults["momentum"] == 0.9 and opt.defaults["maximize"] is False
 

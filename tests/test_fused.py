@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import momentopt
-from momentopt.engine import fused
+from momentopt.engine import compiled, torch_kernels
 
 from .helpers import (
     PAIRS,
@@ -113,7 +113,7 @@ def _simdlen():
 
 @pytest.fixture
 def compile_everything(monkeypatch):
-    monkeypatch.setattr(fused, "COMPILE_MIN_NUMEL", 0)
+    monkeypatch.setattr(compiled, "COMPILE_MIN_NUMEL", 0)
 
 
 def _compiled_cases():
@@ -128,12 +128,12 @@ def _compiled_cases():
 def test_compiled_parity(name, dtype, kwargs, desc, compile_everything):
     """Default flags with compiling forced on small groups, against torch's for-loop."""
     _run_pair(name, dtype, kwargs, {}, {}, steps=20)  # torch's CPU default: for-loop
-    assert fused.compile_available()
+    assert compiled.compile_available()
 
 
 def test_compiled_adam_parity(compile_everything, monkeypatch):
     """The compiled path also reproduces a recipe that has a torch kernel (table emptied)."""
-    monkeypatch.setattr(fused, "TORCH_KERNELS", ())
+    monkeypatch.setattr(momentopt.Adam, "torch_kernels", ())
     _run_pair("Adam", torch.float32, {"amsgrad": True, "weight_decay": 0.1}, {}, {}, steps=20)
 
 
@@ -150,10 +150,10 @@ def test_composed_optimizer_compiles(compile_everything):
     opt_a = Composed(a.parameters(), momentum=0.9)
     opt_b = Composed(b.parameters(), momentum=0.9, foreach=True)
     opt_wide = Composed(wide.parameters(), momentum=0.9, foreach=True)
-    before = len(fused._compiled)
+    before = len(compiled._compiled)
     for _ in train_together([(a, opt_a), (b, opt_b), (wide, opt_wide)], make_inputs(torch.float32, 8)):
         pass
-    assert len(fused._compiled) > before  # it did compile (first step, then the steady step)
+    assert len(compiled._compiled) > before  # it did compile (first step, then the steady step)
     assert_models_match(a, b, wide)
     sa, sb = opt_a.state_dict(), opt_b.state_dict()
     sb["param_groups"] = sa["param_groups"]  # (they differ in the foreach flag only)
@@ -170,18 +170,18 @@ def test_no_recompile_when_hyperparameters_change(compile_everything):
         p.grad = torch.randn(300)
         opt.step()
     graphs = counters["stats"]["unique_graphs"]
-    kernels = len(fused._compiled)
+    kernels = len(compiled._compiled)
     schedule = [(1e-3, 0.9, 1e-6, 0.2, 0.7), (3e-4, 0.95, 1e-7, 0.05, 0.9), (1.0, 0.5, 1e-3, 1.0, 0.1)]
     for lr, alpha, eps, decay, momentum in schedule:
         opt.param_groups[0].update(lr=lr, alpha=alpha, eps=eps, weight_decay=decay, momentum=momentum)
         p.grad = torch.randn(300)
         opt.step()
     assert counters["stats"]["unique_graphs"] == graphs
-    assert len(fused._compiled) == kernels
+    assert len(compiled._compiled) == kernels
 
 
 def test_no_recompile_when_adam_scalars_change(compile_everything, monkeypatch):
-    monkeypatch.setattr(fused, "TORCH_KERNELS", ())
+    monkeypatch.setattr(momentopt.Adam, "torch_kernels", ())
     from torch._dynamo.utils import counters
 
     p = torch.nn.Parameter(torch.randn(300))
@@ -202,9 +202,9 @@ def test_fallback_warns_once_and_matches_multi_tensor(compile_everything, monkey
     def broken(kernel):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(fused, "_compile", broken)
-    monkeypatch.setattr(fused, "_compiled", {})
-    monkeypatch.setattr(fused, "COMPILE_HEALTH", fused.CompileHealth())
+    monkeypatch.setattr(compiled, "_compile", broken)
+    monkeypatch.setattr(compiled, "_compiled", {})
+    monkeypatch.setattr(compiled, "COMPILE_HEALTH", compiled.CompileHealth())
     torch.manual_seed(0)
     a = Net(torch.float32)
     b = copy.deepcopy(a)
@@ -220,7 +220,7 @@ def test_fallback_warns_once_and_matches_multi_tensor(compile_everything, monkey
         momentopt.RMSprop(a.parameters()).step()
     ours = [w for w in caught if "momentopt" in str(w.message)]
     assert len(ours) == 1 and "multi-tensor" in str(ours[0].message)
-    assert not fused.compile_available()
+    assert not compiled.compile_available()
     # the failed attempt left no trace: the same numbers as multi-tensor all along (NAdam's
     # mu_product included)
     sa, sb = opt_a.state_dict(), opt_b.state_dict()
@@ -231,19 +231,19 @@ def test_fallback_warns_once_and_matches_multi_tensor(compile_everything, monkey
 def test_a_step_dynamo_cannot_trace_falls_back_alone(compile_everything, monkeypatch):
     """A tracing failure of one step structure (as Dynamo raised for some fuzzed inputs)
     sends that structure to multi-tensor with one warning; compiling goes on for others."""
-    health = fused.CompileHealth()
-    monkeypatch.setattr(fused, "COMPILE_HEALTH", health)
-    monkeypatch.setattr(fused, "_compiled", {})
-    real = fused._compile
+    health = compiled.CompileHealth()
+    monkeypatch.setattr(compiled, "COMPILE_HEALTH", health)
+    monkeypatch.setattr(compiled, "_compiled", {})
+    real = compiled._compile
 
     def refuse_nadam(kernel):
-        if "mul_" in kernel.source and len(fused._compiled) == 0:  # the first kernel only
+        if "mul_" in kernel.source and len(compiled._compiled) == 0:  # the first kernel only
             def untraceable(*args):
                 raise torch._dynamo.exc.Unsupported("TypeError when making fake tensor call")
             return untraceable
         return real(kernel)
 
-    monkeypatch.setattr(fused, "_compile", refuse_nadam)
+    monkeypatch.setattr(compiled, "_compile", refuse_nadam)
     torch.manual_seed(0)
     a = Net(torch.float32)
     b = copy.deepcopy(a)
@@ -253,17 +253,17 @@ def test_a_step_dynamo_cannot_trace_falls_back_alone(compile_everything, monkeyp
         for _ in lockstep(a, opt_a, b, opt_b, make_inputs(torch.float32, 3)):
             pass
     assert [str(w.message) for w in caught if "momentopt" in str(w.message)] and len(health.failed) == 1
-    assert fused.compile_available()
+    assert compiled.compile_available()
     sa, sb = opt_a.state_dict(), opt_b.state_dict()
     sb["param_groups"] = sa["param_groups"]
     assert_state_dicts_close(sa, sb, rtol=0, atol=0)
     c = Net(torch.float32)
-    before = len(fused._compiled)
+    before = len(compiled._compiled)
     opt_c = momentopt.RMSprop(c.parameters())
     for p in c.parameters():
         p.grad = torch.ones_like(p)
     opt_c.step()
-    assert len(fused._compiled) > before  # another structure still compiles
+    assert len(compiled._compiled) > before  # another structure still compiles
 
 
 def test_peak_memory_has_no_param_sized_temporaries():
@@ -279,12 +279,12 @@ def test_peak_memory_has_no_param_sized_temporaries():
 
 def test_a_one_op_step_is_not_compiled(compile_everything):
     """Plain SGD is one foreach op, one memory pass already: nothing to compile."""
-    before = len(fused._compiled)
+    before = len(compiled._compiled)
     p = torch.nn.Parameter(torch.ones(300))
     opt = momentopt.SGD([p], lr=0.5)
     p.grad = torch.full((300,), 2.0)
     opt.step()
-    assert len(fused._compiled) == before
+    assert len(compiled._compiled) == before
     assert_close_report(p, torch.zeros(300), "param", rtol=0.0, atol=0.0)  # 1 − 0.5·2, exactly
 
 
@@ -311,7 +311,7 @@ def test_unrecordable_rule_runs_uncompiled_with_one_warning(compile_everything):
             opt.step()
     ours = [w for w in caught if "cannot record" in str(w.message)]
     assert len(ours) == 1
-    assert fused.compile_available()  # a rule's own code does not disable compiling
+    assert compiled.compile_available()  # a rule's own code does not disable compiling
     expected = -torch.linspace(-1, 1, 300).sign()  # 0 − 0.5·s − 0.5·s, exactly
     assert_close_report(p, expected, "param", rtol=0.0, atol=0.0)
 
@@ -322,7 +322,7 @@ def test_many_small_tensors_on_one_thread_match_torch(name, kwargs):
     """Hundreds of small tensors go to torch's kernel on one thread, big ones on all."""
     torch_cls, ours_cls = PAIRS[name]
     g = torch.Generator().manual_seed(0)
-    shapes = [(fused.BIG,)] + [(5, 7)] * (fused.ONE_THREAD_MIN + 10)
+    shapes = [(torch_kernels.BIG,)] + [(5, 7)] * (torch_kernels.ONE_THREAD_MIN + 10)
     a = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
     b = [torch.nn.Parameter(p.detach().clone()) for p in a]
     wide = [torch.nn.Parameter(p.detach().double()) for p in a]

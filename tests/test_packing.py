@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import momentopt
-from momentopt.engine import fused
+from momentopt.engine import compiled
 
 from .helpers import assert_matches_torch, assert_state_dicts_match
 
@@ -121,7 +121,7 @@ def test_torch_state_dict_loads_and_is_packed_again():
 
 @pytest.fixture
 def compile_everything(monkeypatch):
-    monkeypatch.setattr(fused, "COMPILE_MIN_NUMEL", 0)
+    monkeypatch.setattr(compiled, "COMPILE_MIN_NUMEL", 0)
 
 
 def test_small_tensors_state_lives_in_one_flat_buffer(compile_everything):
@@ -174,4 +174,4 @@ def test_layouts_kept_are_bounded_when_grads_come_and_go(compile_everything):
     opt = momentopt.RMSprop(params, lr=1e-2)
     _run(opt, params, range(12), every=5)  # 5 patterns, then again
     caches = [cache for _, cache in opt._executor_caches.values()]
-    assert all(len(c["layouts"]) <= fused.LAYOUTS_KEPT for c in caches if "layouts" in c)
+    assert all(len(c["layouts"]) <= compiled.LAYOUTS_KEPT for c in caches if "layouts" in c)

@@ -20,7 +20,7 @@ the built-in ones. Hyperparameters are keyword arguments named as the rules read
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -37,7 +37,7 @@ from .algorithms.hyperparameters import (
 from .engine.optimizer import RecipeOptimizer
 from .engine.recipe import Recipe
 from .rules.base import FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
-from .rules.first_moment import Gradient
+from .rules.first_moment import NoFirstMoment
 from .rules.gradient import Maximize, WeightDecay
 from .rules.second_moment import NoSecondMoment
 
@@ -82,10 +82,15 @@ SLOTS: dict[str, type[Rule]] = {
 }
 
 
+def _role(cls: type) -> str:
+    """Which step of the framework a rule class fills: the slot whose base class it has."""
+    return next((slot for slot, base in SLOTS.items() if issubclass(cls, base)), "none")
+
+
 def _what(value: Any) -> str:
     """``value`` for an error message: a rule with its role, anything else with its type."""
     if isinstance(value, Rule):
-        return f"{value!r}, a rule of role {value.role!r}"
+        return f"{value!r}, a rule of role {_role(type(value))!r}"
     return f"{type(value).__name__} {value!r}"
 
 
@@ -93,7 +98,7 @@ def _check_rule(owner: str, slot: str, value: Any) -> None:
     expected = SLOTS[slot.split("[")[0]]
     if not isinstance(value, expected):
         raise TypeError(
-            f"{owner}: {slot} must be a {expected.__name__} (a rule of role {expected.role!r}), "
+            f"{owner}: {slot} must be a {expected.__name__} (a rule of role {_role(expected)!r}), "
             f"got {_what(value)}"
         )
 
@@ -185,6 +190,24 @@ def _as_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
+def make_recipe(
+    *,
+    first: FirstMoment | None = None,
+    second: SecondMoment | None = None,
+    gradient: Sequence[GradientRule] | None = None,
+    schedule: Sequence[LrSchedule] = (),
+) -> Recipe:
+    """A :class:`~momentopt.engine.recipe.Recipe` from rules, with the defaults of
+    :func:`compose`: φ = g, ψ = 1, gradient rules ``(Maximize(), WeightDecay())``, no
+    schedule. The rules are not checked here (the optimizer class checks them)."""
+    return Recipe(
+        first=NoFirstMoment() if first is None else first,  # type: ignore[arg-type]
+        second=NoSecondMoment() if second is None else second,  # type: ignore[arg-type]
+        gradient=(Maximize(), WeightDecay()) if gradient is None else _as_tuple(gradient),
+        schedule=_as_tuple(schedule),
+    )
+
+
 def compose(
     name: str,
     *,
@@ -204,12 +227,7 @@ def compose(
     hyperparameter no rule reads (naming the ones they read), ``ValueError`` for a value
     outside its range.
     """
-    recipe = Recipe(
-        first=Gradient() if first is None else first,
-        second=NoSecondMoment() if second is None else second,
-        gradient=(Maximize(), WeightDecay()) if gradient is None else _as_tuple(gradient),
-        schedule=_as_tuple(schedule),
-    )
+    recipe = make_recipe(first=first, second=second, gradient=gradient, schedule=schedule)
     caller = inspect.currentframe()
     module = caller.f_back.f_globals.get("__name__", __name__) if caller and caller.f_back else __name__
     namespace = {

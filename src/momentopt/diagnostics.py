@@ -52,13 +52,13 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .engine.bundle import Bundle
+from .engine.views import TensorsView
 from .engine.optimizer import RecipeOptimizer
 
 __all__ = ["Recorder", "record"]
@@ -181,38 +181,40 @@ class Recorder:
             self.history.append(self._row(group, acc))
         self._pending = {}
 
-    def _floor(self, group: int, b: Bundle) -> float | None:
+    def _floor(self, group: int, view: TensorsView) -> float | None:
         """The denominator at ``V = 0`` for this group (ε or √ε …), from the recipe's ψ."""
         if group not in self._floors:
-            second = type(self.optimizer).recipe.second
+            recipe = type(self.optimizer).recipe
             probe = torch.zeros(1, dtype=torch.float64)
-            state: dict[str, Any] = {}
-            second.init_state(probe, b.hp, state, b.defaults)
-            scratch = Bundle(
-                [probe], [torch.zeros_like(probe)], [state], as_list=False, step=1.0,
-                hp=b.hp, defaults=b.defaults, differentiable=False,
+            state = recipe.state.new_state(
+                probe, view.group, self.optimizer.defaults, torch.float64, "cpu"
             )
-            denom = second.denominator(scratch, scratch.grad)
+            scratch = TensorsView(
+                [probe], [torch.zeros_like(probe)], [state], as_list=False, t=1.0,
+                group=view.group,
+            )
+            denom = recipe.second.denominator(scratch, scratch.grad)
             self._floors[group] = None if denom is None else float(denom.reshape(-1)[0])
         return self._floors[group]
 
     def _observe(
-        self, b: Bundle, g: Any, denom: Any, direction: Sequence[Any], lr: Any, *, group: int
+        self, b: TensorsView, g: Any, denom: Any, direction: Sequence[Any], lr: Any, *,
+        group: int,
     ) -> None:
-        """Read one bundle's step of param group ``group`` (the engine shows it a copy)."""
+        """Read one view's step of param group ``group`` (the engine shows it a copy)."""
         if any(t.is_sparse for t in _tensors(g)):
             return
         with torch.no_grad():
             acc = self._pending.setdefault(group, _Pending())
             lr_value = _number(lr)
             self._group_lr[group] = lr_value
-            coef_sum = sum(_number(term.coef) for term in direction)
+            coef_sum = sum(_number(term.coef) / _number(term.divisor) for term in direction)
             floor = self._floor(group, b) if denom is not None else None
             grads = _tensors(g)
             weights = _tensors(b.param)
             denoms = _tensors(denom) if denom is not None else [None] * len(grads)
             terms = [
-                (_tensors(t.tensor), _number(t.coef),
+                (_tensors(t.tensor), _number(t.coef) / _number(t.divisor),
                  _tensors(t.denom) if t.denom is not None else [None] * len(grads))
                 for t in direction
             ]
@@ -267,11 +269,3 @@ def record(optimizer: RecipeOptimizer, every: int = 1, max_samples: int = 1 << 2
     ``close()``. See the module docstring for the fields and a CSV/TensorBoard example."""
     return Recorder(optimizer, every=every, max_samples=max_samples)
 
-
-def rows_to_columns(rows: Iterable[dict[str, float]]) -> dict[str, list[float]]:
-    """History rows as columns (``{"step": [...], "lr_eff_q50": [...], ...}``)."""
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            columns.setdefault(key, []).append(value)
-    return columns

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
-from ..engine.recipe import Recipe
 from ..rules import DeltaScaledGradient, RootMeanSquare
 from .hyperparameters import (
     CAPTURABLE,
@@ -21,6 +20,7 @@ from .hyperparameters import (
     WEIGHT_DECAY,
     HyperparameterTable,
 )
+from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
     LR.of(1.0, since="<= 1.0"),
@@ -43,7 +43,7 @@ class Adadelta(RecipeOptimizer):
     ``V ← ρ·V + (1−ρ)·g²``; ``Δ = √(U+ε)/√(V+ε)·g``; ``U ← ρ·U + (1−ρ)·Δ²``; ``w ← w − α·Δ``.
     """
 
-    recipe = Recipe(second=RootMeanSquare(), first=DeltaScaledGradient())
+    recipe = torch_recipe(DeltaScaledGradient(), RootMeanSquare())
     capturable_devices_include_xla: ClassVar[bool] = False
     hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 

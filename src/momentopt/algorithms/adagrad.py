@@ -8,8 +8,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
-from ..engine.recipe import Recipe
-from ..rules import AccumulatedSquares, InverseTimeDecay, Maximize, WeightDecay
+from ..rules import AccumulatedSquares, InverseTimeDecay, NoFirstMoment
 from .hyperparameters import (
     DIFFERENTIABLE,
     EPS,
@@ -22,6 +21,7 @@ from .hyperparameters import (
     WEIGHT_DECAY,
     HyperparameterTable,
 )
+from .torch_compat import FUSED_ADAGRAD, torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
     LR.of(1e-2, since="<= 1.10"),
@@ -45,12 +45,12 @@ class Adagrad(RecipeOptimizer):
     ``V ← V + g²``; ``w ← w − α/(1+(t−1)·lr_decay) · g/(√V + ε)``.
     """
 
-    recipe = Recipe(
-        gradient=(Maximize(), WeightDecay(sparse_ok=False)),
-        second=AccumulatedSquares(start_from_defaults=True),
-        schedule=(InverseTimeDecay(),),
-        eager_state=True,
+    recipe = torch_recipe(
+        NoFirstMoment(), AccumulatedSquares(), schedule=(InverseTimeDecay(),),
+        eager_state=True, fill_from_defaults=True,
     )
+    torch_kernels = (FUSED_ADAGRAD,)
+    sparse_densified_message = "weight_decay option is not compatible with sparse gradients"
     supports_sparse: ClassVar[bool] = True
     fused_sparse_message = "`fused` does not support sparse grad or complex param"
     hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
-from ..engine.recipe import Recipe
 from ..rules import BiasCorrectedAverage, BiasCorrectedSquaredAverage
 from .checks import require
 from .hyperparameters import (
@@ -25,6 +24,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .torch_compat import FUSED_ADAM, FUSED_ADAMW, torch_recipe
 
 
 def _check_tensor_hyperparameter(name: str, value: Any, foreach: Any, capturable: bool) -> None:
@@ -97,7 +97,8 @@ class Adam(RecipeOptimizer):
     ``w ← w − α/(1−β1^t) · m/(√(v/(1−β2^t)) + ε)``.
     """
 
-    recipe = Recipe(second=BiasCorrectedSquaredAverage(), first=BiasCorrectedAverage())
+    recipe = torch_recipe(BiasCorrectedAverage(), BiasCorrectedSquaredAverage())
+    torch_kernels = (FUSED_ADAM, FUSED_ADAMW)
     sparse_message = "Adam does not support sparse gradients, please consider SparseAdam instead"
     hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 

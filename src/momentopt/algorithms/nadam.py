@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
-from ..engine.recipe import Recipe
 from ..rules import BiasCorrectedSquaredAverage, NesterovAverage
 from .hyperparameters import (
     BETAS,
@@ -23,6 +22,7 @@ from .hyperparameters import (
     WEIGHT_DECAY,
     HyperparameterTable,
 )
+from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
     LR.of(2e-3, since="1.10"),
@@ -48,7 +48,7 @@ class NAdam(RecipeOptimizer):
     ``w ← w − α·[(1−μ_t)/(1−Πμ)·g + μ_{t+1}/(1−Πμ·μ_{t+1})·m] / (√(v/(1−β2^t)) + ε)``.
     """
 
-    recipe = Recipe(second=BiasCorrectedSquaredAverage(), first=NesterovAverage())
+    recipe = torch_recipe(NesterovAverage(), BiasCorrectedSquaredAverage())
     hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def __init__(

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
-from ..engine.recipe import Recipe
 from ..rules import ScaledMomentum, SquaredAverage
 from .hyperparameters import (
     ALPHA,
@@ -23,6 +22,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
     LR.of(1e-2, since="<= 1.2"),
@@ -47,7 +47,7 @@ class RMSprop(RecipeOptimizer):
     ``V ← α·V + (1−α)·g²``; ``b ← μ·b + g/(√V + ε)``; ``w ← w − lr·b``.
     """
 
-    recipe = Recipe(second=SquaredAverage(), first=ScaledMomentum())
+    recipe = torch_recipe(ScaledMomentum(), SquaredAverage())
     hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def __init__(

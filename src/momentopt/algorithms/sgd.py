@@ -10,7 +10,6 @@ import torch
 from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
-from ..engine.recipe import Recipe
 from ..engine.selection import check_fused_param
 from ..rules import HeavyBall
 from .checks import require
@@ -26,6 +25,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .torch_compat import FUSED_SGD, torch_recipe
 
 
 def _nan_passing(entry: Hyperparameter) -> Bound:
@@ -67,7 +67,8 @@ class SGD(RecipeOptimizer):
     ``w ← w − α·m``.
     """
 
-    recipe = Recipe(first=HeavyBall(), counts_steps=False)
+    recipe = torch_recipe(HeavyBall(), counts_steps=False)
+    torch_kernels = (FUSED_SGD,)
     supports_sparse: ClassVar[bool] = True
     foreach_differentiable: ClassVar[bool] = True
     hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS

@@ -108,6 +108,12 @@ def _make(cls: Any, params: list[torch.Tensor], kw: dict[str, Any]) -> tuple[Any
     return cls(ps, **kw), ps
 
 
+def plan_summary(opt: Any) -> str:
+    """momentopt's step plan for ``opt`` in one line: each path with its tensor count and
+    reason (``opt.explain()``)."""
+    return "; ".join(f"{r['path']} ×{r['tensors']} ({r['reason']})" for r in opt.explain())
+
+
 def peak_memory(step: Callable[[], None]) -> int:
     """Peak bytes allocated (net of frees) during one ``step`` (torch's CPU profiler)."""
     from torch.profiler import ProfilerActivity, profile
@@ -131,6 +137,7 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
     paths["momentopt"] = _make(ours_cls, params, kw)
     paths["momentopt"][0].step()  # first step: compile (if any) and state creation
     compile_s = time.perf_counter() - start
+    plan = plan_summary(paths["momentopt"][0])
     torch_paths = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
     if has_fused:
         torch_paths["fused"] = {"fused": True}
@@ -166,6 +173,7 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
         "pct_probe": 100 * traffic / ours / 1e9 / bw,
         "first_step_s": compile_s,
         "target": target(name, set_name),
+        "plan": plan,
     }
     row["met"] = row["ratio"] <= row["target"]
     if memory:
@@ -179,7 +187,8 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
         f"({torch_best}) {ms[torch_best]:8.2f} ms  ratio {row['ratio']:.3f} "
         f"[{row['ratio_iqr'][0]:.2f}–{row['ratio_iqr'][1]:.2f}] "
         f"(target ≤ {row['target']:.2f}, {'met' if row['met'] else 'MISSED'})  "
-        f"{row['gbps']:.1f} GB/s = {row['pct_probe']:.0f}% of probe  first step {compile_s:.1f} s")
+        f"{row['gbps']:.1f} GB/s = {row['pct_probe']:.0f}% of probe  first step {compile_s:.1f} s"
+        f"\n    plan: {plan}")
     return row
 
 
@@ -215,11 +224,11 @@ def run(args: argparse.Namespace) -> int:
             log(f"  ({len(rows) + 1}/{total}) {name} ...")
             rows.append(bench_one(name, set_name, params, rounds, memory=args.memory, flush=flush,
                                   probe_bufs=probe_bufs, log=log))
-    from ..engine import fused
+    from ..engine import compiled
 
     result = {
         "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
-        "rounds": rounds, "rows": rows, "compile_seconds": dict(fused.COMPILE_SECONDS),
+        "rounds": rounds, "rows": rows, "compile_seconds": dict(compiled.COMPILE_SECONDS),
     }
     print(format_table(rows))
     if args.json:
@@ -230,15 +239,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| config | set | momentopt ms | torch best | torch ms | ratio [IQR] | target | GB/s | % probe | first step s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| config | set | momentopt ms | torch best | torch ms | ratio [IQR] | target | GB/s | % probe | first step s | momentopt's plan |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['config']} | {r['set']} | {r['ms']['momentopt']:.2f} | {r['torch_best']} | "
             f"{r['ms'][r['torch_best']]:.2f} | {r['ratio']:.3f} [{r['ratio_iqr'][0]:.2f}–{r['ratio_iqr'][1]:.2f}] "
             f"| ≤ {r['target']:.2f} "
             f"{'met' if r['met'] else '**missed**'} | {r['gbps']:.1f} | {r['pct_probe']:.0f} | "
-            f"{r['first_step_s']:.1f} |"
+            f"{r['first_step_s']:.1f} | {r['plan']} |"
             + (f" peak MiB ours {r['peak_mib']['momentopt']:.1f} / torch {r['peak_mib'][r['torch_best']]:.1f} |"
                if "peak_mib" in r else "")
         )

@@ -1,157 +1,139 @@
-"""Executors: the ways one recipe's rule code is run over a param group's tensors.
+"""The execution paths: each runs the recipe over some of a param group's tensors.
 
-* ``per_tensor`` — the readable reference: one tensor at a time (torch.optim's for-loop).
-* ``multi_tensor`` — tensors grouped into buckets of one device, dtype and step count; each
-  rule's tensor method becomes one ``torch._foreach_*`` call per bucket.
-* ``fused`` — one memory pass per step: torch's fused kernel where one computes the recipe,
-  otherwise the recipe's step recorded and compiled (see :mod:`.fused`); ``auto`` is the same
-  executor as the default choice, compiling only where it pays.
+* per-tensor — the readable reference: one tensor at a time (torch.optim's for-loop); also
+  the path under autograd (``differentiable=True``) and for sparse gradients;
+* multi-tensor — tensors grouped into buckets of one device, dtype and scalar state; each
+  tensor method of the rules is one ``torch._foreach_*`` call per bucket;
+* torch kernel — one of torch's fused kernels that computes the recipe exactly
+  (:mod:`.torch_kernels`);
+* compiled — the recipe's step recorded and compiled into one memory pass
+  (:mod:`.compiled`).
 
-All run the very same :meth:`Recipe.run` on a :class:`Step`; they only decide how tensors
-are packed.
+Which path runs which tensors is decided by :func:`~.plan.plan_step`, as a list of
+:class:`Assignment` s; :func:`execute` runs them. Every path but torch's kernels runs the very same :meth:`Recipe.run`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from .bundle import Bundle, Observer
-from .packing import scale_scalars
-from .recipe import Recipe
+from .batch import BucketKey, GroupTensors, buckets
+from . import compiled
+from .compiled import kernel_key, run_compiled
+from .tape import Tape
+from .torch_kernels import TorchKernel, run_torch_kernel
+from .views import AutogradView, SparseView, TapeView, TensorsView
+
+PER_TENSOR = "per-tensor"
+MULTI_TENSOR = "multi-tensor"
+TORCH_KERNEL = "torch kernel"
+COMPILED = "compiled"
 
 
-@dataclass
-class Step:
-    """One param group's step as an executor sees it.
+@dataclass(frozen=True)
+class Assignment:
+    """One entry of a step plan: which path runs which tensors, and why.
 
     Attributes:
-        recipe: the rules to run.
-        params, grads, states: the parameters that have a gradient, with their state dicts.
-        hp: the group's hyperparameters (0-d tensors read as numbers unless differentiable).
-        defaults: the optimizer's defaults.
-        differentiable: whether autograd records the update.
-        observer: see :class:`~momentopt.engine.bundle.Bundle`.
-        scalars: every 0-d state's values (name → one per tensor; ``step`` after this step's
-            increment) when read in one op from packed state; None otherwise.
-        cache: the optimizer's executor cache (packings, scratch buffers), kept between steps.
-        grad_scale, found_inf: ``torch.amp.GradScaler``'s scale and inf flag under
-            ``fused=True`` (see :func:`~.fused.fused`); None otherwise.
+        path: :data:`PER_TENSOR`, :data:`MULTI_TENSOR`, :data:`TORCH_KERNEL` or
+            :data:`COMPILED`.
+        members: the positions of its tensors in the group's step (None: all of them).
+        reason: why this path, in words.
+        bucket: the bucket the tensors form, where the plan grouped them.
+        kernel: torch's kernel (:data:`TORCH_KERNEL`).
+        tape, recorded: the recorded step and the view that recorded it (:data:`COMPILED`).
+        dtype: the real dtype the compiled step computes in (:data:`COMPILED`).
     """
 
-    recipe: Recipe
-    params: list[Tensor]
-    grads: list[Tensor]
-    states: list[dict[str, Any]]
-    hp: Mapping[str, Any]
-    defaults: Mapping[str, Any]
-    differentiable: bool = False
-    observer: Observer | None = None
-    scalars: dict[str, list[float]] | None = None
-    cache: dict[Any, Any] = field(default_factory=dict)
-    grad_scale: Tensor | None = None
-    found_inf: Tensor | None = None
-
-    def subset(self, indices: Sequence[int]) -> Step:
-        """The same step restricted to ``indices``."""
-        return replace(
-            self,
-            params=[self.params[i] for i in indices],
-            grads=[self.grads[i] for i in indices],
-            states=[self.states[i] for i in indices],
-            scalars=None if self.scalars is None else {
-                k: [v[i] for i in indices] for k, v in self.scalars.items()
-            },
-        )
-
-    def scale_scalar_(self, name: str, factor: float) -> None:
-        """``s[name] *= factor`` for every state (one op when packed)."""
-        scale_scalars(self.states, name, factor, self.cache)
-
-    def bundle(self, as_list: bool, count: float, views: bool = True) -> Bundle:
-        """All of this step's tensors as one bundle whose step count is ``count`` (``views``:
-        see :class:`~.bundle.Bundle`)."""
-        return Bundle(
-            self.params, self.grads, self.states, as_list=as_list, step=count, hp=self.hp,
-            defaults=self.defaults, differentiable=self.differentiable, observer=self.observer,
-            views=views,
-        )
+    path: str
+    members: list[int] | None
+    reason: str
+    bucket: BucketKey | None = None
+    kernel: TorchKernel | None = None
+    tape: Tape | None = None
+    recorded: TapeView | None = None
+    dtype: torch.dtype | None = None
 
 
-BucketKey = tuple[torch.device, torch.dtype, tuple[float, ...], tuple[bool, ...]]
-
-
-def buckets(step: Step) -> tuple[dict[BucketKey, list[int]], list[int]]:
-    """Indices of the dense-gradient tensors grouped by (device, dtype, scalar state values,
-    which lazy states exist), and the indices of the sparse ones."""
-    recipe, states = step.recipe, step.states
-    sparse = [i for i, g in enumerate(step.grads) if g.is_sparse]
-    if not recipe.scalar_state:
-        scalars: list[tuple[float, ...]] = [()] * len(states)
-    elif step.scalars is not None:
-        scalars = list(zip(*(step.scalars[n] for n in recipe.scalar_state)))
-    else:
-        scalars = [tuple(float(s[n]) for n in recipe.scalar_state if n in s) for s in states]
-    lazy = recipe.lazy_state(step.hp)
-    present = list(zip(*([n in s for s in states] for n in lazy))) if lazy else [()] * len(states)
-    columns = ([p.device for p in step.params], [p.dtype for p in step.params], scalars, present)
-    if not sparse and all(len(set(column)) == 1 for column in columns):  # the usual case
-        return {tuple(column[0] for column in columns): list(range(len(states)))}, []  # type: ignore[dict-item]
-    grouped: dict[BucketKey, list[int]] = defaultdict(list)
-    skip = set(sparse)
-    for i, key in enumerate(zip(*columns)):
-        if i not in skip:
-            grouped[key].append(i)
-    return grouped, sparse
-
-
-def per_tensor(step: Step) -> None:
+def per_tensor(batch: GroupTensors) -> None:
     """Run the recipe on one parameter at a time."""
-    for i, s in enumerate(step.states):
-        count = s["step"].item() if "step" in s else 0.0  # (float() warns when it needs grad)
-        one = step.subset([i])
-        step.recipe.run(one.bundle(as_list=False, count=count, views=not one.grads[0].is_sparse))
-
-def multi_tensor(step: Step) -> None:
-    """Run the recipe once per bucket of tensors that share device, dtype and scalar state.
-
-    Sparse gradients are left to :func:`per_tensor`, as in torch.optim.
-    """
-    grouped, sparse = buckets(step)
-    for key, members in grouped.items():
-        run_bucket(step.subset(members) if len(members) != len(step.params) else step, key)
-    if sparse:
-        per_tensor(step.subset(sparse))
+    counted = batch.recipe.counts_steps
+    for p, g, s in zip(batch.params, batch.grads, batch.states, strict=True):
+        t = s["step"].item() if counted else 0.0  # (float() warns when it needs grad)
+        options = {"t": t, "group": batch.group, "observer": batch.observer}
+        if batch.differentiable:
+            view = AutogradView(p, g, s, **options)
+            batch.recipe.run(view)
+            view.commit()
+        elif g.is_sparse:
+            batch.recipe.run(SparseView(p, g, s, **options))
+        else:
+            batch.recipe.run(TensorsView([p], [g], [s], as_list=False, **options))
 
 
-def run_bucket(step: Step, key: BucketKey) -> None:
+def run_bucket(batch: GroupTensors, key: BucketKey) -> None:
     """Run the recipe once over one bucket (``key`` from :func:`buckets`) as tensor lists."""
-    count = key[2][0] if step.recipe.counts_steps else 0.0
-    step.recipe.run(step.bundle(as_list=True, count=count, views=key[1].is_complex))
+    t = key[2][0] if batch.recipe.counts_steps else 0.0
+    batch.recipe.run(TensorsView(
+        batch.params, batch.grads, batch.states, as_list=True, t=t, group=batch.group,
+        is_complex=key[1].is_complex, observer=batch.observer,
+    ))
 
 
-def _fused(step: Step) -> None:
-    from .fused import fused
-
-    fused(step)
-
-
-def _auto(step: Step) -> None:
-    from .fused import fused
-
-    fused(step, auto=True)
+def multi_tensor(batch: GroupTensors) -> None:
+    """Run the recipe once per bucket of tensors that share device, dtype and scalar state;
+    sparse gradients one at a time, as in torch.optim."""
+    grouped, sparse = buckets(batch)
+    for key, members in grouped.items():
+        run_bucket(batch.subset(members), key)
+    if sparse:
+        per_tensor(batch.subset(sparse))
 
 
-Executor = Callable[[Step], None]
+def _unscale(batch: GroupTensors) -> None:
+    """Divide the gradients by GradScaler's scale in place, as torch's fused kernels do."""
+    if batch.grad_scale is not None and batch.grads:
+        scale = batch.grad_scale.reshape(()).to(batch.grads[0].device)
+        torch._foreach_div_(batch.grads, scale)
 
-EXECUTORS: dict[str, Executor] = {
-    "per_tensor": per_tensor,
-    "multi_tensor": multi_tensor,
-    "fused": _fused,  # fused=True: torch's fused kernel for the recipe, or the recipe compiled
-    "auto": _auto,  # default flags: "fused" where it pays, multi-tensor elsewhere
-}
+
+def execute(batch: GroupTensors, plan: list[Assignment]) -> None:
+    """Run each assignment of ``plan`` on its tensors. Under ``fused=True`` with GradScaler,
+    torch's kernels take the scale and the inf flag themselves; for the other paths the
+    gradients are unscaled here, a found inf skips them, and every counter the step advanced
+    goes back (``step -= found_inf``)."""
+    for a in plan:
+        sub = batch.subset(a.members)
+        if not sub.params:
+            continue
+        if a.path != TORCH_KERNEL:
+            if batch.skipped:
+                continue
+            _unscale(sub)
+        if a.path == TORCH_KERNEL:
+            run_torch_kernel(a.kernel, sub, a.bucket[0])  # type: ignore[arg-type, index]
+        elif a.path == COMPILED:
+            _run_compiled_or_fall_back(sub, a)
+        elif a.path == MULTI_TENSOR:
+            run_bucket(sub, a.bucket) if a.bucket is not None else multi_tensor(sub)
+        elif a.path == PER_TENSOR:
+            per_tensor(sub)
+    if batch.found_inf is not None and batch.recipe.counts_steps and batch.states:
+        counters = [s["step"] for s in batch.states]
+        torch._foreach_sub_(counters, [batch.found_inf.to(c.device) for c in counters])
+
+
+def _run_compiled_or_fall_back(batch: GroupTensors, a: Assignment) -> None:
+    """The compiled step; if compiling fails, the bucket runs multi-tensor (and the failure
+    is remembered, so the next plans choose multi-tensor themselves)."""
+    device, dtype = a.bucket[0], a.dtype  # type: ignore[index]
+    try:
+        run_compiled(a.tape, batch, dtype, device)  # type: ignore[arg-type]
+    except Exception as err:  # noqa: BLE001 - any compiler failure: same numbers another way
+        compiled.COMPILE_HEALTH.compile_failed(kernel_key(a.tape, dtype, device), err)  # type: ignore[arg-type]
+        run_bucket(batch, a.bucket)  # type: ignore[arg-type]
+        return
+    a.recorded.commit(batch.scale_scalar_)  # type: ignore[union-attr]

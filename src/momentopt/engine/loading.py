@@ -235,11 +235,7 @@ def expected_state(
     opt: RecipeOptimizer, param: Tensor, group: Mapping[str, Any]
 ) -> tuple[set[str], set[str]]:
     """The (required, optional) state keys of ``param`` once it has stepped under ``group``."""
-    probe: dict[str, Any] = {}
-    meta = torch.empty(param.shape, dtype=param.dtype, device="meta")
-    step = torch.zeros((), device="meta") if opt.recipe.counts_steps else None
-    opt.recipe.init_state(meta, group, probe, opt.defaults, step)
-    return set(probe), set(opt.recipe.lazy_state(group))
+    return opt.recipe.state.expected(group)
 
 
 def _check_param_state(
@@ -252,7 +248,7 @@ def _check_param_state(
     extra = sorted(set(state) - required - optional)
     if extra:
         _fail(f"{where}: unknown state key(s) {extra} (expected {sorted(required | optional)})")
-    scalars = set(opt.recipe.scalar_state)
+    scalars = set(opt.recipe.state.scalar_names)
     for key, value in state.items():
         if key in scalars:
             _check_counter(f"{where}: state {key!r}", value)

@@ -19,30 +19,16 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from .bundle import Observer
-from .executors import EXECUTORS, Step
+from .batch import GroupTensors
+from .executors import execute, multi_tensor, per_tensor
 from .loading import check_state_dict, require_mapping
-from .packing import pack_scalars
+from .packing import advance_step_counts
+from .plan import describe_plan, plan_step
 from .recipe import Recipe
-from .selection import check_fused_param, choose_executor
-
-
-def scalar_dtype(fused: bool = False) -> torch.dtype:
-    """dtype of ``step``-like counters: float32, or float64 under a float64 default dtype."""
-    if fused:
-        return torch.float32
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-
-
-FUSED_KERNEL_FLAGS = ("maximize", "amsgrad", "nesterov")
-"""Group keys torch's fused kernels take as bools (torch's loop only tests their truth)."""
-
-
-def check_fused_flags(group: Mapping[str, Any]) -> None:
-    """torch's fused kernels take their flags as bools only (TypeError otherwise)."""
-    for key in FUSED_KERNEL_FLAGS:
-        if key in group and not isinstance(group[key], bool):
-            raise TypeError(f"fused=True needs {key} to be a bool, got {group[key]!r}")
+from .selection import check_fused_param
+from .state import scalar_dtype
+from .torch_kernels import TorchKernel
+from .views import Observer
 
 
 def _squeezed(group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -79,11 +65,13 @@ def _repeat_layers(params: list[Tensor]) -> list[list[int]]:
 class RecipeOptimizer(Optimizer):
     """An optimizer defined by a :class:`Recipe`; subclasses set ``recipe`` and validate.
 
-    ``executor`` (a momentopt keyword) forces one executor ("per_tensor", "multi_tensor");
-    left ``None``, the choice follows torch's ``foreach``/``fused`` flags and then speed.
+    Which path runs each tensor follows torch's ``foreach``/``fused``/``differentiable``
+    flags and then speed (:mod:`.plan`); :meth:`explain` shows the plan.
     """
 
     recipe: ClassVar[Recipe]
+    torch_kernels: ClassVar[tuple[TorchKernel, ...]] = ()
+    """torch's fused kernels that compute this recipe exactly (tried in order)."""
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)
@@ -93,7 +81,7 @@ class RecipeOptimizer(Optimizer):
         if self.recipe.eager_state:
             for group in self.param_groups:
                 for p in group["params"]:
-                    self._init_param_state(p, group, self.state[p])
+                    self.state[p].update(self._new_state(p, group))
 
     # -- step -------------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -127,9 +115,9 @@ class RecipeOptimizer(Optimizer):
                        grads: list[Tensor]) -> None:
         """A group that lists a parameter more than once, stepped as torch's loop steps it:
         every occurrence in order, one pass per repeat. torch gathers the state before its
-        loop, so a state it creates during the step (SGD's buffer) is created afresh by each
+        loop, so a state it creates during the step (a momentum buffer that starts as the first gradient) is created afresh by each
         occurrence, and the last one is kept."""
-        lazy = self.recipe.lazy_state(group)
+        lazy = self.recipe.state.created_in_step(group)
         missing = {p: [k for k in lazy if k not in self.state.get(p, {})] for p in params}
         for n, layer in enumerate(_repeat_layers(params)):
             for i in layer if n else ():
@@ -148,7 +136,7 @@ class RecipeOptimizer(Optimizer):
 
     foreach_differentiable: ClassVar[bool] = False
     """Whether torch's multi-tensor implementation runs with ``differentiable=True``
-    (SGD's does; the others refuse: "_foreach ops don't support autograd")."""
+    (some torch.optim classes' do; the others refuse: "_foreach ops don't support autograd")."""
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """torch's refusals at the start of ``step()`` (before any state is made) of group
@@ -170,46 +158,86 @@ class RecipeOptimizer(Optimizer):
             known = cache["duplicates"] = (listed, len(listed), len(set(listed)) != len(listed))
         return known[2]
 
+    def _fused(self, group: Mapping[str, Any]) -> bool:
+        """Whether ``group`` asks for torch's fused implementation (a "fused" key in a loaded
+        group of an algorithm without one means nothing, as in torch)."""
+        return bool(group.get("fused")) and "fused" in self.defaults and not group.get(
+            "differentiable"
+        )
+
     def _step_params(self, index: int, group: dict[str, Any], params: list[Tensor],
                      grads: list[Tensor]) -> None:
         """One step of ``params`` (each listed once) with their ``grads``."""
-        differentiable = bool(group.get("differentiable", False))
-        # a "fused" key in a loaded group of an algorithm without one means nothing, as in torch
-        flags = group if "fused" in self.defaults else {**group, "fused": None}
-        executor = choose_executor(flags, params)
+        fused = self._fused(group)
         # refuse before anything (state included) changes, in torch's order: the params'
         # dtypes and devices, sparse gradients, then the kernels' flags
-        if executor == "fused":
+        if fused:
             self.check_fused_params(group, params)
-        grad_scale, found_inf = self._amp_scaling(executor)
+        grad_scale, found_inf = self._amp_scaling(fused)
         if any(g.is_sparse for g in grads):
-            self._check_sparse(group, executor)
+            self._check_sparse(group, fused)
             grads = [g.coalesce() if g.is_sparse else g for g in grads]
-        if executor == "fused":
-            check_fused_flags(group)
+        if fused:
+            self._check_fused_flags(group)
         states, created = self._states(group, params)
         self._check_capturable(group, params, states)
         self.check_step_update(group)
-        cache = self._executor_cache(group)
-        scalars = pack_scalars(states, self.recipe.scalar_state, cache)
-        # tensor hyperparameters stay tensors: the rules compute with them in their dtype, as
-        # torch does (a float32 tensor beta gives float32 bias corrections)
-        hp = _squeezed(group, self.squeezed_hyperparameters)
-        step = Step(
-            self.recipe, params, grads, states, hp=hp, defaults=self.defaults,
-            differentiable=differentiable, scalars=scalars, cache=cache,
-            grad_scale=grad_scale, found_inf=found_inf,
-        )
+        batch = self._batch(group, params, grads, states, grad_scale, found_inf)
         if self._step_observer is not None:
-            self._observe(index, step)
-        EXECUTORS[executor](step)
-        for i in created:  # keep what the step created; no empty entry (plain SGD), as torch
+            self._observe(index, batch)
+        execute(batch, plan_step(batch, self.torch_kernels))
+        for i in created:  # keep what the step created; no empty entry (a stateless recipe), as torch
             if states[i]:
                 self.state[params[i]] = states[i]
             elif params[i] in self.state:
                 del self.state[params[i]]
 
-    def _amp_scaling(self, executor: str) -> tuple[Tensor | None, Tensor | None]:
+    def _batch(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
+               states: list[dict[str, Any]], grad_scale: Tensor | None = None,
+               found_inf: Tensor | None = None) -> GroupTensors:
+        """The group's step as the paths see it; advances every step count by one."""
+        cache = self._executor_cache(group)
+        scalars = advance_step_counts(states, self.recipe.state.scalar_names, cache)
+        # tensor hyperparameters stay tensors: the rules compute with them in their dtype, as
+        # torch does (a float32 tensor beta gives float32 bias corrections)
+        flags = group if "fused" in self.defaults else {**group, "fused": None}
+        return GroupTensors(
+            self.recipe, params, grads, states, _squeezed(flags, self.squeezed_hyperparameters),
+            differentiable=bool(group.get("differentiable", False)), scalars=scalars,
+            cache=cache, grad_scale=grad_scale, found_inf=found_inf,
+        )
+
+    def explain(self) -> list[dict[str, Any]]:
+        """The step plan for the parameters that have a gradient now, without stepping: one
+        row per group and path, with the number of tensors and elements, device, dtype and
+        why that path runs them (a torch kernel, ``foreach=False``, ...)."""
+        rows: list[dict[str, Any]] = []
+        for index, group in enumerate(self.param_groups):
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            # copies, with the step count this step would have: recording the step reads it
+            states = [dict(self.state.get(p) or self._new_state(p, group)) for p in params]
+            for s in states:
+                if "step" in s:
+                    s["step"] = s["step"] + 1
+            cache = self._executor_cache(group)
+            flags = group if "fused" in self.defaults else {**group, "fused": None}
+            batch = GroupTensors(
+                self.recipe, params, grads, states, _squeezed(flags, self.squeezed_hyperparameters),
+                differentiable=bool(group.get("differentiable", False)), cache=cache,
+            )
+            rows += [{"group": index, **row} for row in describe_plan(batch, plan_step(batch, self.torch_kernels))]
+        return rows
+
+    def _check_fused_flags(self, group: Mapping[str, Any]) -> None:
+        """torch's fused kernels take their flags as bools only (TypeError otherwise)."""
+        for key in dict.fromkeys(f for kernel in self.torch_kernels for f in kernel.flags):
+            if key in group and not isinstance(group[key], bool):
+                raise TypeError(f"fused=True needs {key} to be a bool, got {group[key]!r}")
+
+    def _amp_scaling(self, fused: bool) -> tuple[Tensor | None, Tensor | None]:
         """``grad_scale`` and ``found_inf`` as ``torch.amp.GradScaler`` sets them on an
         optimizer with ``_step_supports_amp_scaling`` (``fused=True``). As in torch, the
         other implementations of an algorithm that has a fused one refuse them; algorithms
@@ -218,13 +246,13 @@ class RecipeOptimizer(Optimizer):
             return None, None
         grad_scale = getattr(self, "grad_scale", None)
         found_inf = getattr(self, "found_inf", None)
-        if (grad_scale is not None or found_inf is not None) and executor != "fused":
+        if (grad_scale is not None or found_inf is not None) and not fused:
             err = AssertionError("Expected grad_scale and found_inf to be None")  # torch's text
             err.add_note("allowed: grad_scale and found_inf with fused=True only")
             raise err
         return grad_scale, found_inf
 
-    def _observe(self, index: int, step: Step) -> None:
+    def _observe(self, index: int, step: GroupTensors) -> None:
         """Show ``step`` to the step observer (:mod:`momentopt.diagnostics`) by running it on
         copies of its tensors, multi-tensor, watched; the real step then runs on its own path,
         unwatched, so observing never changes the numbers."""
@@ -247,7 +275,7 @@ class RecipeOptimizer(Optimizer):
             found_inf=None,
         )
         with torch.no_grad():
-            EXECUTORS["per_tensor" if step.differentiable else "multi_tensor"](copies)
+            (per_tensor if step.differentiable else multi_tensor)(copies)
 
     def _states(
         self, group: dict[str, Any], params: list[Tensor]
@@ -259,9 +287,8 @@ class RecipeOptimizer(Optimizer):
         states = [self.state.get(p) for p in params] if known else [None] * len(params)
         created = [i for i, s in enumerate(states) if not s]
         for n, i in enumerate(created):
-            states[i] = {}
-            self._init_param_state(params[i], group, states[i])
-            if n == 0 and not states[i] and not self.recipe.lazy_state(group):
+            states[i] = self._new_state(params[i], group)
+            if n == 0 and not states[i] and self.recipe.state.keeps_nothing(group):
                 # a recipe that keeps nothing for this group keeps nothing for any param
                 for j in created[1:]:
                     states[j] = {}
@@ -293,13 +320,19 @@ class RecipeOptimizer(Optimizer):
     sparse_message: ClassVar[str | None] = None
     fused_sparse_message: ClassVar[str] = "`fused` does not support sparse gradients"
 
-    def _check_sparse(self, group: Mapping[str, Any], executor: str) -> None:
+    sparse_densified_message: ClassVar[str] = (
+        "add(sparse, dense) is not supported. Use add(dense, sparse) instead."
+    )
+    """torch's refusal of a sparse gradient that a rule would make dense (coupled decay)."""
+
+    def _check_sparse(self, group: Mapping[str, Any], fused: bool) -> None:
         """Raise torch's error unless a sparse gradient can take a step under ``group``."""
         if not self.supports_sparse:
             raise RuntimeError(self.sparse_message or f"{type(self).__name__} does not support sparse gradients")
-        if executor == "fused":
+        if fused:
             raise RuntimeError(self.fused_sparse_message)
-        self.recipe.check_sparse(group)
+        if self.recipe.densifying_rules(group):
+            raise RuntimeError(self.sparse_densified_message)
     _step_observer: Observer | None = None  # set by momentopt.diagnostics; read-only access
     capturable_devices_include_xla: ClassVar[bool] = True
 
@@ -312,7 +345,7 @@ class RecipeOptimizer(Optimizer):
         devices = ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name()]
         if self.capturable_devices_include_xla:
             devices.append("xla")
-        scalars = self.recipe.scalar_state
+        scalars = self.recipe.state.scalar_names
         # torch names every 0-d state it checks: "params, mu_products and state_steps".
         checked = ["params", *(f"{n}s" for n in scalars if n != "step"), "state_steps"]
         what = ", ".join(checked[:-1]) + " and " + checked[-1]
@@ -325,20 +358,19 @@ class RecipeOptimizer(Optimizer):
                     f"If capturable=True, {what} must be on supported devices: {devices}."
                 )
 
-    def _init_param_state(self, p: Tensor, group: Mapping[str, Any], state: dict[str, Any]) -> None:
-        step = None
-        if self.recipe.counts_steps:
-            on_device = bool(group.get("capturable", False) or group.get("fused", False))
-            step = torch.zeros(
-                (), dtype=scalar_dtype(bool(group.get("fused", False))),
-                device=p.device if on_device else "cpu",
-            )
-        self.recipe.init_state(p, group, state, self.defaults, step)
+    def _new_state(self, p: Tensor, group: Mapping[str, Any]) -> dict[str, Any]:
+        """``p``'s state before its first step; its scalars (``step``) on ``p``'s device under
+        ``capturable``/``fused``, else on the CPU, as torch keeps them."""
+        fused = bool(group.get("fused", False))
+        on_device = bool(group.get("capturable", False)) or fused
+        return self.recipe.state.new_state(
+            p, group, self.defaults, scalar_dtype(fused), p.device if on_device else "cpu"
+        )
 
     # -- checkpoints ------------------------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Fill flags that older state_dicts lack and turn numeric 0-d states (``step``,
-        NAdam's ``mu_product``) into tensors, as torch does."""
+        running products) into tensors, as torch does."""
         super().__setstate__(state)
         for group in self.param_groups:
             for key, value in self.flag_defaults().items():
@@ -346,7 +378,7 @@ class RecipeOptimizer(Optimizer):
             on_device = bool(group.get("capturable", False) or group.get("fused", False))
             for p in group["params"]:
                 s = self.state.get(p)
-                for name in self.recipe.scalar_state if s else ():
+                for name in self.recipe.state.scalar_names if s else ():
                     if name in s and not torch.is_tensor(s[name]):
                         s[name] = torch.tensor(
                             float(s[name]),

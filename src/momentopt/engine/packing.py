@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .bundle import as_stored, real_view
+from .views import as_stored, real_view
 
 
 def _same(stored: Sequence[Any], current: Sequence[Any]) -> bool:
@@ -58,12 +58,14 @@ class PackedScalars:
         return _same(self.views, [s[self.name] for s in states])
 
 
-def pack_scalars(states: Sequence[dict[str, Any]], names: Sequence[str],
-                 cache: dict[Any, Any]) -> dict[str, list[float]] | None:
-    """Advance ``step`` by one for every state and return every scalar state's values
-    (name → one value per state), packing each name's 0-d tensors (kept in ``cache``, the
-    optimizer's) so that both take one op; None where they cannot be packed (the counters
-    are then advanced one by one)."""
+def advance_step_counts(states: Sequence[dict[str, Any]], names: Sequence[str],
+                        cache: dict[Any, Any]) -> dict[str, list[float]] | None:
+    """Advance every ``step`` count by one and return the values of the scalar states
+    ``names`` (name → one value per state, ``step`` after the increment).
+
+    Each name's 0-d tensors are packed into one tensor (kept in ``cache``, the optimizer's),
+    so that both the increment and the read take one op; None where they cannot be packed
+    (the counts are then advanced one by one)."""
     values: dict[str, list[float]] | None = {}
     for name in names:  # "step" comes first
         packed = cache.get(("scalars", name))

@@ -1,10 +1,8 @@
-"""Which executor runs a param group: torch's ``foreach``/``fused`` flags, then speed."""
+"""Facts about tensors that the step plan (:mod:`.plan`) decides by: layouts, types, devices."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -30,7 +28,7 @@ def _multi_tensor_ready(params: Sequence[Tensor]) -> bool:
 
 
 _PLAIN_TYPES = (Tensor, torch.nn.Parameter)
-_AUTO_DTYPES = frozenset((torch.float32, torch.float64, torch.complex64, torch.complex128))
+_FAST_DTYPES = frozenset((torch.float32, torch.float64, torch.complex64, torch.complex128))
 
 
 def fusable(params: Sequence[Tensor]) -> bool:
@@ -88,55 +86,29 @@ def flat_layout_split(
     return fits, misfits
 
 
-def _auto_ready(params: Sequence[Tensor]) -> bool:
-    """Whether the fused executor is the default for these tensors: :func:`fusable` float32,
-    float64 or complex tensors.
+def takes_fast_path(params: Sequence[Tensor]) -> bool:
+    """Whether default flags may take torch's kernels or the compiled step for these
+    tensors: :func:`fusable` float32, float64 or complex tensors.
 
-    Low-precision parameters stay on the multi-tensor path by default: torch's fused kernels
-    compute them in float32 internally, so their numbers would differ from torch's default.
+    Low-precision parameters stay on torch's default path: torch's fused kernels compute
+    them in float32 internally, so their numbers would differ from torch's default.
     """
     for p in params:
-        if (type(p) not in _PLAIN_TYPES or p.dtype not in _AUTO_DTYPES
+        if (type(p) not in _PLAIN_TYPES or p.dtype not in _FAST_DTYPES
                 or p.layout != torch.strided or not (p.is_cpu or p.is_cuda)):
             return False
     return True
 
 
-def choose_executor(group: Mapping[str, Any], params: Sequence[Tensor]) -> str:
-    """"per_tensor", "multi_tensor", "fused" or "auto" for this group's flags and tensors.
-
-    * ``differentiable`` → per-tensor (autograd sees every op, as in torch);
-    * ``fused=True`` → fused (validated as torch does); ``foreach=True`` → multi-tensor;
-    * ``foreach=False`` → per-tensor (the user asked for the for-loop);
-    * neither set → "auto": the fused executor for plain float32/float64/complex tensors on
-      CPU/CUDA (torch's fused kernel where one computes the recipe; the recipe compiled for
-      groups large enough to pay for a compile; multi-tensor otherwise); for other tensors,
-      the path of torch's own default: multi-tensor on CUDA and for tensor subclasses the
-      foreach kernels take (DTensor), per-tensor otherwise (float16/bfloat16 on the CPU:
-      the foreach kernels round a scalar to the tensor's dtype, torch's loop does not).
-      ``MOMENTOPT_EXECUTOR`` (an executor name) overrides this default choice.
-    """
-    if group.get("differentiable", False):
-        return "per_tensor"
-    if group.get("fused"):
-        return "fused"
-    foreach = group.get("foreach")
-    if foreach:
-        return "multi_tensor"
-    if foreach is False:
-        return "per_tensor"
-    forced = os.environ.get("MOMENTOPT_EXECUTOR")
-    if forced in ("per_tensor", "multi_tensor") or forced in ("fused", "auto") and fusable(params):
-        return forced
-    if _auto_ready(params):
-        return "auto"
-    return default_unfused(params)
-
-
-def default_unfused(params: Sequence[Tensor]) -> str:
-    """torch's own default for tensors no fused path takes: multi-tensor on CUDA and for
-    tensor subclasses the foreach kernels take (DTensor), per-tensor otherwise."""
+def default_path(params: Sequence[Tensor]) -> tuple[str, str]:
+    """torch's own default path for tensors no fast path takes, and why: multi-tensor on
+    CUDA and for tensor subclasses the foreach kernels take (DTensor), per-tensor otherwise
+    (the CPU's foreach kernels round a scalar to a float16/bfloat16 tensor's dtype, torch's
+    loop does not)."""
     if not _multi_tensor_ready(params):
-        return "per_tensor"
-    subclass = any(type(p) not in _PLAIN_TYPES for p in params)
-    return "multi_tensor" if subclass or all(p.is_cuda for p in params) else "per_tensor"
+        return "per-tensor", "torch's default: tensors the foreach kernels do not take"
+    if any(type(p) not in _PLAIN_TYPES for p in params):
+        return "multi-tensor", "torch's default for tensor subclasses (DTensor): foreach"
+    if all(p.is_cuda for p in params):
+        return "multi-tensor", "torch's default on CUDA: foreach"
+    return "per-tensor", "torch's default on the CPU: the for-loop"

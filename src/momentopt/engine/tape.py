@@ -25,7 +25,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .bundle import Bundle
 from .ops import BY_NAME, METHODS, TENSOR, Op, out_call
 
 Arg = tuple[str, Any]  # ("t", var) | ("s", slot) | ("c", constant)
@@ -127,50 +126,6 @@ class TapeTensor:
 
 for _op in METHODS:
     setattr(TapeTensor, _op.name, _recorder(_op))
-
-
-class TapeBundle(Bundle):
-    """A :class:`~momentopt.engine.bundle.Bundle` whose tensors are tape variables.
-
-    Scalar state (``mu_product``) is read from the real states, and its update is computed
-    as the other executors compute it but applied only by :meth:`commit`; tensor state is
-    recorded.
-    """
-
-    def __init__(self, tape: Tape, states: Sequence[dict[str, Any]], *, step: float,
-                 hp: Mapping[str, Any], defaults: Mapping[str, Any],
-                 params: Sequence[Tensor]) -> None:
-        self._bind(params, states, step=step, hp=hp, defaults=defaults, differentiable=False,
-                   observer=None)
-        self.tape = tape
-        self.param = tape.input("param")  # type: ignore[assignment]
-        self.grad = tape.input("grad")  # type: ignore[assignment]
-        self._vars: dict[str, TapeTensor] = {}
-        self.pending: list[tuple[str, float]] = []
-
-    def has(self, name: str) -> bool:
-        return name in self._states[0] or name in self._vars
-
-    def state(self, name: str) -> TapeTensor:
-        if name not in self._vars:
-            self._vars[name] = self.tape.input(name)
-        return self._vars[name]
-
-    def store(self, name: str, value: TapeTensor) -> None:
-        self.tape.outputs[name] = value.var
-        self._vars[name] = value
-
-    def scale_scalar_(self, name: str, factor: float) -> float:
-        """The value ``s ← s · factor`` gives; the states change only at :meth:`commit`
-        (after the compiled step ran), so a failed compile leaves them as they were."""
-        self.pending.append((name, factor))
-        return (self._states[0][name] * factor).item()
-
-    def commit(self, scale: Callable[[str, float], None]) -> None:
-        """Apply the deferred scalar-state updates with ``scale(name, factor)``."""
-        for name, factor in self.pending:
-            scale(name, factor)
-        self.pending.clear()
 
 
 class _Source:

@@ -102,17 +102,3 @@ class TensorList:
 
 for _op in METHODS:
     setattr(TensorList, _op.name, _method(_op))
-
-
-Tensors = Tensor | TensorList
-
-
-def maximum_(out: Tensors, other: Tensors, differentiable: bool = False) -> Tensors:
-    """``out ← max(out, other)`` elementwise, in place (torch has no ``Tensor.maximum_``)."""
-    if isinstance(out, TensorList):
-        torch._foreach_maximum_(out.tensors, other.tensors)
-    elif differentiable:
-        out.copy_(torch.maximum(out.clone(), other))
-    else:
-        torch.maximum(out, other, out=out)
-    return out

@@ -1,10 +1,15 @@
-"""The building blocks of every optimizer: one rule per idea, each written once."""
+"""The building blocks of every optimizer: one rule per idea, each written once.
+
+Rules are math only: they import nothing from :mod:`momentopt.engine`; the contract they are
+written against is :mod:`.contract`.
+"""
 
 from .base import Direction, FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment, Term
+from .contract import Start, StateSpec, UpdateView
 from .first_moment import (
     BiasCorrectedAverage,
     DeltaScaledGradient,
-    Gradient,
+    NoFirstMoment,
     HeavyBall,
     NesterovAverage,
     ScaledMomentum,
@@ -26,7 +31,7 @@ __all__ = [
     "DeltaScaledGradient",
     "Direction",
     "FirstMoment",
-    "Gradient",
+    "NoFirstMoment",
     "GradientRule",
     "HeavyBall",
     "InverseTimeDecay",
@@ -39,6 +44,9 @@ __all__ = [
     "ScaledMomentum",
     "SecondMoment",
     "SquaredAverage",
+    "Start",
+    "StateSpec",
     "Term",
+    "UpdateView",
     "WeightDecay",
 ]

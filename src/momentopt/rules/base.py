@@ -1,16 +1,16 @@
-"""What every rule is: a named piece of the four-step framework with its own state.
+"""What every rule is: one piece of the four-step framework, with its declared state.
 
-The four steps (the seed's unified framework), for one parameter ``w`` at step ``t``:
+The four steps, for one parameter ``w`` at step ``t``:
 
 1. gradient ``g = ∇f(w)``, shaped by :class:`GradientRule` s (maximize, weight decay);
 2. moments: the :class:`SecondMoment` rule ψ turns ``g`` into a denominator ``√V`` (or none),
    the :class:`FirstMoment` rule φ turns ``g`` (and ``√V``) into a :data:`Direction`;
-3. step ``η = α_t · m / √V``, where :class:`LrSchedule` rules give ``α_t``;
-4. update ``w ← w − η`` (done by the engine, never by a rule).
+3. step ``η = α_t · m / √V``, where :class:`LrSchedule` rules turn ``α`` into ``α_t``;
+4. update ``w ← w − η`` (done by whatever runs the rules, never by a rule).
 
 A rule reads its hyperparameters from the param group by their torch.optim names, declares
-the state it keeps under torch.optim's key names, and writes its math once against the
-tensor method vocabulary, so the per-tensor and multi-tensor executors both run it.
+its state (:class:`~.contract.StateSpec`, under torch.optim's key names) and writes its math
+once against :class:`~.contract.UpdateView` and the tensor vocabulary.
 """
 
 from __future__ import annotations
@@ -19,21 +19,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from torch import Tensor
-
-from ..engine.bundle import Bundle
-from ..engine.tensorlist import Tensors
-
-Scalar = float | Tensor
+from .contract import Scalar, StateSpec, UpdateView
 
 
 @dataclass
 class Term:
-    """One summand of the step: ``coef · tensor / denom`` (``denom`` None means 1)."""
+    """One summand of the step: ``coef / divisor · tensor / denom`` (``denom`` None means 1).
 
-    tensor: Tensors
+    The scalar factor is kept as ``coef`` and ``divisor`` so the update computes
+    ``(−α_t · coef) / divisor`` in that order, as torch.optim rounds it.
+    """
+
+    tensor: Any
     coef: Scalar = 1.0
-    denom: Tensors | None = None
+    denom: Any = None
+    divisor: Scalar = 1.0
 
 
 Direction = list[Term]
@@ -44,27 +44,18 @@ class Rule:
     """Base of all rules.
 
     Class attributes:
-        role: which step of the framework the rule fills ("gradient", "first", "second",
-            "schedule").
-        hyperparameters: the param-group keys the rule reads, with their default values.
-        scalar_state: names of 0-d state tensors the rule keeps (besides ``step``).
+        hyperparameters: the param-group keys the rule reads, with the values an optimizer
+            composed from it (:func:`momentopt.compose`) takes by default.
+        state: the state the rule keeps (see :class:`~.contract.StateSpec`).
     """
 
-    role: ClassVar[str] = ""
     hyperparameters: ClassVar[Mapping[str, Any]] = {}
-    scalar_state: ClassVar[tuple[str, ...]] = ()
+    state: ClassVar[tuple[StateSpec, ...]] = ()
 
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        """Create this rule's state for ``param`` before its first step (default: none)."""
-
-    def check_sparse(self, group: Mapping[str, Any]) -> None:
-        """Raise torch's error if the rule cannot use a sparse gradient (default: it can)."""
-
-    def lazy_state(self, group: Mapping[str, Any]) -> tuple[str, ...]:
-        """State keys created during a step rather than before it (see SGD's buffer)."""
-        return ()
+    def densifies_sparse(self, group: Mapping[str, Any]) -> bool:
+        """Whether, under ``group``'s hyperparameters, the rule would turn a sparse gradient
+        into a dense one (so a sparse gradient cannot be used; default: no)."""
+        return False
 
     def formula(self, group: Mapping[str, Any]) -> str:
         """The rule's math for ``group``'s hyperparameters, one line per update."""
@@ -77,34 +68,30 @@ class Rule:
 class GradientRule(Rule):
     """Step 1: shapes the gradient (and may change the weights before the step)."""
 
-    role = "gradient"
-
-    def apply(self, b: Bundle, g: Tensors) -> Tensors:
+    def apply(self, view: UpdateView, g: Any) -> Any:
+        """The gradient the moments see, from ``g``."""
         raise NotImplementedError
 
 
 class SecondMoment(Rule):
     """Step 2, ψ: updates ``V`` from ``g`` and returns the denominator ``√V`` (None for 1)."""
 
-    role = "second"
-
-    def denominator(self, b: Bundle, g: Tensors) -> Tensors | None:
+    def denominator(self, view: UpdateView, g: Any) -> Any:
+        """Update ``V`` and return ``√V`` (with its ε), or None for ``V = 1``."""
         raise NotImplementedError
 
 
 class FirstMoment(Rule):
     """Step 2, φ: updates ``m`` from ``g`` and returns the step direction, given ``√V``."""
 
-    role = "first"
-
-    def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
+    def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
+        """Update ``m`` and return the direction's terms."""
         raise NotImplementedError
 
 
 class LrSchedule(Rule):
-    """Step 3: a factor on the learning rate that depends on ``t`` (e.g. AdaGrad's lr_decay)."""
+    """Step 3: the learning rate ``α_t`` at step ``t`` from the group's ``α``."""
 
-    role = "schedule"
-
-    def factor(self, b: Bundle) -> Scalar:
+    def lr(self, view: UpdateView, lr: Scalar) -> Scalar:
+        """``α_t`` for this step, from ``lr`` (the group's, or an earlier schedule's)."""
         raise NotImplementedError

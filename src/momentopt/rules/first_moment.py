@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from ..engine.bundle import Bundle
-from ..engine.tensorlist import Tensors
 from .averages import ema_, ema_of_squares_
 from .base import Direction, FirstMoment, Term
+from .contract import Start, StateSpec, UpdateView
 
 
-class Gradient(FirstMoment):
+class NoFirstMoment(FirstMoment):
     """φ = g: the step follows the (preconditioned) gradient itself."""
 
-    def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
+    def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
         return [Term(g, 1.0, denom)]
 
     def formula(self, group: Mapping[str, Any]) -> str:
@@ -25,27 +21,32 @@ class Gradient(FirstMoment):
 
 
 class HeavyBall(FirstMoment):
-    """SGD momentum: ``b ← μ·b + (1−dampening)·g``, starting as ``b = g`` (``momentum_buffer``).
+    """Heavy-ball momentum (Polyak, 1964), as torch.optim's SGD runs it.
 
-    ``m = b``, or ``m = g + μ·b`` with ``nesterov`` (Sutskever's form). Applied before the
-    denominator, if a recipe has one. With ``momentum = 0`` it is plain ``m = g``.
+    .. math::
+        b_1 = g_1, \\qquad b_t = μ b_{t−1} + (1 − \\text{dampening})\\, g_t, \\qquad
+        m_t = b_t \\;\\text{or, with nesterov,}\\; m_t = g_t + μ b_t
+
+    (Sutskever et al., "On the importance of initialization and momentum in deep learning",
+    ICML 2013, for the Nesterov form). State ``momentum_buffer``, kept when μ ≠ 0. Applied
+    before the denominator, if a recipe has one. With μ = 0 it is plain ``m = g``.
     """
 
     hyperparameters = {"momentum": 0.0, "dampening": 0.0, "nesterov": False}
+    state = (
+        StateSpec("momentum_buffer", Start.FIRST_VALUE, exists=lambda g: g["momentum"] != 0),
+    )
 
-    def lazy_state(self, group: Mapping[str, Any]) -> tuple[str, ...]:
-        return ("momentum_buffer",) if group["momentum"] != 0 else ()
-
-    def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
-        momentum = b.hp["momentum"]
+    def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
+        momentum = view.group["momentum"]
         if momentum == 0:
             return [Term(g, 1.0, denom)]
-        if b.has("momentum_buffer"):
-            buf = b.state("momentum_buffer").mul_(momentum).add_(g, alpha=1 - b.hp["dampening"])
+        if view.has("momentum_buffer"):
+            buf = view.state("momentum_buffer").mul_(momentum)
+            buf = buf.add_(g, alpha=1 - view.group["dampening"])
         else:
-            buf = g.detach().clone()
-            b.store("momentum_buffer", buf)
-        m = g.add(buf, alpha=momentum) if b.hp["nesterov"] else buf
+            buf = view.start("momentum_buffer", g)
+        m = g.add(buf, alpha=momentum) if view.group["nesterov"] else buf
         return [Term(m, 1.0, denom)]
 
     def formula(self, group: Mapping[str, Any]) -> str:
@@ -56,27 +57,27 @@ class HeavyBall(FirstMoment):
 
 
 class ScaledMomentum(FirstMoment):
-    """RMSProp momentum, applied after the denominator: ``b ← μ·b + g/√V`` (``momentum_buffer``,
-    starts at 0), ``m = b``; with ``nesterov`` (not in torch's RMSprop), ``m = g/√V + μ·b``.
-    With ``momentum = 0``: ``m = g/√V``.
+    """Momentum applied after the denominator, as torch.optim's RMSprop runs it.
+
+    .. math::
+        b_t = μ b_{t−1} + g_t / \\sqrt{V_t}, \\qquad m_t = b_t
+        \\;\\text{or, with nesterov,}\\; m_t = g_t/\\sqrt{V_t} + μ b_t
+
+    State ``momentum_buffer`` (starts at 0), kept when μ > 0 (Tieleman & Hinton, 2012,
+    lecture 6.5, for RMSProp). With μ = 0: ``m = g/√V``.
     """
 
     hyperparameters = {"momentum": 0.0}
+    state = (StateSpec("momentum_buffer", exists=lambda g: g["momentum"] > 0),)
 
     def __init__(self, nesterov: bool = False) -> None:
         self.nesterov = nesterov
 
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        if group["momentum"] > 0:
-            state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-    def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
-        momentum = b.hp["momentum"]
+    def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
+        momentum = view.group["momentum"]
         if momentum <= 0:
             return [Term(g, 1.0, denom)]
-        buf = b.state("momentum_buffer").mul_(momentum)
+        buf = view.state("momentum_buffer").mul_(momentum)
         buf = buf.addcdiv_(g, denom) if denom is not None else buf.add_(g)
         if self.nesterov:
             return [Term(g, 1.0, denom), Term(buf, momentum)]
@@ -93,70 +94,52 @@ class ScaledMomentum(FirstMoment):
 
 
 class BiasCorrectedAverage(FirstMoment):
-    """Adam: ``m ← β1·m + (1−β1)·g`` (``exp_avg``), step ``m/(1−β1^t)``."""
+    """Adam's first moment (Kingma & Ba, "Adam: A Method for Stochastic Optimization",
+    ICLR 2015).
+
+    .. math::
+        m_t = β_1 m_{t−1} + (1 − β_1) g_t, \\qquad \\hat m_t = m_t / (1 − β_1^t)
+
+    State ``exp_avg``.
+    """
 
     hyperparameters = {"betas": (0.9, 0.999)}
+    state = (StateSpec("exp_avg"),)
 
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-    def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
-        beta1, _ = b.hp["betas"]
-        m = ema_(b.state("exp_avg"), g, beta1)
-        if b.differentiable:
-            m = m.clone()
-        return [Term(m, 1 / (1 - beta1**b.step), denom)]
+    def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
+        beta1, _ = view.group["betas"]
+        m = ema_(view.state("exp_avg"), g, beta1)
+        return [Term(m, 1.0, denom, divisor=1 - beta1**view.t)]
 
     def formula(self, group: Mapping[str, Any]) -> str:
         return "m ← β1·m + (1−β1)·g   (exp_avg);  m̂ = m/(1−β1^t)"
 
 
 class NesterovAverage(FirstMoment):
-    """NAdam: ``m ← β1·m + (1−β1)·g`` with the momentum schedule
-    ``μ_t = β1·(1 − ½·0.96^(t·ψ))`` (ψ = ``momentum_decay``) and ``Π_t = Π μ_i``
-    (``mu_product``); step ``(1−μ_t)/(1−Π_t)·g + μ_{t+1}/(1−Π_t·μ_{t+1})·m``.
+    """NAdam's first moment (Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016
+    workshop), with torch.optim's momentum schedule.
+
+    .. math::
+        μ_t = β_1 (1 − ½ · 0.96^{tψ}), \\qquad Π_t = \\prod_{i ≤ t} μ_i, \\qquad
+        m_t = β_1 m_{t−1} + (1 − β_1) g_t,
+
+        \\hat m_t = \\frac{1 − μ_t}{1 − Π_t} g_t + \\frac{μ_{t+1}}{1 − Π_t μ_{t+1}} m_t
+
+    (ψ = ``momentum_decay``). State ``mu_product`` (a scalar, starts at 1) and ``exp_avg``.
     """
 
     hyperparameters = {"betas": (0.9, 0.999), "momentum_decay": 4e-3}
-    scalar_state = ("mu_product",)
+    state = (StateSpec("mu_product", Start.ONE, scalar=True), StateSpec("exp_avg"))
 
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        state["mu_product"] = torch.ones((), dtype=state["step"].dtype, device=state["step"].device)
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-    def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
-        (beta1, _), psi, t = b.hp["betas"], b.hp["momentum_decay"], b.step
+    def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
+        (beta1, _), psi, t = view.group["betas"], view.group["momentum_decay"], view.t
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
-        if b.differentiable:
-            return self._recorded_direction(b, g, denom, mu, mu_next)
-        mu_product = b.scale_scalar_("mu_product", mu)
-        m = ema_(b.state("exp_avg"), g, beta1)
+        mu_product = view.scale_scalar_("mu_product", mu)
+        m = ema_(view.state("exp_avg"), g, beta1)
         return [
-            Term(g, (1.0 - mu) / (1.0 - mu_product), denom),
-            Term(m, mu_next / (1.0 - mu_product * mu_next), denom),
-        ]
-
-    @staticmethod
-    def _recorded_direction(b: Bundle, g: Tensors, denom: Tensors | None, mu: Any,
-                            mu_next: Any) -> Direction:
-        """``differentiable=True`` (one tensor per bundle): ``Π ← Π·μ_t`` in place on the state
-        tensor, as torch does, so autograd carries gradients to ``mu_product``. The
-        coefficients are computed in float64 from the stored ``Π`` — the very numbers the
-        other executors compute from ``Π.item()`` — so the step's values equal the normal
-        step's (torch's differentiable step computes them in ``Π``'s float32 and differs
-        from its own normal step by that rounding)."""
-        mu_product = b.state("mu_product")
-        mu_product.mul_(mu)
-        wide = mu_product.to(torch.float64)
-        m = ema_(b.state("exp_avg"), g, b.hp["betas"][0]).clone()
-        return [
-            Term(g, (1.0 - mu) / (1.0 - wide), denom),
-            Term(m, mu_next / (1.0 - wide * mu_next), denom),
+            Term(g, 1.0 - mu, denom, divisor=1.0 - mu_product),
+            Term(m, mu_next, denom, divisor=1.0 - mu_product * mu_next),
         ]
 
     def formula(self, group: Mapping[str, Any]) -> str:
@@ -168,24 +151,25 @@ class NesterovAverage(FirstMoment):
 
 
 class DeltaScaledGradient(FirstMoment):
-    """AdaDelta: ``Δ = √(U + ε)/√V · g``, then ``U ← ρ·U + (1−ρ)·Δ²`` (``acc_delta``)."""
+    """AdaDelta's first moment (Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012).
+
+    .. math::
+        Δ_t = \\frac{\\sqrt{U_{t−1} + ε}}{\\sqrt{V_t}}\\, g_t, \\qquad
+        U_t = ρ U_{t−1} + (1 − ρ) Δ_t^2
+
+    State ``acc_delta``; the step is ``Δ`` itself (its denominator is already applied).
+    """
 
     hyperparameters = {"rho": 0.9, "eps": 1e-6}
+    state = (StateSpec("acc_delta", signed=False),)
 
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        state["acc_delta"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-    def direction(self, b: Bundle, g: Tensors, denom: Tensors | None) -> Direction:
-        acc_delta = b.state("acc_delta")
-        delta = acc_delta.add(b.hp["eps"]).sqrt_()
-        if b.differentiable:
-            delta = delta.clone()
+    def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
+        acc_delta = view.state("acc_delta")
+        delta = acc_delta.add(view.group["eps"]).sqrt_()
         if denom is not None:
             delta.div_(denom)
         delta.mul_(g)
-        ema_of_squares_(acc_delta, delta, b.hp["rho"])
+        ema_of_squares_(acc_delta, delta, view.group["rho"])
         return [Term(delta)]
 
     def formula(self, group: Mapping[str, Any]) -> str:

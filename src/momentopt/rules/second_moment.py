@@ -6,18 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from ..engine.bundle import Bundle
-from ..engine.tensorlist import Tensors, maximum_
-from .averages import ema_, ema_of_squares_, plus_eps
+from .averages import ema_, ema_of_squares_
 from .base import SecondMoment
+from .contract import Start, StateSpec, UpdateView
 
 
 class NoSecondMoment(SecondMoment):
     """ψ = 1: plain (momentum) SGD."""
 
-    def denominator(self, b: Bundle, g: Tensors) -> None:
+    def denominator(self, view: UpdateView, g: Any) -> None:
         return None
 
     def formula(self, group: Mapping[str, Any]) -> str:
@@ -25,68 +23,55 @@ class NoSecondMoment(SecondMoment):
 
 
 class AccumulatedSquares(SecondMoment):
-    """AdaGrad: ``V ← V + g²`` (state ``sum``, starts at ``initial_accumulator_value``);
-    denominator ``√V + ε``.
+    """AdaGrad's accumulator (Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online
+    Learning and Stochastic Optimization", JMLR 2011).
 
-    Sparse gradients update only their rows. ``start_from_defaults`` reads the starting value
-    from the optimizer's defaults rather than the group, as torch.optim's Adagrad does.
+    .. math::
+        V_t = V_{t−1} + g_t^2, \\qquad \\text{denominator } \\sqrt{V_t} + ε
+
+    State ``sum``, starting at ``initial_accumulator_value``. A sparse gradient updates only
+    its rows.
     """
 
     hyperparameters = {"eps": 1e-10, "initial_accumulator_value": 0.0}
+    state = (
+        StateSpec("sum", Start.FILL, value="initial_accumulator_value", signed=False),
+    )
 
-    def __init__(self, start_from_defaults: bool = False) -> None:
-        self.start_from_defaults = start_from_defaults
-
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        source = defaults if self.start_from_defaults else group
-        start = source.get("initial_accumulator_value", 0.0)
-        value = complex(start, start) if torch.is_complex(param) else start
-        state["sum"] = torch.full_like(param, value, memory_format=torch.preserve_format)
-
-    def denominator(self, b: Bundle, g: Tensors) -> Tensors:
-        total, eps = b.state("sum"), b.hp["eps"]
-        if g.is_sparse:
-            total.add_(torch.sparse_coo_tensor(g._indices(), g._values().pow(2), g.size()))
-            masked = total.sparse_mask(g)
-            return torch.sparse_coo_tensor(
-                masked._indices(), masked._values().sqrt_().add_(eps), g.size()
-            )
-        total.addcmul_(g, g, value=1)
-        return plus_eps(total.sqrt(), eps, b.differentiable)
+    def denominator(self, view: UpdateView, g: Any) -> Any:
+        total = view.state("sum").addcmul_(g, g, value=1)
+        return total.sqrt().add_(view.group["eps"])
 
     def formula(self, group: Mapping[str, Any]) -> str:
         return "V ← V + g²   (sum);  √V + ε"
 
-    def __repr__(self) -> str:
-        return f"AccumulatedSquares(start_from_defaults={self.start_from_defaults})"
-
 
 class SquaredAverage(SecondMoment):
-    """RMSProp: ``V ← α·V + (1−α)·g²`` (``square_avg``); denominator ``√V + ε``.
+    """RMSProp's second moment (Tieleman & Hinton, 2012; centered: Graves, "Generating
+    Sequences With Recurrent Neural Networks", 2013).
 
-    ``centered`` also keeps ``ḡ ← α·ḡ + (1−α)·g`` (``grad_avg``) and uses ``√(V − ḡ²) + ε``.
+    .. math::
+        V_t = α V_{t−1} + (1 − α) g_t^2, \\qquad \\text{denominator } \\sqrt{V_t} + ε
+
+    ``centered`` also keeps ``ḡ_t = α ḡ_{t−1} + (1 − α) g_t`` (``grad_avg``) and uses
+    ``√(V_t − ḡ_t²) + ε``. State ``square_avg`` (and ``grad_avg``).
     """
 
     hyperparameters = {"alpha": 0.99, "eps": 1e-8, "centered": False}
+    state = (
+        StateSpec("square_avg", signed=False),
+        StateSpec("grad_avg", exists=lambda g: bool(g["centered"])),
+    )
 
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        if group["centered"]:
-            state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-    def denominator(self, b: Bundle, g: Tensors) -> Tensors:
-        alpha = b.hp["alpha"]
-        square_avg = ema_of_squares_(b.state("square_avg"), g, alpha)
-        if b.hp["centered"]:
-            grad_avg = ema_(b.state("grad_avg"), g, alpha)
+    def denominator(self, view: UpdateView, g: Any) -> Any:
+        alpha = view.group["alpha"]
+        square_avg = ema_of_squares_(view.state("square_avg"), g, alpha)
+        if view.group["centered"]:
+            grad_avg = ema_(view.state("grad_avg"), g, alpha)
             root = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
         else:
             root = square_avg.sqrt()
-        return plus_eps(root, b.hp["eps"], b.differentiable)
+        return root.add_(view.group["eps"])
 
     def formula(self, group: Mapping[str, Any]) -> str:
         if group["centered"]:
@@ -95,46 +80,51 @@ class SquaredAverage(SecondMoment):
 
 
 class RootMeanSquare(SecondMoment):
-    """AdaDelta: ``V ← ρ·V + (1−ρ)·g²`` (``square_avg``); denominator ``√(V + ε)``."""
+    """AdaDelta's second moment (Zeiler, 2012).
+
+    .. math::
+        V_t = ρ V_{t−1} + (1 − ρ) g_t^2, \\qquad \\text{denominator } \\sqrt{V_t + ε}
+
+    State ``square_avg``.
+    """
 
     hyperparameters = {"rho": 0.9, "eps": 1e-6}
+    state = (StateSpec("square_avg", signed=False),)
 
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-    def denominator(self, b: Bundle, g: Tensors) -> Tensors:
-        square_avg = ema_of_squares_(b.state("square_avg"), g, b.hp["rho"])
-        return square_avg.add(b.hp["eps"]).sqrt_()
+    def denominator(self, view: UpdateView, g: Any) -> Any:
+        square_avg = ema_of_squares_(view.state("square_avg"), g, view.group["rho"])
+        return square_avg.add(view.group["eps"]).sqrt_()
 
     def formula(self, group: Mapping[str, Any]) -> str:
         return "V ← ρ·V + (1−ρ)·g²   (square_avg);  √(V + ε)"
 
 
 class BiasCorrectedSquaredAverage(SecondMoment):
-    """Adam: ``v ← β2·v + (1−β2)·g²`` (``exp_avg_sq``); denominator ``√(v̂/(1−β2^t)) + ε``.
+    """Adam's second moment (Kingma & Ba, 2015; AMSGrad: Reddi, Kale & Kumar, "On the
+    Convergence of Adam and Beyond", ICLR 2018).
 
-    ``amsgrad`` keeps the running maximum ``v̂ = max(v̂, v)`` (``max_exp_avg_sq``) and uses it
-    in place of ``v``.
+    .. math::
+        v_t = β_2 v_{t−1} + (1 − β_2) g_t^2, \\qquad
+        \\text{denominator } \\sqrt{v_t} / \\sqrt{1 − β_2^t} + ε
+
+    ``amsgrad`` keeps the running maximum ``v̂_t = max(v̂_{t−1}, v_t)`` (``max_exp_avg_sq``)
+    and uses it in place of ``v_t``. State ``exp_avg_sq`` (and ``max_exp_avg_sq``).
     """
 
     hyperparameters = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False}
+    state = (
+        StateSpec("exp_avg_sq", signed=False),
+        StateSpec("max_exp_avg_sq", signed=False, exists=lambda g: bool(g.get("amsgrad"))),
+    )
 
-    def init_state(
-        self, param: Tensor, group: Mapping[str, Any], state: dict[str, Any], defaults: Mapping[str, Any]
-    ) -> None:
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        if group.get("amsgrad", False):
-            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-    def denominator(self, b: Bundle, g: Tensors) -> Tensors:
-        _, beta2 = b.hp["betas"]
-        v = ema_of_squares_(b.state("exp_avg_sq"), g, beta2)
-        if b.hp.get("amsgrad", False):
-            v = maximum_(b.state("max_exp_avg_sq"), v, b.differentiable)
-        correction_sqrt = (1 - beta2**b.step) ** 0.5
-        return v.sqrt().div(correction_sqrt).add_(b.hp["eps"])
+    def denominator(self, view: UpdateView, g: Any) -> Any:
+        _, beta2 = view.group["betas"]
+        v = ema_of_squares_(view.state("exp_avg_sq"), g, beta2)
+        if view.group.get("amsgrad", False):
+            running_max = view.state("max_exp_avg_sq")
+            v = torch.maximum(running_max, v, out=running_max)
+        correction_sqrt = (1 - beta2**view.t) ** 0.5
+        return v.sqrt().div(correction_sqrt).add_(view.group["eps"])
 
     def formula(self, group: Mapping[str, Any]) -> str:
         line = "v ← β2·v + (1−β2)·g²   (exp_avg_sq)"

@@ -1,0 +1,109 @@
+"""torch.optim's conventions that are not math: written once, here.
+
+The rules hold the math and the engine runs any recipe; what makes a recipe behave exactly
+like a torch.optim class lives in this module: torch's state_dict key order, which of
+torch's fused kernels computes which recipe and how the group's keys map to the kernel's
+arguments, the gradient rules every torch.optim class applies, and the texts of torch's
+refusals that depend on the class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..engine.recipe import Recipe
+from ..engine.torch_kernels import TorchKernel, flag, number
+from ..rules.base import FirstMoment, GradientRule, LrSchedule, SecondMoment
+from ..rules.gradient import Maximize, WeightDecay
+from ..rules.second_moment import NoSecondMoment
+
+STATE_ORDER = (
+    "step", "mu_product", "square_avg", "momentum_buffer", "grad_avg", "acc_delta", "sum",
+    "exp_avg", "exp_avg_sq", "max_exp_avg_sq",
+)
+"""The order in which torch.optim's classes create their state keys (the state_dict
+layout); a class uses the keys of its own recipe."""
+
+
+def torch_recipe(
+    first: FirstMoment,
+    second: SecondMoment | None = None,
+    *,
+    gradient: tuple[GradientRule, ...] | None = None,
+    schedule: tuple[LrSchedule, ...] = (),
+    counts_steps: bool = True,
+    eager_state: bool = False,
+    fill_from_defaults: bool = False,
+) -> Recipe:
+    """A recipe with torch.optim's conventions: ``maximize`` then weight decay (coupled, or
+    as the group's ``decoupled_weight_decay`` says) on the gradient, torch's key order."""
+    return Recipe(
+        first=first,
+        second=NoSecondMoment() if second is None else second,
+        gradient=(Maximize(), WeightDecay()) if gradient is None else gradient,
+        schedule=schedule,
+        counts_steps=counts_steps,
+        eager_state=eager_state,
+        state_order=STATE_ORDER,
+        fill_from_defaults=fill_from_defaults,
+    )
+
+
+# -- torch's fused kernels -----------------------------------------------------------------
+def _adam_states(group: Mapping[str, Any]) -> tuple[str, ...]:
+    names = ("exp_avg", "exp_avg_sq")
+    return (*names, "max_exp_avg_sq") if group.get("amsgrad") else names
+
+
+def _adam_arguments(group: Mapping[str, Any]) -> dict[str, Any]:
+    beta1, beta2 = group["betas"]  # torch's step unpacks them: betas of another length raise
+    return {
+        "lr": number(group["lr"]), "beta1": number(beta1), "beta2": number(beta2),
+        "weight_decay": number(group["weight_decay"]), "eps": number(group["eps"]),
+        "amsgrad": flag(group.get("amsgrad", False)), "maximize": flag(group["maximize"]),
+    }
+
+
+def _adam_applies(decoupled: bool) -> Any:
+    """Adam or AdamW, without AMSGrad: torch's kernel keeps ``max(v̂_max, v̂)`` without NaN
+    (its max drops a NaN that ``torch.maximum`` keeps), so AMSGrad runs the recipe."""
+    return lambda group: (
+        bool(group.get("decoupled_weight_decay")) == decoupled and not group.get("amsgrad")
+    )
+
+
+FUSED_ADAM = TorchKernel(
+    "_fused_adam_", applies=_adam_applies(decoupled=False), states=_adam_states,
+    arguments=_adam_arguments, state_lists=3, flags=("amsgrad", "maximize"),
+)
+FUSED_ADAMW = TorchKernel(
+    "_fused_adamw_", applies=_adam_applies(decoupled=True), states=_adam_states,
+    arguments=_adam_arguments, state_lists=3, flags=("amsgrad", "maximize"),
+)
+FUSED_SGD = TorchKernel(
+    "_fused_sgd_",
+    # plain SGD is one foreach op already, and torch's kernel is slower at it
+    applies=lambda group: bool(
+        group["momentum"] != 0 or group["weight_decay"] != 0 or group["maximize"]
+    ),
+    states=lambda group: ("momentum_buffer",) if group["momentum"] != 0 else (),
+    arguments=lambda group: {
+        "weight_decay": number(group["weight_decay"]), "momentum": number(group["momentum"]),
+        "lr": number(group["lr"]),
+        "dampening": number(group["dampening"]) if group["momentum"] != 0 else 0.0,  # unread
+        "nesterov": flag(group["nesterov"]), "maximize": flag(group["maximize"]),
+    },
+    takes_steps=False, created_in_step="momentum_buffer", flags=("nesterov", "maximize"),
+)
+FUSED_ADAGRAD = TorchKernel(
+    "_fused_adagrad_",
+    applies=lambda group: True,
+    states=lambda group: ("sum",),
+    arguments=lambda group: {
+        "lr": number(group["lr"]), "lr_decay": number(group["lr_decay"]),
+        "weight_decay": number(group["weight_decay"]), "eps": number(group["eps"]),
+        "maximize": flag(group["maximize"]),
+    },
+    devices=("cpu",),  # torch 2.13 has no CUDA kernel for it
+)
