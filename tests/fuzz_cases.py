@@ -60,17 +60,39 @@ WRONG_TYPES = ("0.1", None, [0.1])
 
 # Every constructor argument, as (usual values, edge values): the usual ones are mostly
 # accepted by torch, the edge ones mostly refused (or accepted and numerically extreme).
-LR = ((1e-3, 0.1, 1.0, 0.0, 1e-30, t0(0.05), t1(0.05), t0(0.02, "float64")),
-      (-1e-3, NAN, INF, -INF, 1e30, TensorValue((0.1, 0.2), (2,)), *WRONG_TYPES))
+LR = (
+    (1e-3, 0.1, 1.0, 0.0, 1e-30, t0(0.05), t1(0.05), t0(0.02, "float64")),
+    (-1e-3, NAN, INF, -INF, 1e30, TensorValue((0.1, 0.2), (2,)), *WRONG_TYPES),
+)
 NONNEG = ((0.0, 1e-2, 1.0, 1e-30), (-0.1, NAN, INF, -INF, 1e30, *WRONG_TYPES))
 FRACTION = ((0.0, 0.5, 0.9, 1.0, 0.999999), (-0.1, 1.5, NAN, INF, 1e30, *WRONG_TYPES))
 FLAG = ((False, True), (None, 1, "yes"))
 BETAS = (
-    ((0.9, 0.999), (0.0, 0.0), (0.999999, 0.999999), (0.5, 0.9),
-     (t0(0.9), t0(0.999)), (t1(0.8), t1(0.99))),
-    ((1.0, 0.999), (0.9, 1.0), (-0.1, 0.9), (NAN, 0.999), (0.9, NAN), (INF, 0.9), [0.9, 0.999],
-     (t0(0.9), 0.999), (t0(1.0), t0(0.9)), (TensorValue((0.9, 0.8), (2,)), t0(0.9)), (0.9,),
-     0.9, None, ("a", "b"), (0.9, 0.999, 0.5)),
+    (
+        (0.9, 0.999),
+        (0.0, 0.0),
+        (0.999999, 0.999999),
+        (0.5, 0.9),
+        (t0(0.9), t0(0.999)),
+        (t1(0.8), t1(0.99)),
+    ),
+    (
+        (1.0, 0.999),
+        (0.9, 1.0),
+        (-0.1, 0.9),
+        (NAN, 0.999),
+        (0.9, NAN),
+        (INF, 0.9),
+        [0.9, 0.999],
+        (t0(0.9), 0.999),
+        (t0(1.0), t0(0.9)),
+        (TensorValue((0.9, 0.8), (2,)), t0(0.9)),
+        (0.9,),
+        0.9,
+        None,
+        ("a", "b"),
+        (0.9, 0.999, 0.5),
+    ),
 )
 POOLS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
     "lr": LR,
@@ -84,8 +106,18 @@ POOLS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
     "alpha": FRACTION,
     "momentum_decay": ((4e-3, 0.0, 1.0), (-0.1, NAN, INF, 1e30, *WRONG_TYPES)),
     "betas": BETAS,
-    **{flag: FLAG for flag in ("nesterov", "maximize", "amsgrad", "centered",
-                               "decoupled_weight_decay", "capturable", "differentiable")},
+    **{
+        flag: FLAG
+        for flag in (
+            "nesterov",
+            "maximize",
+            "amsgrad",
+            "centered",
+            "decoupled_weight_decay",
+            "capturable",
+            "differentiable",
+        )
+    },
 }
 TENSOR_VALUES: dict[str, tuple[Any, ...]] = {"weight_decay": (t0(0.01),)}
 """Usual tensor values of keys whose pool above has none, for the classes that take that key
@@ -112,16 +144,40 @@ def pool(name: str, key: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     return usual, edge
 
 
-SHAPES = ("vector", "matrix", "0d", "empty", "empty2d", "row257", "col257", "3d", "transposed",
-          "slice", "slice2d", "expanded", "big")
+SHAPES = (
+    "vector",
+    "matrix",
+    "0d",
+    "empty",
+    "empty2d",
+    "row257",
+    "col257",
+    "3d",
+    "transposed",
+    "slice",
+    "slice2d",
+    "expanded",
+    "big",
+)
 """Parameter layouts (see :func:`tests.fuzz_run.make_param`); ``big`` is above momentopt's
 65536-element limit for its small-tensor paths."""
 PARAM_KINDS = ("parameter", "plain", "nonleaf")
 """``nn.Parameter``; a tensor that does not require grad (what ``differentiable=True``
 steps); a non-leaf tensor (refused by torch unless differentiable)."""
 NON_FINITE = ("nan", "inf", "-inf", "mixed", "huge")
-GRAD_VALUES = ("normal", "none", "zeros", "tiny", "huge", "denormal", "nan", "inf", "-inf",
-               "mixed", "sparse")
+GRAD_VALUES = (
+    "normal",
+    "none",
+    "zeros",
+    "tiny",
+    "huge",
+    "denormal",
+    "nan",
+    "inf",
+    "-inf",
+    "mixed",
+    "sparse",
+)
 GRAD_LAYOUTS = ("like", "contiguous", "transposed", "strided", "expanded")
 """``like`` is ``empty_like(param)``'s strides; the others differ from the param's where the
 shape allows it (a transposed/permuted buffer, a strided slice of a bigger one, a broadcast)."""
@@ -227,7 +283,13 @@ def cases(draw: st.DrawFn, name: str, executor: str) -> Case:
     if executor == "fused" and draw(st.integers(0, 9)) == 0:
         extra = {"foreach": draw(st.sampled_from((False, True)))}
     return Case(
-        name=name, executor=executor, kwargs=kwargs, params=params, steps=tuple(steps),
-        second_group=second, group_overrides=overrides,
-        duplicate=draw(st.integers(0, 29)) == 0, executor_extra=extra,
+        name=name,
+        executor=executor,
+        kwargs=kwargs,
+        params=params,
+        steps=tuple(steps),
+        second_group=second,
+        group_overrides=overrides,
+        duplicate=draw(st.integers(0, 29)) == 0,
+        executor_extra=extra,
     )

@@ -250,8 +250,12 @@ def scalar_eps(case: Case) -> float:
     ``lr/(1 − β1^t)``, ... in a tensor hyperparameter's dtype (float32 for ``torch.tensor(
     0.01)``), momentopt in float64; for float64 parameters the two differ by float32
     rounding of those scalars."""
-    found = [v for v in (*case.kwargs.values(), *case.group_overrides.values())
-             for v in (v if isinstance(v, tuple) else (v,)) if isinstance(v, TensorValue)]
+    found = [
+        v
+        for v in (*case.kwargs.values(), *case.group_overrides.values())
+        for v in (v if isinstance(v, tuple) else (v,))
+        if isinstance(v, TensorValue)
+    ]
     return max((torch.finfo(getattr(torch, v.dtype)).eps for v in found), default=0.0)
 
 
@@ -284,8 +288,9 @@ def typical(t: Tensor) -> Tensor:
     return finite.median() if finite.numel() else torch.zeros((), dtype=t.dtype)
 
 
-def assert_close(actual: Tensor, expected: Tensor, scale: Tensor | None, steps: int,
-                 what: str, eps: float = 0.0) -> None:
+def assert_close(
+    actual: Tensor, expected: Tensor, scale: Tensor | None, steps: int, what: str, eps: float = 0.0
+) -> None:
     """Same dtype and shape; NaN and ±inf at the same positions; finite values within
     :func:`tolerance` of ``scale`` (default: the expected values' magnitude plus their
     :func:`typical` one). The message shows the numbers."""
@@ -331,19 +336,28 @@ def update_scale(before: Tensor, after: Tensor) -> Tensor:
 def _values_equal(a: Any, b: Any) -> bool:
     """Hyperparameter equality: tensors by dtype, shape and values, NaN equal to NaN."""
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return (isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype == b.dtype
-                and a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
-                and torch.equal(a.nan_to_num(), b.nan_to_num()))
+        return (
+            isinstance(a, Tensor)
+            and isinstance(b, Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and torch.equal(a.isnan(), b.isnan())
+            and torch.equal(a.nan_to_num(), b.nan_to_num())
+        )
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return (type(a) is type(b) and len(a) == len(b)
-                and all(_values_equal(x, y) for x, y in zip(a, b, strict=True)))
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_values_equal(x, y) for x, y in zip(a, b, strict=True))
+        )
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return type(a) is type(b) and a == b
 
 
-def assert_groups_equal(ours: Sequence[dict[str, Any]], torch_: Sequence[dict[str, Any]],
-                        what: str) -> None:
+def assert_groups_equal(
+    ours: Sequence[dict[str, Any]], torch_: Sequence[dict[str, Any]], what: str
+) -> None:
     """Param groups with the same keys and hyperparameter values (``params`` aside)."""
     assert len(ours) == len(torch_), f"{what}: {len(ours)} param groups, torch {len(torch_)}"
     for i, (go, gt) in enumerate(zip(ours, torch_, strict=True)):
@@ -351,11 +365,13 @@ def assert_groups_equal(ours: Sequence[dict[str, Any]], torch_: Sequence[dict[st
         for key in gt:
             if key != "params":
                 assert _values_equal(go[key], gt[key]), (
-                    f"{what}[{i}][{key!r}]: {go[key]!r}, torch {gt[key]!r}")
+                    f"{what}[{i}][{key!r}]: {go[key]!r}, torch {gt[key]!r}"
+                )
 
 
-def assert_states_close(ours: dict[Any, Any], ref: dict[Any, Any], steps: int,
-                        eps: float = 0.0) -> None:
+def assert_states_close(
+    ours: dict[Any, Any], ref: dict[Any, Any], steps: int, eps: float = 0.0
+) -> None:
     """The same state keys per parameter index; tensors of the same dtype, shape and sparsity
     with close values (:func:`assert_close`); other values equal."""
     assert set(ours) == set(ref), f"state: params {sorted(ours)}, torch {sorted(ref)}"
@@ -395,7 +411,8 @@ def assert_same_outcome(ours: Run, same: Run, ref: Run, when: str) -> bool:
     if same.skipped and ref.error is not None:
         return False  # the type torch's fused path would raise first is not known here
     assert type(ours.error) in raised, (
-        f"{when}: momentopt raised {describe(ours.error)}; torch {torch_error}")
+        f"{when}: momentopt raised {describe(ours.error)}; torch {torch_error}"
+    )
     return False
 
 
@@ -419,8 +436,10 @@ def run_case(case: Case) -> None:
     # differentiable=True is judged against torch's normal step: a deliberate deviation
     # (README): torch's differentiable step computes its scalars from a float32 counter, and
     # momentopt's gives the normal step's numbers
-    differentiable = True in (case.kwargs.get("differentiable"),
-                              case.group_overrides.get("differentiable"))
+    differentiable = True in (
+        case.kwargs.get("differentiable"),
+        case.group_overrides.get("differentiable"),
+    )
     plain = {"differentiable": False} if differentiable else {}
     ref = start(torch_cls, case, plain) if flags or plain else same
     assert ours.opt is not None and same.opt is not None
@@ -434,6 +453,10 @@ def run_case(case: Case) -> None:
         if not assert_same_outcome(ours, same, ref, f"step {n}"):
             return
         assert_step_matches(case, n, ours, ref, before)
-    assert_states_close(ours.opt.state_dict()["state"], ref.opt.state_dict()["state"],
-                        len(case.steps), scalar_eps(case))
+    assert_states_close(
+        ours.opt.state_dict()["state"],
+        ref.opt.state_dict()["state"],
+        len(case.steps),
+        scalar_eps(case),
+    )
     assert_groups_equal(ours.opt.param_groups, same.opt.param_groups, "param_groups after steps")

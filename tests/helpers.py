@@ -61,8 +61,9 @@ def lockstep(
     yield from train_together([(model_a, opt_a), (model_b, opt_b)], xs)
 
 
-def train_together(runs: Sequence[tuple[nn.Module, torch.optim.Optimizer]],
-                   xs: list[torch.Tensor]) -> Iterator[int]:
+def train_together(
+    runs: Sequence[tuple[nn.Module, torch.optim.Optimizer]], xs: list[torch.Tensor]
+) -> Iterator[int]:
     """:func:`lockstep` for any number of (model, optimizer) runs; each model gets the inputs
     in its own dtype (a float64 reference run: the float32 inputs widened, exactly)."""
     for i, x in enumerate(xs):
@@ -85,7 +86,9 @@ def clone_model(model: nn.Module) -> nn.Module:
 def assert_state_dicts_close(a: dict[str, Any], b: dict[str, Any], **tol: float) -> None:
     """Same groups and state keys, values equal within ``tol`` (rtol, atol; default exact)."""
     rtol, atol = tol.get("rtol", 0.0), tol.get("atol", 0.0)
-    assert a["param_groups"] == b["param_groups"] or _groups_close(a["param_groups"], b["param_groups"])
+    assert a["param_groups"] == b["param_groups"] or _groups_close(
+        a["param_groups"], b["param_groups"]
+    )
     assert set(a["state"]) == set(b["state"])
     for k in a["state"]:
         sa, sb = a["state"][k], b["state"][k]
@@ -102,12 +105,15 @@ def assert_state_dicts_close(a: dict[str, Any], b: dict[str, Any], **tol: float)
 def _groups_close(ga: list[dict[str, Any]], gb: list[dict[str, Any]]) -> bool:
     """Param groups equal key by key (tensor hyperparameters by value)."""
     for i, (a, b) in enumerate(zip(ga, gb, strict=True)):
-        assert set(a) == set(b), (set(a) ^ set(b))
+        assert set(a) == set(b), set(a) ^ set(b)
         for key in a:
             va, vb = a[key], b[key]
             if isinstance(va, torch.Tensor) or isinstance(vb, torch.Tensor):
                 torch.testing.assert_close(  # (its default message shows the numbers)
-                    torch.as_tensor(va), torch.as_tensor(vb), msg=lambda m, i=i, k=key: f"group {i} {k}: {m}")
+                    torch.as_tensor(va),
+                    torch.as_tensor(vb),
+                    msg=lambda m, i=i, k=key: f"group {i} {k}: {m}",
+                )
             else:
                 assert va == vb, (key, va, vb)
     return True
@@ -147,7 +153,9 @@ def _finite_both(a: torch.Tensor, b: torch.Tensor, what: str) -> torch.Tensor:
     """The mask of entries finite in both; NaN and ±inf must be at the same places."""
     same = bool((a.isnan() == b.isnan()).all()) and bool((a.isinf() == b.isinf()).all())
     same = same and bool((a[a.isinf()] == b[b.isinf()]).all())
-    assert same, f"{what}: NaN/inf at other places ({int(a.isnan().sum())} vs {int(b.isnan().sum())} NaN)"
+    assert same, (
+        f"{what}: NaN/inf at other places ({int(a.isnan().sum())} vs {int(b.isnan().sum())} NaN)"
+    )
     return a.isfinite()
 
 
@@ -155,8 +163,9 @@ def _abs_error(a: torch.Tensor, b: torch.Tensor, finite: torch.Tensor) -> torch.
     return torch.where(finite, a - b, 0.0).abs()
 
 
-def assert_close_report(actual: torch.Tensor, expected: torch.Tensor, what: str, *,
-                        rtol: float, atol: float) -> None:
+def assert_close_report(
+    actual: torch.Tensor, expected: torch.Tensor, what: str, *, rtol: float, atol: float
+) -> None:
     """``|actual − expected| ≤ atol + rtol·|expected|`` elementwise (same dtype and shape, NaN
     and inf at the same places); the failure shows the worst element and the counts."""
     _check_like(actual, expected, what)
@@ -176,9 +185,14 @@ def assert_close_report(actual: torch.Tensor, expected: torch.Tensor, what: str,
     )
 
 
-def assert_no_worse_than_torch(ours: torch.Tensor, theirs: torch.Tensor, reference: torch.Tensor,
-                               what: str, *,
-                               tolerances: Tolerances = DEFAULT_TOLERANCES) -> tuple[float, float]:
+def assert_no_worse_than_torch(
+    ours: torch.Tensor,
+    theirs: torch.Tensor,
+    reference: torch.Tensor,
+    what: str,
+    *,
+    tolerances: Tolerances = DEFAULT_TOLERANCES,
+) -> tuple[float, float]:
     """momentopt's float32 ``ours`` is no further from the float64 ``reference`` than
     ``k``·(torch's ``theirs`` distance) + ``floor_ulps``·ε·max |reference| (``k`` and
     ``floor_ulps``: ``tolerances.drift``, whose reason says why).
@@ -194,7 +208,9 @@ def assert_no_worse_than_torch(ours: torch.Tensor, theirs: torch.Tensor, referen
     err_o, err_t = _abs_error(o, r, finite), _abs_error(t, r, finite)
     worst = int(err_o.argmax())
     mine, torchs = err_o[worst].item(), err_t.max().item()
-    floor = floor_ulps * torch.finfo(ours.dtype).eps * torch.where(finite, r, 0.0).abs().max().item()
+    floor = (
+        floor_ulps * torch.finfo(ours.dtype).eps * torch.where(finite, r, 0.0).abs().max().item()
+    )
     bound = k * torchs + floor
     RATIOS.append((what, mine, torchs, floor))
     if mine > bound:
@@ -211,8 +227,14 @@ RATIOS: list[tuple[str, float, float, float]] = []
 drift bound's ``k``)."""
 
 
-def assert_matches_torch(ours: torch.Tensor, theirs: torch.Tensor, reference: torch.Tensor | None,
-                         what: str, *, tolerances: Tolerances = DEFAULT_TOLERANCES) -> None:
+def assert_matches_torch(
+    ours: torch.Tensor,
+    theirs: torch.Tensor,
+    reference: torch.Tensor | None,
+    what: str,
+    *,
+    tolerances: Tolerances = DEFAULT_TOLERANCES,
+) -> None:
     """The check for one tensor of momentopt's against torch's: float32/complex64 through the
     float64 ``reference`` (:func:`assert_no_worse_than_torch`), float64 within
     ``tolerances.direct``."""
@@ -231,23 +253,37 @@ def widened(model: nn.Module) -> nn.Module:
     return wide
 
 
-def assert_models_match(ours: nn.Module, theirs: nn.Module, reference: nn.Module | None,
-                        what: str = "param", *,
-                        tolerances: Tolerances = DEFAULT_TOLERANCES) -> None:
+def assert_models_match(
+    ours: nn.Module,
+    theirs: nn.Module,
+    reference: nn.Module | None,
+    what: str = "param",
+    *,
+    tolerances: Tolerances = DEFAULT_TOLERANCES,
+) -> None:
     """Every parameter through :func:`assert_matches_torch`."""
     refs = list(reference.parameters()) if reference is not None else None
-    for i, ((name, pt), po) in enumerate(zip(theirs.named_parameters(), ours.parameters(), strict=True)):
-        assert_matches_torch(po, pt, None if refs is None else refs[i], f"{what} {name}",
-                             tolerances=tolerances)
+    for i, ((name, pt), po) in enumerate(
+        zip(theirs.named_parameters(), ours.parameters(), strict=True)
+    ):
+        assert_matches_torch(
+            po, pt, None if refs is None else refs[i], f"{what} {name}", tolerances=tolerances
+        )
 
 
-def assert_state_dicts_match(ours: dict[str, Any], theirs: dict[str, Any],
-                             reference: dict[str, Any] | None, what: str = "state", *,
-                             tolerances: Tolerances = DEFAULT_TOLERANCES) -> None:
+def assert_state_dicts_match(
+    ours: dict[str, Any],
+    theirs: dict[str, Any],
+    reference: dict[str, Any] | None,
+    what: str = "state",
+    *,
+    tolerances: Tolerances = DEFAULT_TOLERANCES,
+) -> None:
     """Same groups and state keys; ``tolerances.exact_state`` equal; every other state tensor
     through :func:`assert_matches_torch` (``reference``: the float64 run's state dict)."""
     assert ours["param_groups"] == theirs["param_groups"] or _groups_close(
-        ours["param_groups"], theirs["param_groups"])
+        ours["param_groups"], theirs["param_groups"]
+    )
     assert set(ours["state"]) == set(theirs["state"]), (set(ours["state"]), set(theirs["state"]))
     for index, state in ours["state"].items():
         other = theirs["state"][index]

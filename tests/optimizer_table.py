@@ -80,61 +80,89 @@ class Tolerances:
         return {dtype: tol.kwargs() for dtype, tol in self.direct.items()}
 
 
-_FLOAT32_DIRECT = Tolerance(1e-5, 1e-6, reason=(
-    "For the few tests that have no float64 run (checkpoints moved between torch and ours, "
-    "loaded-then-trained runs, the optimizer API suite) and for float32 updates whose op order "
-    "differs from torch's (a transposed parameter runs multi-tensor where torch's fused kernel "
-    "runs): op-order noise of float32 updates over a few steps."))
+_FLOAT32_DIRECT = Tolerance(
+    1e-5,
+    1e-6,
+    reason=(
+        "For the few tests that have no float64 run (checkpoints moved between torch and ours, "
+        "loaded-then-trained runs, the optimizer API suite) and for float32 updates whose op order "
+        "differs from torch's (a transposed parameter runs multi-tensor where torch's fused kernel "
+        "runs): op-order noise of float32 updates over a few steps."
+    ),
+)
 
 DEFAULT_TOLERANCES = Tolerances(
-    direct=MappingProxyType({
-        torch.float32: _FLOAT32_DIRECT,
-        torch.complex64: _FLOAT32_DIRECT,
-        torch.float64: Tolerance(1e-10, 1e-12, reason=(
-            "float64 is judged against torch's float64 directly: there is no wider run to "
-            "measure against. One rounding is 1.1e-16 relative; other (equally valid) op orders, "
-            "compounded over a 30-step run and amplified by the suite's worst cancellation "
-            "(RMSprop's centered √(V − ḡ²)), were measured at most 5e-15 of a tensor's largest "
-            "value and 2.6e-12 relative on its smallest elements (AVX-512, AVX2 and the scalar "
-            "default path alike; the largest share of this bound used is 6e-5). 1e-10 relative "
-            "thus keeps four decades for other machines and still fails any real difference: a "
-            "changed formula moves float64 numbers by 1e-8 relative or more.")),
-    }),
-    drift=DriftBound(4.0, 4, reason=(
-        "(K is ``k``, FLOOR_ULPS ``floor_ulps``.) float32 (and complex64) runs are compared through a float64 run of the same algorithm "
-        "from the same weights and inputs (torch.optim on float64 copies: the reference). Each "
-        "float32 run drifts from it by its own rounding: every op rounds, and training compounds "
-        "and amplifies those roundings (a cancellation such as RMSprop's centered √(V − ḡ²) "
-        "amplifies them a hundredfold on some CPUs and not on others: FMA in vector loops but "
-        "not in scalar tails, another vector width, inductor's own op order). momentopt passes "
-        "when its drift is no worse than K times torch's own drift, plus a floor of "
-        "FLOOR_ULPS·ε·max|reference| (ε: float32's machine epsilon; 4–8 ulps of the largest "
-        "value), for tensors torch happens to compute (almost) exactly, where K·0 would demand "
-        "more than float32 can promise. Both quantities scale with the case's conditioning on "
-        "every CPU, so no case needs a tolerance of its own. "
-        "K: momentopt's and torch's runs are two equally valid float32 evaluations of one "
-        "algorithm (op order and fusion differ), so their drifts are samples of the same size; "
-        "where the ops are the same, the drifts are equal (ratio 1, the usual case: 88 % of the "
-        "tensors compared). Measured over all 29 000 float32/complex64 tensors that test_parity, "
-        "test_executors, test_fused, test_differentiable, test_sparse and test_packing compare, "
-        "on AVX-512, AVX2 and the scalar default path (ATEN_CPU_CAPABILITY) and with inductor's "
-        "simdlen 512, 256 and 1: the median of ours/torch is 1.0 and the largest factor needed "
-        "beyond the floor is 1.76 (RMSprop complex64, maximize + weight_decay, whose square_avg "
-        "grows to 1e10); with K = 4 the floor needed is at most 2.2ε·max|reference| (an "
-        "inductor-compiled RMSprop state). K = 4 and FLOOR_ULPS = 4 leave twice that on both; a "
-        "real defect is larger: an update off by 1e-6 relative (lr·(1 + 1e-6)) already fails 19 "
-        "of test_parity's 47 float32 per-tensor cases (the former fixed rtol 1e-5 failed 3).")),
+    direct=MappingProxyType(
+        {
+            torch.float32: _FLOAT32_DIRECT,
+            torch.complex64: _FLOAT32_DIRECT,
+            torch.float64: Tolerance(
+                1e-10,
+                1e-12,
+                reason=(
+                    "float64 is judged against torch's float64 directly: there is no wider run to "
+                    "measure against. One rounding is 1.1e-16 relative; other (equally valid) op orders, "
+                    "compounded over a 30-step run and amplified by the suite's worst cancellation "
+                    "(RMSprop's centered √(V − ḡ²)), were measured at most 5e-15 of a tensor's largest "
+                    "value and 2.6e-12 relative on its smallest elements (AVX-512, AVX2 and the scalar "
+                    "default path alike; the largest share of this bound used is 6e-5). 1e-10 relative "
+                    "thus keeps four decades for other machines and still fails any real difference: a "
+                    "changed formula moves float64 numbers by 1e-8 relative or more."
+                ),
+            ),
+        }
+    ),
+    drift=DriftBound(
+        4.0,
+        4,
+        reason=(
+            "(K is ``k``, FLOOR_ULPS ``floor_ulps``.) float32 (and complex64) runs are compared through a float64 run of the same algorithm "
+            "from the same weights and inputs (torch.optim on float64 copies: the reference). Each "
+            "float32 run drifts from it by its own rounding: every op rounds, and training compounds "
+            "and amplifies those roundings (a cancellation such as RMSprop's centered √(V − ḡ²) "
+            "amplifies them a hundredfold on some CPUs and not on others: FMA in vector loops but "
+            "not in scalar tails, another vector width, inductor's own op order). momentopt passes "
+            "when its drift is no worse than K times torch's own drift, plus a floor of "
+            "FLOOR_ULPS·ε·max|reference| (ε: float32's machine epsilon; 4–8 ulps of the largest "
+            "value), for tensors torch happens to compute (almost) exactly, where K·0 would demand "
+            "more than float32 can promise. Both quantities scale with the case's conditioning on "
+            "every CPU, so no case needs a tolerance of its own. "
+            "K: momentopt's and torch's runs are two equally valid float32 evaluations of one "
+            "algorithm (op order and fusion differ), so their drifts are samples of the same size; "
+            "where the ops are the same, the drifts are equal (ratio 1, the usual case: 88 % of the "
+            "tensors compared). Measured over all 29 000 float32/complex64 tensors that test_parity, "
+            "test_executors, test_fused, test_differentiable, test_sparse and test_packing compare, "
+            "on AVX-512, AVX2 and the scalar default path (ATEN_CPU_CAPABILITY) and with inductor's "
+            "simdlen 512, 256 and 1: the median of ours/torch is 1.0 and the largest factor needed "
+            "beyond the floor is 1.76 (RMSprop complex64, maximize + weight_decay, whose square_avg "
+            "grows to 1e10); with K = 4 the floor needed is at most 2.2ε·max|reference| (an "
+            "inductor-compiled RMSprop state). K = 4 and FLOOR_ULPS = 4 leave twice that on both; a "
+            "real defect is larger: an update off by 1e-6 relative (lr·(1 + 1e-6)) already fails 19 "
+            "of test_parity's 47 float32 per-tensor cases (the former fixed rtol 1e-5 failed 3)."
+        ),
+    ),
     exact_state=("step", "mu_product"),
     exact_state_reason=(
         "0-d states torch computes as ``s += 1`` / ``s *= μ`` (μ a Python float), which momentopt "
-        "computes with the same op on every executor: equal to the last bit on every CPU."),
-    layouts=Tolerance(1e-12, 1e-13, reason=(
-        "float64 op-order noise (the paths differ only in operation order, which moves float64 "
-        "results by ~1e-16 relative); a layout mistake moves them by O(1).")),
-    normal_step=Tolerance(1e-12, 1e-14, reason=(
-        "The differentiable step and the normal step evaluate one formula in float64 with other "
-        "ops (out-of-place, recorded by autograd): float64 rounding, far below any difference "
-        "in the formula.")),
+        "computes with the same op on every executor: equal to the last bit on every CPU."
+    ),
+    layouts=Tolerance(
+        1e-12,
+        1e-13,
+        reason=(
+            "float64 op-order noise (the paths differ only in operation order, which moves float64 "
+            "results by ~1e-16 relative); a layout mistake moves them by O(1)."
+        ),
+    ),
+    normal_step=Tolerance(
+        1e-12,
+        1e-14,
+        reason=(
+            "The differentiable step and the normal step evaluate one formula in float64 with other "
+            "ops (out-of-place, recorded by autograd): float64 rounding, far below any difference "
+            "in the formula."
+        ),
+    ),
 )
 
 
@@ -210,8 +238,13 @@ def _info(cls: type) -> OptimizerInfo:
 
 def _case(name: str, **facts: Any) -> OptimizerCase:
     torch_cls = getattr(torch.optim, name)
-    return OptimizerCase(name=name, torch_cls=torch_cls, ours_cls=getattr(momentopt, name),
-                         info=_info(torch_cls), **facts)
+    return OptimizerCase(
+        name=name,
+        torch_cls=torch_cls,
+        ours_cls=getattr(momentopt, name),
+        info=_info(torch_cls),
+        **facts,
+    )
 
 
 _ADAM_STATE = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -231,8 +264,14 @@ _ROWS = (
     ),
     _case(
         "Adagrad",
-        hyperparameters=("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
-                         "maximize"),
+        hyperparameters=(
+            "lr",
+            "lr_decay",
+            "weight_decay",
+            "initial_accumulator_value",
+            "eps",
+            "maximize",
+        ),
         impls=frozenset({"foreach", "differentiable", "fused"}),
         fused_path="_fused_adagrad_",
         sparse_grads=True,
@@ -255,29 +294,45 @@ _ROWS = (
     ),
     _case(
         "RMSprop",
-        hyperparameters=("lr", "alpha", "eps", "weight_decay", "momentum", "centered",
-                         "maximize"),
+        hyperparameters=("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
         impls=frozenset({"foreach", "capturable", "differentiable"}),
         fused_path=COMPILED,
         sparse_grads=False,
         complex_params=True,
         tensor_hyperparameters=frozenset({"lr"}),
         state_keys=("step", "square_avg", "grad_avg", "momentum_buffer"),
-        load_defaults=frozenset({"momentum", "centered", "foreach", "maximize", "differentiable",
-                                 "capturable"}),
+        load_defaults=frozenset(
+            {"momentum", "centered", "foreach", "maximize", "differentiable", "capturable"}
+        ),
     ),
     _case(
         "Adam",
-        hyperparameters=("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize",
-                         "decoupled_weight_decay"),
+        hyperparameters=(
+            "lr",
+            "betas",
+            "eps",
+            "weight_decay",
+            "amsgrad",
+            "maximize",
+            "decoupled_weight_decay",
+        ),
         impls=frozenset({"foreach", "capturable", "differentiable", "fused"}),
         fused_path="_fused_adam_",
         sparse_grads=False,
         complex_params=True,
         tensor_hyperparameters=frozenset({"lr", "betas"}),
         state_keys=_ADAM_STATE,
-        load_defaults=frozenset({"amsgrad", "maximize", "foreach", "capturable", "differentiable",
-                                 "decoupled_weight_decay", "fused"}),
+        load_defaults=frozenset(
+            {
+                "amsgrad",
+                "maximize",
+                "foreach",
+                "capturable",
+                "differentiable",
+                "decoupled_weight_decay",
+                "fused",
+            }
+        ),
         differentiable_constants=("step",),
     ),
     _case(
@@ -290,22 +345,39 @@ _ROWS = (
         tensor_hyperparameters=frozenset({"lr", "betas"}),
         state_keys=_ADAM_STATE,
         # torch's AdamW is an Adam with decoupled decay: Adam's __setstate__ fills in its keys
-        load_defaults=frozenset({"amsgrad", "maximize", "foreach", "capturable", "differentiable",
-                                 "decoupled_weight_decay", "fused"}),
+        load_defaults=frozenset(
+            {
+                "amsgrad",
+                "maximize",
+                "foreach",
+                "capturable",
+                "differentiable",
+                "decoupled_weight_decay",
+                "fused",
+            }
+        ),
         differentiable_constants=("step",),
     ),
     _case(
         "NAdam",
-        hyperparameters=("lr", "betas", "eps", "weight_decay", "momentum_decay",
-                         "decoupled_weight_decay", "maximize"),
+        hyperparameters=(
+            "lr",
+            "betas",
+            "eps",
+            "weight_decay",
+            "momentum_decay",
+            "decoupled_weight_decay",
+            "maximize",
+        ),
         impls=frozenset({"foreach", "capturable", "differentiable"}),
         fused_path=COMPILED,
         sparse_grads=False,
         complex_params=True,
         tensor_hyperparameters=frozenset({"lr"}),
         state_keys=("step", "mu_product", "exp_avg", "exp_avg_sq"),
-        load_defaults=frozenset({"maximize", "foreach", "capturable", "differentiable",
-                                 "decoupled_weight_decay"}),
+        load_defaults=frozenset(
+            {"maximize", "foreach", "capturable", "differentiable", "decoupled_weight_decay"}
+        ),
     ),
 )
 

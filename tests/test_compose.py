@@ -30,10 +30,17 @@ AdaGradMomentum = compose(
     lr=1e-2,
 )
 RMSPropNesterov = compose(
-    "RMSPropNesterov", first=rules.ScaledMomentum(nesterov=True), second=rules.SquaredAverage(), momentum=0.9
+    "RMSPropNesterov",
+    first=rules.ScaledMomentum(nesterov=True),
+    second=rules.SquaredAverage(),
+    momentum=0.9,
 )
-ComposedAdam = compose("ComposedAdam", first=rules.BiasCorrectedAverage(), second=rules.BiasCorrectedSquaredAverage())
-ComposedRMSprop = compose("ComposedRMSprop", first=rules.ScaledMomentum(), second=rules.SquaredAverage(), lr=1e-2)
+ComposedAdam = compose(
+    "ComposedAdam", first=rules.BiasCorrectedAverage(), second=rules.BiasCorrectedSquaredAverage()
+)
+ComposedRMSprop = compose(
+    "ComposedRMSprop", first=rules.ScaledMomentum(), second=rules.SquaredAverage(), lr=1e-2
+)
 ComposedAdagrad = compose(
     "ComposedAdagrad",
     second=rules.AccumulatedSquares(),
@@ -44,7 +51,10 @@ ComposedAdagrad = compose(
 ComposedAdadelta = compose(
     "ComposedAdadelta", first=rules.DeltaScaledGradient(), second=rules.RootMeanSquare(), lr=1.0
 )
-NEW = {"AdaGradMomentum": (AdaGradMomentum, {"weight_decay": 0.01}), "RMSPropNesterov": (RMSPropNesterov, {"lr": 1e-2})}
+NEW = {
+    "AdaGradMomentum": (AdaGradMomentum, {"weight_decay": 0.01}),
+    "RMSPropNesterov": (RMSPropNesterov, {"lr": 1e-2}),
+}
 
 
 def train(model: nn.Module, opt: torch.optim.Optimizer, xs: list[torch.Tensor]) -> list[float]:
@@ -75,7 +85,9 @@ REBUILT = [
 
 @pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("ours,theirs,kwargs", REBUILT, ids=lambda v: getattr(v, "__name__", None))
-def test_rebuilt_builtin_equals_torch(ours: type, theirs: type, kwargs: dict, foreach: bool) -> None:
+def test_rebuilt_builtin_equals_torch(
+    ours: type, theirs: type, kwargs: dict, foreach: bool
+) -> None:
     model_t = Net(DTYPE)
     model_o = copy.deepcopy(model_t)
     opt_t = theirs(model_t.parameters(), foreach=foreach, **kwargs)
@@ -95,7 +107,9 @@ def test_rebuilt_builtin_equals_torch(ours: type, theirs: type, kwargs: dict, fo
 new_classes = pytest.mark.parametrize("label", list(NEW))
 
 
-def fresh(label: str, model: nn.Module | None = None, **extra: Any) -> tuple[nn.Module, ComposedOptimizer]:
+def fresh(
+    label: str, model: nn.Module | None = None, **extra: Any
+) -> tuple[nn.Module, ComposedOptimizer]:
     cls, kwargs = NEW[label]
     model = model or Net(DTYPE)
     return model, cls(model.parameters(), **{**kwargs, **extra})
@@ -283,11 +297,17 @@ def test_fused_flags_checked_like_torch() -> None:
 
 # Slots holding something else than a rule of their role: (compose kwargs, message fragments).
 WRONG_SLOTS = [
-    ({"first": rules.AccumulatedSquares()}, ["first", "FirstMoment", "'first'", "AccumulatedSquares(", "'second'"]),
+    (
+        {"first": rules.AccumulatedSquares()},
+        ["first", "FirstMoment", "'first'", "AccumulatedSquares(", "'second'"],
+    ),
     ({"second": rules.BiasCorrectedAverage()}, ["second", "SecondMoment", "'second'", "'first'"]),
     ({"first": "adam"}, ["first", "FirstMoment", "str 'adam'"]),
     ({"second": rules.SquaredAverage}, ["second", "SecondMoment", "type"]),  # the class, not a rule
-    ({"gradient": (rules.Maximize(), "decay")}, ["gradient[1]", "GradientRule", "'gradient'", "str"]),
+    (
+        {"gradient": (rules.Maximize(), "decay")},
+        ["gradient[1]", "GradientRule", "'gradient'", "str"],
+    ),
     ({"gradient": (rules.AccumulatedSquares(),)}, ["gradient[0]", "GradientRule", "'second'"]),
     ({"gradient": rules.WeightDecay()}, ["gradient", "tuple", "GradientRule", "WeightDecay("]),
     ({"schedule": (rules.Maximize(),)}, ["schedule[0]", "LrSchedule", "'schedule'", "'gradient'"]),
@@ -316,8 +336,18 @@ SUBCLASS_ERRORS = [
     (make_recipe(first=rules.AccumulatedSquares()), {}, TypeError, ["first", "FirstMoment"]),
     (make_recipe(schedule=(rules.WeightDecay(),)), {}, TypeError, ["schedule[0]", "LrSchedule"]),
     ("adam", {}, TypeError, ["recipe", "Recipe", "str 'adam'"]),
-    (make_recipe(first=rules.HeavyBall()), {"momentm": 0.9}, TypeError, ["'momentm'", "'momentum'"]),
-    (make_recipe(first=rules.HeavyBall()), {"momentum": -1.0}, ValueError, ["momentum", "momentum >= 0"]),
+    (
+        make_recipe(first=rules.HeavyBall()),
+        {"momentm": 0.9},
+        TypeError,
+        ["'momentm'", "'momentum'"],
+    ),
+    (
+        make_recipe(first=rules.HeavyBall()),
+        {"momentum": -1.0},
+        ValueError,
+        ["momentum", "momentum >= 0"],
+    ),
 ]
 
 
@@ -339,7 +369,9 @@ def test_subclass_with_rules_of_their_roles_is_built() -> None:
 def test_compose_takes_lists_and_flag_defaults() -> None:
     """A list of gradient rules is a tuple of them; a flag given to compose is the class's
     default (it is not overridden by the implementation flags' defaults)."""
-    cls = compose("Listed", gradient=[rules.Maximize(), rules.WeightDecay()], maximize=True, foreach=False)
+    cls = compose(
+        "Listed", gradient=[rules.Maximize(), rules.WeightDecay()], maximize=True, foreach=False
+    )
     assert cls.recipe.gradient == tuple(cls.recipe.gradient) and len(cls.recipe.gradient) == 2
     opt = cls(Net(DTYPE).parameters())
     assert opt.defaults["maximize"] is True and opt.defaults["foreach"] is False
@@ -372,8 +404,16 @@ LOAD_ERRORS = [
     (_in_group({"lr": "fast"}), TypeError, ["param_groups[0]", "'lr'", "str 'fast'"]),
     (_in_group({"betas": (0.9, 1.0)}), ValueError, ["param_groups[0]", "0 <= betas[i] < 1"]),
     (_in_group({"eps": -1.0}), ValueError, ["param_groups[0]", "eps >= 0"]),
-    (_in_group({"initial_accumulator_value": -1.0}), ValueError, ["initial_accumulator_value >= 0"]),
-    (_in_group({"fused": True, "foreach": True}), ValueError, ["param_groups[0]", "`fused` and `foreach`"]),
+    (
+        _in_group({"initial_accumulator_value": -1.0}),
+        ValueError,
+        ["initial_accumulator_value >= 0"],
+    ),
+    (
+        _in_group({"fused": True, "foreach": True}),
+        ValueError,
+        ["param_groups[0]", "`fused` and `foreach`"],
+    ),
     (_drop("eps"), ValueError, ["param_groups[0]", "lacks", "'eps'"]),
 ]
 
@@ -404,3 +444,55 @@ def test_composed_load_ignores_keys_its_rules_do_not_read() -> None:
     sd["param_groups"][0].update(initial_lr=0.01, max_momentum=0.95, momentum=-1.0)
     opt.load_state_dict(sd)
     assert opt.param_groups[0]["momentum"] == -1.0 and opt.param_groups[0]["initial_lr"] == 0.01
+
+
+# -- (d) a rule written outside the package needs nothing from momentopt.engine -------------
+class UncorrectedAverage(rules.FirstMoment):
+    """``m ← β·m + (1−β)·g``, step ``m`` (Adam's first moment without bias correction)."""
+
+    hyperparameters = {"beta": 0.9}
+    state = (rules.StateSpec("momentum"),)
+
+    def direction(self, view: rules.UpdateView, g: Any, denom: Any) -> rules.Direction:
+        m = view.state("momentum").lerp_(g, 1 - view.group["beta"])
+        return [rules.Term(m, 1.0, denom)]
+
+    def formula(self, group: Any) -> str:
+        return "m ← β·m + (1−β)·g"
+
+
+Uncorrected = compose("Uncorrected", first=UncorrectedAverage(), lr=0.1)
+
+
+def test_this_module_needs_no_engine_import() -> None:
+    """The rule above is written with ``momentopt.rules`` and ``compose`` only."""
+    import ast
+    import pathlib
+
+    tree = ast.parse(pathlib.Path(__file__).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m and m.startswith("momentopt.engine")]
+
+
+@pytest.mark.parametrize("flags", [{"foreach": False}, {"foreach": True}, {"fused": True}, {}])
+def test_an_outside_rule_runs_on_every_path(flags: dict) -> None:
+    """Its state is created from the declaration; every path computes the same numbers as
+    the rule's math written by hand (``fused=True``: compiled, within FMA rounding)."""
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(7)), torch.nn.Parameter(torch.randn(3, 4))]
+    reference = [p.detach().clone() for p in params]
+    momenta = [torch.zeros_like(p) for p in params]
+    opt = Uncorrected(params, beta=0.8, **flags)
+    for _ in range(4):
+        grads = [torch.randn_like(p) for p in params]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        for w, m, g in zip(reference, momenta, grads, strict=True):
+            m.lerp_(g, 1 - 0.8)
+            w.add_(m, alpha=-0.1)
+    assert list(opt.state[params[0]]) == ["step", "momentum"]
+    exact = {"rtol": 0, "atol": 0} if not flags.get("fused") else {"rtol": 1e-6, "atol": 1e-7}
+    for p, w in zip(params, reference, strict=True):
+        torch.testing.assert_close(p.detach(), w, **exact)

@@ -43,8 +43,12 @@ def _train(cls, kwargs, flags, watch, steps=6):
     return model, opt, rec
 
 
-FLAGS = {"default": {}, "per_tensor": {"foreach": False}, "multi_tensor": {"foreach": True},
-         "fused": {"fused": True}}
+FLAGS = {
+    "default": {},
+    "per_tensor": {"foreach": False},
+    "multi_tensor": {"foreach": True},
+    "fused": {"fused": True},
+}
 FUSED = (momentopt.SGD, momentopt.Adagrad, momentopt.Adam, momentopt.AdamW)  # torch has fused
 
 

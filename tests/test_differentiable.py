@@ -16,26 +16,41 @@ from .optimizer_table import OPTIMIZERS
 
 DTYPE = torch.float64
 CONFIGS = {
-    "SGD": [{"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "maximize": True}],
+    "SGD": [
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1},
+        {"lr": 0.1, "momentum": 0.9, "nesterov": True, "maximize": True},
+    ],
     "Adagrad": [{"lr": 0.1, "lr_decay": 0.1, "weight_decay": 0.1}],
     # ε inside Adadelta's roots is tiny next to E[Δw²]; a larger one keeps finite differences sane
-    "Adadelta": [{"lr": 0.5, "rho": 0.8, "weight_decay": 0.1, "eps": 1e-2}, {"maximize": True, "eps": 1e-3}],
+    "Adadelta": [
+        {"lr": 0.5, "rho": 0.8, "weight_decay": 0.1, "eps": 1e-2},
+        {"maximize": True, "eps": 1e-3},
+    ],
     "RMSprop": [{"lr": 0.01, "momentum": 0.5, "centered": True}, {"lr": 0.01, "weight_decay": 0.1}],
     "Adam": [{"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}, {"lr": 0.01, "maximize": True}],
     "AdamW": [{"lr": 0.01, "amsgrad": True}, {"lr": 0.01, "weight_decay": 0.5}],
-    "NAdam": [{"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1}, {"lr": 0.01, "momentum_decay": 0.1}],
+    "NAdam": [
+        {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1},
+        {"lr": 0.01, "momentum_decay": 0.1},
+    ],
 }
 CASES = [
-    pytest.param(name, kw, id=f"{name}-{i}") for name in OPTIMIZERS for i, kw in enumerate(CONFIGS[name])
+    pytest.param(name, kw, id=f"{name}-{i}")
+    for name in OPTIMIZERS
+    for i, kw in enumerate(CONFIGS[name])
 ]
 # 0-d states as torch keeps them: float32 by default, float64 under a float64 default dtype.
-SCALAR_DTYPES = [pytest.param(torch.float32, id="f32-scalars"), pytest.param(torch.float64, id="f64-scalars")]
+SCALAR_DTYPES = [
+    pytest.param(torch.float32, id="f32-scalars"),
+    pytest.param(torch.float64, id="f64-scalars"),
+]
 
 Inputs = tuple[list[str], tuple[torch.Tensor, ...], dict[str, torch.Tensor]]
 
 
-def warm_state(name: str, kwargs: dict[str, Any], param: torch.Tensor,
-               scalar_dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def warm_state(
+    name: str, kwargs: dict[str, Any], param: torch.Tensor, scalar_dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
     """A realistic state after two ordinary steps (torch's own optimizer makes it), its 0-d
     tensors in ``scalar_dtype``."""
     p = param.detach().clone().requires_grad_()
@@ -47,8 +62,12 @@ def warm_state(name: str, kwargs: dict[str, Any], param: torch.Tensor,
     return {k: v.to(scalar_dtype) if v.dim() == 0 else v for k, v in state.items()}
 
 
-def inputs(name: str, kwargs: dict[str, Any], scalar_dtype: torch.dtype = DTYPE,
-           constant: tuple[str, ...] = ()) -> Inputs:
+def inputs(
+    name: str,
+    kwargs: dict[str, Any],
+    scalar_dtype: torch.dtype = DTYPE,
+    constant: tuple[str, ...] = (),
+) -> Inputs:
     """(differentiable state keys, (param, grad, *their state tensors), constant states):
     every state is differentiable except the row's ``differentiable_constants`` (torch refuses
     them requiring grad) and ``constant``."""
@@ -72,21 +91,31 @@ def widened(given: Inputs) -> Inputs:
 
 
 def one_step(
-    cls: type, kwargs: dict[str, Any], keys: list[str], constants: dict[str, Any], differentiable: bool,
-    param: torch.Tensor, grad: torch.Tensor, *state_values: torch.Tensor,
+    cls: type,
+    kwargs: dict[str, Any],
+    keys: list[str],
+    constants: dict[str, Any],
+    differentiable: bool,
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    *state_values: torch.Tensor,
 ) -> tuple[torch.Tensor, ...]:
     """The new (param, *state[keys]) after one step from the given param, grad and state."""
     p = param.clone() if differentiable else param.detach().clone()
     p.grad = grad if differentiable else grad.detach()
     opt = cls([p], differentiable=differentiable, **copy.deepcopy(kwargs))
-    state = {k: v.clone() if differentiable else v.detach().clone() for k, v in zip(keys, state_values)}
+    state = {
+        k: v.clone() if differentiable else v.detach().clone()
+        for k, v in zip(keys, state_values, strict=False)
+    }
     opt.state[p] = {**{k: v.clone() for k, v in constants.items()}, **state}
     opt.step()
     return (p, *(opt.state[p][k] for k in keys))
 
 
-def run(cls: type, kwargs: dict[str, Any], given: Inputs
-        ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor | None, ...]]:
+def run(
+    cls: type, kwargs: dict[str, Any], given: Inputs
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor | None, ...]]:
     """One differentiable step's outputs, and the gradients of a weighted sum of them with
     respect to every input (None where an input does not influence them)."""
     keys, tensors, constants = given
@@ -138,8 +167,15 @@ def test_differentiable_step_matches_torch_and_normal_step(
     for o, n, label in zip(ours, plain, labels[:1] + keys, strict=True):
         assert_close_report(o, n, f"{label} vs normal step", **case.tolerances.normal_step.kwargs())
     assert [g is None for g in grads_o] == [g is None for g in grads_t], labels
-    pairs = [(f"{label} after the step", o, t) for label, o, t in zip(labels[:1] + keys, ours, theirs, strict=True)]
-    pairs += [(f"d/d {label}", o, t) for label, o, t in zip(labels, grads_o, grads_t, strict=True) if o is not None]
+    pairs = [
+        (f"{label} after the step", o, t)
+        for label, o, t in zip(labels[:1] + keys, ours, theirs, strict=True)
+    ]
+    pairs += [
+        (f"d/d {label}", o, t)
+        for label, o, t in zip(labels, grads_o, grads_t, strict=True)
+        if o is not None
+    ]
     if scalar_dtype == DTYPE:
         for label, o, t in pairs:
             assert_close_report(o, t, label, **case.tolerances.direct[DTYPE].kwargs())

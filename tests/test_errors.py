@@ -151,7 +151,9 @@ def test_bad_hyperparameter_same_error(name: str, case: BadCase) -> None:
     expected = outcome(torch_cls, case.params(), dict(case.kwargs))
     assert expected is not None, f"torch accepts {case.desc}; the case is wrong"
     got = outcome(ours_cls, case.params(), dict(case.kwargs))
-    if expected[1] is TypeError and got is not None:  # the class name in the message differs only by module
+    if (
+        expected[1] is TypeError and got is not None
+    ):  # the class name in the message differs only by module
         assert got[:2] == expected[:2]
         assert got[2] == expected[2]
     else:

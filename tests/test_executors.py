@@ -35,7 +35,9 @@ def make_params(dtypes: Dtypes = (torch.float32,) * 4) -> list[Parameter]:
     """A matrix, a vector, a scalar and a non-contiguous matrix, of the given dtypes."""
     g = torch.Generator().manual_seed(3)
     shapes = [(3, 4), (4,), (), (2, 5)]
-    params = [Parameter(torch.randn(s, generator=g).to(d)) for s, d in zip(shapes, dtypes, strict=True)]
+    params = [
+        Parameter(torch.randn(s, generator=g).to(d)) for s, d in zip(shapes, dtypes, strict=True)
+    ]
     params[3] = Parameter(params[3].detach().t())  # non-contiguous (5, 2)
     return params
 
@@ -81,8 +83,12 @@ def configs(richest: int = 2) -> list[Any]:
 Run = tuple[list[Parameter], torch.optim.Optimizer]
 
 
-def reference_run(name: str, kwargs: dict[str, Any], dtypes: Dtypes = (torch.float32,) * 4,
-                  mask: GradMask = every_grad) -> Run:
+def reference_run(
+    name: str,
+    kwargs: dict[str, Any],
+    dtypes: Dtypes = (torch.float32,) * 4,
+    mask: GradMask = every_grad,
+) -> Run:
     """torch.optim's run in float64 (complex128) from the same values: what a float32 run's
     error is measured against."""
     params = make_params(tuple(WIDE.get(d, d) for d in dtypes))
@@ -101,8 +107,9 @@ def assert_same_run(ours: Run, theirs: Run, reference: Run, tolerances: Toleranc
     ``reference`` run: parameters and states."""
     for i, (po, pt, pr) in enumerate(zip(ours[0], theirs[0], reference[0], strict=True)):
         assert_matches_torch(po, pt, pr, f"param {i}", tolerances=tolerances)
-    assert_state_dicts_match(_state_dict(ours), _state_dict(theirs), _state_dict(reference),
-                             tolerances=tolerances)
+    assert_state_dicts_match(
+        _state_dict(ours), _state_dict(theirs), _state_dict(reference), tolerances=tolerances
+    )
 
 
 def assert_identical_runs(a: Run, b: Run) -> None:
@@ -127,14 +134,17 @@ def test_executors_agree(name: str, kwargs: dict) -> None:
     params = make_params()
     theirs = (params, train(case.torch_cls, kwargs, params, staggered_grads))
     reference = reference_run(name, kwargs, mask=staggered_grads)
-    for label, run in runs.items():
+    for run in runs.values():
         assert_same_run(run, theirs, reference, case.tolerances)
 
 
 CASES = {
     "mixed_dtypes": ((torch.float32, torch.float64, torch.float32, torch.float64), every_grad),
     "different_step_counts": ((torch.float32,) * 4, staggered_grads),
-    "mixed_dtypes_and_step_counts": ((torch.float64, torch.float32, torch.float64, torch.float32), staggered_grads),
+    "mixed_dtypes_and_step_counts": (
+        (torch.float64, torch.float32, torch.float64, torch.float32),
+        staggered_grads,
+    ),
 }
 RICH = {
     "SGD": {"momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
@@ -158,8 +168,12 @@ def test_heterogeneous_group_matches_torch(name: str, case: str, executor: str) 
     params_t, params_o = make_params(dtypes), make_params(dtypes)
     opt_t = train(row.torch_cls, kwargs, params_t, mask)
     opt_o = train(row.ours_cls, kwargs, params_o, mask)
-    assert_same_run((params_o, opt_o), (params_t, opt_t), reference_run(name, kwargs, dtypes, mask),
-                    row.tolerances)
+    assert_same_run(
+        (params_o, opt_o),
+        (params_t, opt_t),
+        reference_run(name, kwargs, dtypes, mask),
+        row.tolerances,
+    )
     for p in params_o:
         assert opt_o.state[p].get("exp_avg", p).dtype == p.dtype
 
@@ -170,8 +184,14 @@ def test_group_added_later_matches_torch(name: str, executor: str) -> None:
     """A param group added after some steps (its params at step 0 while others are not)."""
     case = OPTIMIZERS[name]
     torch_cls, ours_cls = case.pair
-    runs = [_group_added_later(cls, name, executor, dtype) for cls, dtype in
-            ((ours_cls, torch.float32), (torch_cls, torch.float32), (torch_cls, torch.float64))]
+    runs = [
+        _group_added_later(cls, name, executor, dtype)
+        for cls, dtype in (
+            (ours_cls, torch.float32),
+            (torch_cls, torch.float32),
+            (torch_cls, torch.float64),
+        )
+    ]
     assert_same_run(*runs, case.tolerances)
 
 

@@ -37,8 +37,14 @@ KERNEL_ALGOS = names(lambda case: case.fused_kernel is not None)  # torch has a 
 COMPILED_ALGOS = names(lambda case: case.fused_path == COMPILED)  # these are compiled
 
 
-def _run_pair(name: str, dtype: torch.dtype, kwargs: dict, ours_extra: dict, torch_extra: dict,
-              steps: int = 30) -> None:
+def _run_pair(
+    name: str,
+    dtype: torch.dtype,
+    kwargs: dict,
+    ours_extra: dict,
+    torch_extra: dict,
+    steps: int = 30,
+) -> None:
     """momentopt (``ours_extra`` flags) and torch.optim (``torch_extra``) in lock step, with
     torch's float64 run (``torch_extra``) as the reference for float32 and complex64."""
     case = OPTIMIZERS[name]
@@ -56,16 +62,21 @@ def _run_pair(name: str, dtype: torch.dtype, kwargs: dict, ours_extra: dict, tor
     for _ in train_together(runs, make_inputs(dtype, steps)):
         pass
     assert_models_match(model_o, model_t, model_r, tolerances=case.tolerances)
-    assert_state_dicts_match(opt_o.state_dict(), opt_t.state_dict(),
-                             None if model_r is None else opt_r.state_dict(),
-                             tolerances=case.tolerances)
+    assert_state_dicts_match(
+        opt_o.state_dict(),
+        opt_t.state_dict(),
+        None if model_r is None else opt_r.state_dict(),
+        tolerances=case.tolerances,
+    )
 
 
 def _kernel_cases():
     for name in KERNEL_ALGOS:
         for dtype in (torch.float32, torch.float64):
             for inp in OPTIMIZERS[name].inputs(dtype):
-                yield pytest.param(name, dtype, inp.kwargs, id=f"{name}-{str(dtype)[6:]}-{inp.desc}")
+                yield pytest.param(
+                    name, dtype, inp.kwargs, id=f"{name}-{str(dtype)[6:]}-{inp.desc}"
+                )
 
 
 @pytest.mark.parametrize("name,dtype,kwargs", list(_kernel_cases()))
@@ -119,8 +130,9 @@ def compile_everything(monkeypatch):
 def _compiled_cases():
     for name in COMPILED_ALGOS:
         for inp in OPTIMIZERS[name].inputs(torch.float32):
-            yield pytest.param(name, torch.float32, inp.kwargs, inp.desc,
-                               id=f"{name}-float32-{inp.desc}")
+            yield pytest.param(
+                name, torch.float32, inp.kwargs, inp.desc, id=f"{name}-float32-{inp.desc}"
+            )
         yield pytest.param(name, torch.float64, {}, "default", id=f"{name}-float64-default")
 
 
@@ -141,7 +153,9 @@ def test_composed_optimizer_compiles(compile_everything):
     """A composed recipe runs fused (compiled) and matches its multi-tensor run (the role
     torch.optim plays elsewhere; its float64 multi-tensor run is the reference)."""
     Composed = momentopt.compose(
-        "Composed", first=momentopt.rules.HeavyBall(), second=momentopt.rules.SquaredAverage(),
+        "Composed",
+        first=momentopt.rules.HeavyBall(),
+        second=momentopt.rules.SquaredAverage(),
         lr=1e-2,
     )
     torch.manual_seed(0)
@@ -151,7 +165,9 @@ def test_composed_optimizer_compiles(compile_everything):
     opt_b = Composed(b.parameters(), momentum=0.9, foreach=True)
     opt_wide = Composed(wide.parameters(), momentum=0.9, foreach=True)
     before = len(compiled._compiled)
-    for _ in train_together([(a, opt_a), (b, opt_b), (wide, opt_wide)], make_inputs(torch.float32, 8)):
+    for _ in train_together(
+        [(a, opt_a), (b, opt_b), (wide, opt_wide)], make_inputs(torch.float32, 8)
+    ):
         pass
     assert len(compiled._compiled) > before  # it did compile (first step, then the steady step)
     assert_models_match(a, b, wide)
@@ -171,9 +187,15 @@ def test_no_recompile_when_hyperparameters_change(compile_everything):
         opt.step()
     graphs = counters["stats"]["unique_graphs"]
     kernels = len(compiled._compiled)
-    schedule = [(1e-3, 0.9, 1e-6, 0.2, 0.7), (3e-4, 0.95, 1e-7, 0.05, 0.9), (1.0, 0.5, 1e-3, 1.0, 0.1)]
+    schedule = [
+        (1e-3, 0.9, 1e-6, 0.2, 0.7),
+        (3e-4, 0.95, 1e-7, 0.05, 0.9),
+        (1.0, 0.5, 1e-3, 1.0, 0.1),
+    ]
     for lr, alpha, eps, decay, momentum in schedule:
-        opt.param_groups[0].update(lr=lr, alpha=alpha, eps=eps, weight_decay=decay, momentum=momentum)
+        opt.param_groups[0].update(
+            lr=lr, alpha=alpha, eps=eps, weight_decay=decay, momentum=momentum
+        )
         p.grad = torch.randn(300)
         opt.step()
     assert counters["stats"]["unique_graphs"] == graphs
@@ -238,8 +260,10 @@ def test_a_step_dynamo_cannot_trace_falls_back_alone(compile_everything, monkeyp
 
     def refuse_nadam(kernel):
         if "mul_" in kernel.source and len(compiled._compiled) == 0:  # the first kernel only
+
             def untraceable(*args):
                 raise torch._dynamo.exc.Unsupported("TypeError when making fake tensor call")
+
             return untraceable
         return real(kernel)
 
@@ -252,7 +276,9 @@ def test_a_step_dynamo_cannot_trace_falls_back_alone(compile_everything, monkeyp
         warnings.simplefilter("always")
         for _ in lockstep(a, opt_a, b, opt_b, make_inputs(torch.float32, 3)):
             pass
-    assert [str(w.message) for w in caught if "momentopt" in str(w.message)] and len(health.failed) == 1
+    assert [str(w.message) for w in caught if "momentopt" in str(w.message)] and len(
+        health.failed
+    ) == 1
     assert compiled.compile_available()
     sa, sb = opt_a.state_dict(), opt_b.state_dict()
     sb["param_groups"] = sa["param_groups"]
@@ -316,8 +342,13 @@ def test_unrecordable_rule_runs_uncompiled_with_one_warning(compile_everything):
     assert_close_report(p, expected, "param", rtol=0.0, atol=0.0)
 
 
-@pytest.mark.parametrize("name,kwargs", [("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
-                                         ("Adam", {"lr": 0.01, "amsgrad": True})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+        ("Adam", {"lr": 0.01, "amsgrad": True}),
+    ],
+)
 def test_many_small_tensors_on_one_thread_match_torch(name, kwargs):
     """Hundreds of small tensors go to torch's kernel on one thread, big ones on all."""
     torch_cls, ours_cls = PAIRS[name]
@@ -326,7 +357,11 @@ def test_many_small_tensors_on_one_thread_match_torch(name, kwargs):
     a = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
     b = [torch.nn.Parameter(p.detach().clone()) for p in a]
     wide = [torch.nn.Parameter(p.detach().double()) for p in a]
-    opt_a, opt_b, opt_wide = ours_cls(a, **kwargs), torch_cls(b, **kwargs), torch_cls(wide, **kwargs)
+    opt_a, opt_b, opt_wide = (
+        ours_cls(a, **kwargs),
+        torch_cls(b, **kwargs),
+        torch_cls(wide, **kwargs),
+    )
     module_threads = torch.get_num_threads()
     torch.set_num_threads(2)  # (this module runs on one thread) so that a switch happens
     try:

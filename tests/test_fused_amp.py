@@ -59,13 +59,16 @@ def test_grad_scale_unscales_like_torchs_fused(name: str, index: int, layout: st
     torch_cls, ours = case.pair
     scale = torch.full((1,), 1024.0)
     results = []
-    runs = (("torch-fused", torch_cls, {"fused": True}, True), ("ours", ours, {"fused": True}, True),
-            ("torch-default", torch_cls, {}, False))
+    runs = (
+        ("torch-fused", torch_cls, {"fused": True}, True),
+        ("ours", ours, {"fused": True}, True),
+        ("torch-default", torch_cls, {}, False),
+    )
     for _, cls, flags, scaled in runs:
         torch.manual_seed(5)
         p = torch.nn.Parameter(LAYOUTS[layout]())
         opt = cls([p], **kwargs, **flags)
-        for k in range(3):
+        for _ in range(3):
             g = torch.randn(6, 8)
             p.grad = g * scale if scaled else g
             if scaled:

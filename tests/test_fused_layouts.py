@@ -35,8 +35,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "NAdam": ("NAdam", {"lr": 0.1}),
     "Adadelta": ("Adadelta", {"lr": 0.5}),
 }
-EXECUTORS = {"default": {}, "fused": {"fused": True}, "foreach": {"foreach": True},
-             "for-loop": {"foreach": False}}
+EXECUTORS = {
+    "default": {},
+    "fused": {"fused": True},
+    "foreach": {"foreach": True},
+    "for-loop": {"foreach": False},
+}
 
 
 def _randn(*shape: int) -> torch.Tensor:
@@ -72,7 +76,9 @@ def _inputs(layout: str) -> tuple[list[torch.nn.Parameter], list[list[torch.Tens
     return params, grads
 
 
-def _run(cls: type, kwargs: dict[str, Any], layout: str) -> tuple[list[torch.Tensor], dict[str, Any]]:
+def _run(
+    cls: type, kwargs: dict[str, Any], layout: str
+) -> tuple[list[torch.Tensor], dict[str, Any]]:
     params, grads = _inputs(layout)
     opt = cls(params, **kwargs)
     for step_grads in grads:
@@ -195,8 +201,11 @@ def _optim_db_cases() -> list[Any]:
     ]
 
 
-HAND_SET = ("transposed param, contiguous grad", "contiguous param, transposed grad",
-            "grad sliced from a bigger tensor")
+HAND_SET = (
+    "transposed param, contiguous grad",
+    "contiguous param, transposed grad",
+    "grad sliced from a bigger tensor",
+)
 
 
 @pytest.mark.parametrize("name,kwargs,layout", _optim_db_cases())

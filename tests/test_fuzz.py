@@ -55,8 +55,12 @@ def _one_thread() -> Iterator[None]:
 
 def _configurations() -> list[tuple[str, str]]:
     """(class, executor) pairs: every executor, fused only where torch has fused kernels."""
-    return [(name, executor) for name in NAMES for executor in EXECUTOR_FLAGS
-            if executor != "fused" or name in FUSED_NAMES]
+    return [
+        (name, executor)
+        for name in NAMES
+        for executor in EXECUTOR_FLAGS
+        if executor != "fused" or name in FUSED_NAMES
+    ]
 
 
 def _seeded(test: Callable[..., Any]) -> Callable[..., Any]:

@@ -40,8 +40,9 @@ def assert_same(run: Run, rtol: float = 0.0, atol: float = 0.0) -> None:
     flat_a, flat_e = _flat(actual), _flat(expected)
     assert [k for k, _ in flat_a] == [k for k, _ in flat_e], "different params or state keys"
     for (key, a), (_, e) in zip(flat_a, flat_e, strict=True):
-        torch.testing.assert_close(a, e, rtol=rtol, atol=atol, equal_nan=True,
-                                   msg=lambda m, key=key: f"{key}: {m}")
+        torch.testing.assert_close(
+            a, e, rtol=rtol, atol=atol, equal_nan=True, msg=lambda m, key=key: f"{key}: {m}"
+        )
 
 
 def _flat(value: Any, key: str = "") -> list[tuple[str, Tensor]]:
@@ -56,8 +57,14 @@ def _flat(value: Any, key: str = "") -> list[tuple[str, Tensor]]:
     return [(key, torch.as_tensor(value))]
 
 
-def stepped(name: str, groups: Any, grads: list[Any], steps: int = 1,
-            ours_only: dict[str, Any] | None = None, **kwargs: Any) -> Run:
+def stepped(
+    name: str,
+    groups: Any,
+    grads: list[Any],
+    steps: int = 1,
+    ours_only: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Run:
     """A run: ``<lib>.<name>(groups(), **kwargs)`` (and ``**ours_only`` for momentopt: its
     executor flags, compared with torch's default path), ``steps`` steps with ``grads()`` set
     on the params; returns the params and the state."""
@@ -97,8 +104,9 @@ def test_duplicate_param_is_stepped_twice(name: str) -> None:
 @pytest.mark.parametrize("value", [None, 1, "yes"])
 @pytest.mark.parametrize("name", NAMES)
 def test_non_bool_differentiable_raises_type_error(name: str, value: Any) -> None:
-    run = stepped(name, lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)],
-                  differentiable=value)
+    run = stepped(
+        name, lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)], differentiable=value
+    )
     assert_same(run)
 
 
@@ -112,8 +120,9 @@ def test_foreach_with_differentiable_raises(name: str) -> None:
 # -- betas of the wrong length: torch's step cannot unpack them ------------------------------
 @pytest.mark.parametrize("name", ["Adam", "AdamW", "NAdam"])
 def test_three_betas_raise_at_step(name: str) -> None:
-    run = stepped(name, lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)],
-                  betas=(0.9, 0.999, 0.5))
+    run = stepped(
+        name, lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)], betas=(0.9, 0.999, 0.5)
+    )
     assert_same(run)
 
 
@@ -122,24 +131,32 @@ def test_three_betas_raise_at_step(name: str) -> None:
 def test_nadam_tensor_betas_as_torch(shape: tuple[int, ...], flags: dict[str, Any]) -> None:
     def run(lib: Any) -> Any:
         betas = (torch.full(shape, 0.9), torch.full(shape, 0.999))
-        return stepped("NAdam", lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)],
-                       betas=betas, **flags)(lib)
+        return stepped(
+            "NAdam", lambda: [torch.nn.Parameter(torch.ones(3))], [_ones(3)], betas=betas, **flags
+        )(lib)
 
     assert_same(run)
 
 
 # -- a string hyperparameter in a param group (torch's constructor does not check groups) --
-@pytest.mark.parametrize("name,key,flags", [
-    ("AdamW", "weight_decay", {}),
-    ("Adam", "lr", {}),
-    ("Adagrad", "lr_decay", {}),
-    ("Adam", "lr", {"fused": True}),
-])
+@pytest.mark.parametrize(
+    "name,key,flags",
+    [
+        ("AdamW", "weight_decay", {}),
+        ("Adam", "lr", {}),
+        ("Adagrad", "lr_decay", {}),
+        ("Adam", "lr", {"fused": True}),
+    ],
+)
 def test_string_group_hyperparameter_raises_type_error(
     name: str, key: str, flags: dict[str, Any]
 ) -> None:
-    run = stepped(name, lambda: [{"params": [torch.nn.Parameter(torch.ones(3))], key: "0.1"}],
-                  [_ones(3)], **flags)
+    run = stepped(
+        name,
+        lambda: [{"params": [torch.nn.Parameter(torch.ones(3))], key: "0.1"}],
+        [_ones(3)],
+        **flags,
+    )
     assert_same(run)
 
 
@@ -150,8 +167,13 @@ def test_complex_param_sparse_grad(name: str) -> None:
         values = torch.tensor([1 + 2j, 3 - 1j, 0.5j], dtype=torch.complex64)
         return torch.sparse_coo_tensor([[0, 0, 2]], values, (4,))
 
-    run = stepped(name, lambda: [torch.nn.Parameter(torch.ones(4, dtype=torch.complex64))],
-                  [grad], steps=2, lr=0.1)
+    run = stepped(
+        name,
+        lambda: [torch.nn.Parameter(torch.ones(4, dtype=torch.complex64))],
+        [grad],
+        steps=2,
+        lr=0.1,
+    )
     assert_same(run, rtol=1e-6, atol=1e-7)  # float32 op order: ulps
 
 
@@ -161,13 +183,26 @@ def _small_grads(name: str, dtype: torch.dtype, **kwargs: Any) -> Run:
     and a tail), gradients of 1e-2 (in float16, ``(1-β2)·g²`` is below the normal range)."""
     gen = torch.Generator().manual_seed(0)
     p0, g = torch.randn(257, generator=gen), torch.randn(257, generator=gen) * 1e-2
-    return stepped(name, lambda: [torch.nn.Parameter(p0.to(dtype))], [lambda: g.to(dtype)],
-                   lr=0.1, ours_only={"fused": True}, **kwargs)
+    return stepped(
+        name,
+        lambda: [torch.nn.Parameter(p0.to(dtype))],
+        [lambda: g.to(dtype)],
+        lr=0.1,
+        ours_only={"fused": True},
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize("kwargs", [
-    {}, {"momentum": 0.9}, {"weight_decay": 0.1}, {"maximize": True},
-], ids=["plain", "momentum", "weight_decay", "maximize"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"momentum": 0.9},
+        {"weight_decay": 0.1},
+        {"maximize": True},
+    ],
+    ids=["plain", "momentum", "weight_decay", "maximize"],
+)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_fused_sgd_low_precision_updates_every_element(
     dtype: torch.dtype, kwargs: dict[str, Any]
@@ -196,15 +231,24 @@ FLOAT32_SCALARS = 8 * 2.0**-24
 
 @pytest.mark.parametrize("flags", [{}, {"foreach": False}, {"fused": True}])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("name,hyperparameters", [
-    pytest.param("AdamW", {"lr": torch.tensor(0.05)}, id="AdamW-tensor-lr"),
-    pytest.param("Adam", {"betas": (torch.tensor(0.9), torch.tensor(0.999))}, id="Adam-betas"),
-    pytest.param("Adam", {"betas": (torch.tensor(0.999999), torch.tensor(0.999999))},
-                 id="Adam-betas-near-1"),
-    pytest.param("Adagrad", {"lr": torch.tensor(0.05), "lr_decay": 0.1}, id="Adagrad-tensor-lr"),
-])
-def test_tensor_hyperparameters_as_torch(name: str, hyperparameters: dict[str, Any],
-                                         dtype: torch.dtype, flags: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "name,hyperparameters",
+    [
+        pytest.param("AdamW", {"lr": torch.tensor(0.05)}, id="AdamW-tensor-lr"),
+        pytest.param("Adam", {"betas": (torch.tensor(0.9), torch.tensor(0.999))}, id="Adam-betas"),
+        pytest.param(
+            "Adam",
+            {"betas": (torch.tensor(0.999999), torch.tensor(0.999999))},
+            id="Adam-betas-near-1",
+        ),
+        pytest.param(
+            "Adagrad", {"lr": torch.tensor(0.05), "lr_decay": 0.1}, id="Adagrad-tensor-lr"
+        ),
+    ],
+)
+def test_tensor_hyperparameters_as_torch(
+    name: str, hyperparameters: dict[str, Any], dtype: torch.dtype, flags: dict[str, Any]
+) -> None:
     gen = torch.Generator().manual_seed(0)
     p0 = torch.randn(3, 5, dtype=dtype, generator=gen)
     g = torch.randn(3, 5, dtype=dtype, generator=gen)
@@ -228,20 +272,32 @@ def test_tensor_hyperparameters_as_torch(name: str, hyperparameters: dict[str, A
 # scalars in complex arithmetic, where an infinite component makes the other one NaN
 # (``inf·0``); momentopt updates every complex parameter as its real view, as torch itself
 # does for most of its steps, so the result is torch's on the real view.
-@pytest.mark.parametrize("name,kwargs", [
-    ("SGD", {}),
-    ("SGD", {"momentum": 0.9}),
-    ("Adadelta", {}),
-    ("Adam", {"weight_decay": 0.5, "decoupled_weight_decay": True}),
-])
-def test_complex_infinite_gradient_as_torch_on_the_real_view(name: str, kwargs: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", {}),
+        ("SGD", {"momentum": 0.9}),
+        ("Adadelta", {}),
+        ("Adam", {"weight_decay": 0.5, "decoupled_weight_decay": True}),
+    ],
+)
+def test_complex_infinite_gradient_as_torch_on_the_real_view(
+    name: str, kwargs: dict[str, Any]
+) -> None:
     grad = torch.tensor([complex(-INF, 0.0), 0.5 + 0.5j], dtype=torch.complex64)
     start = torch.tensor([1 + 1j, 2 - 1j], dtype=torch.complex64)
     ours = stepped(name, lambda: [start.clone()], [grad], steps=2, lr=0.1, **kwargs)(momentopt)
-    real = stepped(name, lambda: [torch.view_as_real(start).clone()], [torch.view_as_real(grad)],
-                   steps=2, lr=0.1, **kwargs)(torch.optim)
-    torch.testing.assert_close(torch.view_as_real(ours[0][0]), real[0][0], rtol=1e-6, atol=1e-7,
-                               equal_nan=True)  # float32 op order: ulps
+    real = stepped(
+        name,
+        lambda: [torch.view_as_real(start).clone()],
+        [torch.view_as_real(grad)],
+        steps=2,
+        lr=0.1,
+        **kwargs,
+    )(torch.optim)
+    torch.testing.assert_close(
+        torch.view_as_real(ours[0][0]), real[0][0], rtol=1e-6, atol=1e-7, equal_nan=True
+    )  # float32 op order: ulps
 
 
 # -- float16 on the default path: a scalar rounded to float16 --------------------------------
@@ -249,17 +305,26 @@ def test_float16_tiny_momentum_infinite_gradient() -> None:
     """torch's loop computes ``buf·1e-30`` in float32 (``-inf``); a multi-tensor step that
     rounds the scalar to float16 first computes ``-inf·0 = NaN``."""
     grad = torch.full((3,), -INF, dtype=torch.float16)
-    run = stepped("SGD", lambda: [torch.nn.Parameter(torch.ones(3, dtype=torch.float16))],
-                  [grad], steps=2, lr=0.1, momentum=1e-30)
+    run = stepped(
+        "SGD",
+        lambda: [torch.nn.Parameter(torch.ones(3, dtype=torch.float16))],
+        [grad],
+        steps=2,
+        lr=0.1,
+        momentum=1e-30,
+    )
     assert_same(run)
 
 
 # -- fused=True SGD with a complex param after a real one ------------------------------------
 def test_fused_sgd_complex_after_real_raises_torchs_type() -> None:
     """torch checks no dtype for fused SGD; its kernel raises NotImplementedError."""
+
     def groups() -> list[Tensor]:
-        return [torch.nn.Parameter(torch.ones(3)),
-                torch.nn.Parameter(torch.ones(3, dtype=torch.complex64))]
+        return [
+            torch.nn.Parameter(torch.ones(3)),
+            torch.nn.Parameter(torch.ones(3, dtype=torch.complex64)),
+        ]
 
     grads = [_ones(3), _ones(3, dtype=torch.complex64)]
     assert_same(stepped("SGD", groups, grads, lr=0.1, weight_decay=0.01, fused=True))

@@ -133,5 +133,7 @@ def test_nan_passes_sgds_ranges_as_in_torch() -> None:
     nan = float("nan")
     for name in ALGORITHMS:
         torch_cls, ours_cls = PAIRS[name]
-        assert (_refusal(ours_cls, {"lr": nan}) is None) == (_refusal(torch_cls, {"lr": nan}) is None)
+        assert (_refusal(ours_cls, {"lr": nan}) is None) == (
+            _refusal(torch_cls, {"lr": nan}) is None
+        )
     assert _refusal(PAIRS["SGD"][1], {"lr": nan, "momentum": nan, "weight_decay": nan}) is None

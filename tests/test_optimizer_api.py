@@ -41,7 +41,9 @@ def twins(name: str, make_params: Callable[[nn.Module], Any] | None = None, **ex
     return sides
 
 
-def closure_for(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+def closure_for(
+    model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor
+) -> Callable[[], torch.Tensor]:
     def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = loss_of(model(x))
@@ -51,7 +53,9 @@ def closure_for(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -
     return closure
 
 
-def run(sides: Sides, steps: int = STEPS, before_step: Callable[[nn.Module, int], None] | None = None) -> None:
+def run(
+    sides: Sides, steps: int = STEPS, before_step: Callable[[nn.Module, int], None] | None = None
+) -> None:
     for i, x in enumerate(make_inputs(DTYPE, steps)):
         for model, opt in sides:
             opt.zero_grad()
@@ -80,7 +84,10 @@ algorithms = pytest.mark.parametrize("name", ALGORITHMS)
 @algorithms
 def test_add_param_group_fills_defaults_and_trains_like_torch(name: str) -> None:
     """A group added after some steps gets the defaults (and its overrides) and trains as torch."""
-    sides = [(m, type(o)(list(m.parameters())[:-2], **copy.deepcopy(KWARGS[name]))) for m, o in twins(name)]
+    sides = [
+        (m, type(o)(list(m.parameters())[:-2], **copy.deepcopy(KWARGS[name])))
+        for m, o in twins(name)
+    ]
     run(sides, 2)
     for model, opt in sides:
         opt.add_param_group({"params": list(model.parameters())[-2:], "lr": 0.02})
@@ -161,8 +168,12 @@ def test_every_hook_fires_once_per_call(name: str) -> None:
     for model, opt in twins(name):
         log: list[str] = []
         handles = [
-            register_optimizer_step_pre_hook(lambda o, a, k: log.append("global_pre") if o is opt else None),
-            register_optimizer_step_post_hook(lambda o, a, k: log.append("global_post") if o is opt else None),
+            register_optimizer_step_pre_hook(
+                lambda o, a, k: log.append("global_pre") if o is opt else None
+            ),
+            register_optimizer_step_post_hook(
+                lambda o, a, k: log.append("global_post") if o is opt else None
+            ),
         ]
         opt.register_step_pre_hook(lambda o, a, k: log.append("step_pre"))
         opt.register_step_post_hook(lambda o, a, k: log.append("step_post"))

@@ -18,7 +18,9 @@ from .helpers import assert_matches_torch, assert_state_dicts_match
 Run = tuple[list[torch.nn.Parameter], torch.optim.Optimizer]
 
 
-def _params(seed: int = 0, n: int = 40, dtype: torch.dtype = torch.float32) -> list[torch.nn.Parameter]:
+def _params(
+    seed: int = 0, n: int = 40, dtype: torch.dtype = torch.float32
+) -> list[torch.nn.Parameter]:
     g = torch.Generator().manual_seed(seed)
     shapes = [(7,), (3, 5), (2, 3, 4), ()] * (n // 4)
     return [torch.nn.Parameter(torch.randn(s, generator=g).to(dtype)) for s in shapes]
@@ -53,8 +55,9 @@ def _reference(torch_cls: type, **kw: Any) -> Run:
     return params, torch_cls(params, **kw)
 
 
-def _assert_same(a: list, opt_a: torch.optim.Optimizer, b: list, opt_b: torch.optim.Optimizer,
-                 reference: Run) -> None:
+def _assert_same(
+    a: list, opt_a: torch.optim.Optimizer, b: list, opt_b: torch.optim.Optimizer, reference: Run
+) -> None:
     """``a`` (ours, or torch loaded from ours) matches torch's ``b`` through ``reference``."""
     for i, (pa, pb, pr) in enumerate(zip(a, b, reference[0], strict=True)):
         assert_matches_torch(pa, pb, pr, f"param {i}")

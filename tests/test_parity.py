@@ -36,7 +36,10 @@ def _cases():
             for inp in case.inputs(dtype):
                 for executor in EXECUTORS:
                     yield pytest.param(
-                        name, dtype, inp.kwargs, executor,
+                        name,
+                        dtype,
+                        inp.kwargs,
+                        executor,
                         id=f"{name}-{str(dtype)[6:]}-{inp.desc.replace(' ', '_')}-{executor}",
                     )
 
@@ -49,7 +52,9 @@ def _kwargs(kwargs: dict, extra: dict) -> dict:
 
 
 @pytest.mark.parametrize("name,dtype,kwargs,executor", list(_cases()))
-def test_lockstep_parity(name: str, dtype: torch.dtype, kwargs: dict[str, Any], executor: str) -> None:
+def test_lockstep_parity(
+    name: str, dtype: torch.dtype, kwargs: dict[str, Any], executor: str
+) -> None:
     case = OPTIMIZERS[name]
     torch_cls, ours_cls = case.pair
     torch.manual_seed(0)
@@ -66,6 +71,9 @@ def test_lockstep_parity(name: str, dtype: torch.dtype, kwargs: dict[str, Any], 
     for _ in train_together(runs, make_inputs(dtype, 30)):
         pass
     assert_models_match(model_o, model_t, model_r, tolerances=case.tolerances)
-    assert_state_dicts_match(opt_o.state_dict(), opt_t.state_dict(),
-                             None if model_r is None else opt_r.state_dict(),
-                             tolerances=case.tolerances)
+    assert_state_dicts_match(
+        opt_o.state_dict(),
+        opt_t.state_dict(),
+        None if model_r is None else opt_r.state_dict(),
+        tolerances=case.tolerances,
+    )

@@ -68,6 +68,7 @@ def test_torch_kernel_table():
     }
     for cls, name in cases.items():
         assert _kernel(cls(_params(3), fused=True) if name else cls(_params(3))) == name, cls
+    assert _kernel(momentopt.Adagrad(_params(3))) is None  # not torch's default's numbers
     # plain SGD is one foreach op (torch's kernel is slower at it); with momentum, the kernel
     assert _kernel(momentopt.SGD(_params(3), momentum=0.9)) == "_fused_sgd_"
     # Adam with decoupled decay is AdamW's kernel
@@ -78,7 +79,8 @@ def test_torch_kernel_table():
     assert _kernel(momentopt.Adam(_params(3), lr=torch.tensor(1e-3))) is None
     # a composed recipe with SGD's rules but decoupled decay has no kernel: none is listed
     Composed = momentopt.compose(
-        "Composed", first=momentopt.rules.HeavyBall(),
+        "Composed",
+        first=momentopt.rules.HeavyBall(),
         gradient=(momentopt.rules.Maximize(), momentopt.rules.WeightDecay(decoupled=True)),
     )
     assert _kernel(Composed(_params(3), momentum=0.9)) is None
@@ -109,6 +111,7 @@ def test_explain_changes_nothing():
 
 def test_small_groups_do_not_compile_by_default(monkeypatch):
     """With default flags a small group needing a compile runs multi-tensor (no compile)."""
+
     def refuse(kernel):
         raise AssertionError("compiled a small group")
 

@@ -96,8 +96,11 @@ def test_table_tensor_hyperparameters_as_annotated(name: str) -> None:
     torch's signature and in ours."""
     case = OPTIMIZERS[name]
     for cls in case.pair:
-        annotated = {k for k, p in inspect.signature(cls).parameters.items()
-                     if k != "params" and "Tensor" in str(p.annotation)}
+        annotated = {
+            k
+            for k, p in inspect.signature(cls).parameters.items()
+            if k != "params" and "Tensor" in str(p.annotation)
+        }
         assert annotated == case.tensor_hyperparameters, cls
 
 

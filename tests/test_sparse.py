@@ -41,7 +41,9 @@ def batches(steps: int) -> list[torch.Tensor]:
     return [torch.randint(0, 12, (6,), generator=g) for _ in range(steps)]
 
 
-def outcome(cls: type, model: nn.Module, kwargs: dict[str, Any]) -> tuple[type, str] | torch.optim.Optimizer:
+def outcome(
+    cls: type, model: nn.Module, kwargs: dict[str, Any]
+) -> tuple[type, str] | torch.optim.Optimizer:
     """Train; the optimizer, or (type, message) of the first error."""
     try:
         opt = cls(model.parameters(), **copy.deepcopy(kwargs))
@@ -127,8 +129,9 @@ def test_sparse_training_matches_torch(case: tuple[str, dict[str, Any]]) -> None
     assert isinstance(opt_r, torch.optim.Optimizer), opt_r
     assert model_o.emb.weight.grad.is_sparse
     assert_models_match(model_o, model_t, model_r, tolerances=row.tolerances)
-    assert_state_dicts_match(*(_dense_state(opt) for opt in (opt_o, opt_t, opt_r)),
-                             tolerances=row.tolerances)
+    assert_state_dicts_match(
+        *(_dense_state(opt) for opt in (opt_o, opt_t, opt_r)), tolerances=row.tolerances
+    )
 
 
 def _dense_state(opt: torch.optim.Optimizer) -> dict[str, Any]:

@@ -36,7 +36,14 @@ WARMUP, CONTINUE = 4, 5
 EXACT = {"rtol": 0.0, "atol": 0.0}
 
 # Flags torch.optim added over the years; a state_dict saved before them lacks them.
-NEWER_FLAGS = ("foreach", "maximize", "differentiable", "capturable", "fused", "decoupled_weight_decay")
+NEWER_FLAGS = (
+    "foreach",
+    "maximize",
+    "differentiable",
+    "capturable",
+    "fused",
+    "decoupled_weight_decay",
+)
 
 
 def tol(name: str) -> dict[str, float]:
@@ -85,7 +92,7 @@ def assert_same_nested(a: Any, b: Any, where: str = "") -> None:
             assert_same_nested(a[k], b[k], f"{where}.{k}")
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             assert_same_nested(x, y, f"{where}[{i}]")
     elif isinstance(a, float) and math.isnan(a):
         assert math.isnan(b), where
@@ -116,7 +123,9 @@ def _assert_loaded_and_continue_alike(name, model_t, opt_t, model_o, opt_o, xs) 
 def test_checkpoint_moves_and_training_continues(name: str, kwargs: dict, direction: str) -> None:
     """Train one side, load its state_dict into the other, continue both in lock step."""
     torch_cls, ours_cls = OPTIMIZERS[name].pair
-    src_cls, dst_cls = (torch_cls, ours_cls) if direction == "torch_to_ours" else (ours_cls, torch_cls)
+    src_cls, dst_cls = (
+        (torch_cls, ours_cls) if direction == "torch_to_ours" else (ours_cls, torch_cls)
+    )
     model_src = Net(DTYPE)
     opt_src = build(src_cls, model_src, kwargs)
     xs = make_inputs(DTYPE, WARMUP + CONTINUE)
@@ -260,7 +269,9 @@ def _target(sd: dict[str, Any]) -> tuple[int, str, str]:
     """(param id, param name, a tensor state key) of the parameter the corruptions touch."""
     group = sd["param_groups"][TARGET_GROUP]
     index = group["params"][TARGET]
-    tensor_keys = [k for k, v in sd["state"][index].items() if isinstance(v, torch.Tensor) and v.dim() > 0]
+    tensor_keys = [
+        k for k, v in sd["state"][index].items() if isinstance(v, torch.Tensor) and v.dim() > 0
+    ]
     return index, group["param_names"][TARGET], tensor_keys[-1]
 
 
@@ -383,7 +394,9 @@ CORRUPTIONS = [
     Corruption("negative lr", _group({"lr": -0.1}, "Invalid learning rate: -0.1", "lr >= 0")),
     Corruption("NaN lr", _group({"lr": NAN}, "lr", "nan")),
     Corruption("NaN tensor lr", _group({"lr": torch.tensor(NAN)}, "lr", "nan")),
-    Corruption("2-element tensor lr", _group({"lr": torch.ones(2)}, "'lr'", "1-element"), TypeError),
+    Corruption(
+        "2-element tensor lr", _group({"lr": torch.ones(2)}, "'lr'", "1-element"), TypeError
+    ),
     Corruption("no lr", _drop("lr")),
     Corruption("no weight_decay", _drop("weight_decay")),
     Corruption("no eps", _drop("eps"), where=_unfilled("eps")),
@@ -394,31 +407,72 @@ CORRUPTIONS = [
         _group({"weight_decay": -0.5}, "Invalid weight_decay value: -0.5", "weight_decay >= 0"),
     ),
     Corruption("NaN weight_decay", _group({"weight_decay": NAN}, "weight_decay", "nan")),
-    Corruption("negative eps", _group({"eps": -1e-8}, "Invalid epsilon value", "eps >= 0"), where=takes("eps")),
+    Corruption(
+        "negative eps",
+        _group({"eps": -1e-8}, "Invalid epsilon value", "eps >= 0"),
+        where=takes("eps"),
+    ),
     Corruption("NaN eps", _group({"eps": NAN}, "eps", "nan"), where=takes("eps")),
-    Corruption("beta2 = 1", _group({"betas": (0.9, 1.0)}, "index 1: 1.0", "0 <= betas[1] < 1"), where=takes("betas")),
-    Corruption("negative beta1", _group({"betas": (-0.1, 0.9)}, "index 0", "betas[0]"), where=takes("betas")),
+    Corruption(
+        "beta2 = 1",
+        _group({"betas": (0.9, 1.0)}, "index 1: 1.0", "0 <= betas[1] < 1"),
+        where=takes("betas"),
+    ),
+    Corruption(
+        "negative beta1",
+        _group({"betas": (-0.1, 0.9)}, "index 0", "betas[0]"),
+        where=takes("betas"),
+    ),
     Corruption("NaN beta1", _group({"betas": (NAN, 0.9)}, "betas[0]", "nan"), where=takes("betas")),
-    Corruption("betas a string", _group({"betas": "ab"}, "'betas'", "2 numbers"), TypeError, takes("betas")),
-    Corruption("three betas", _group({"betas": (0.9, 0.9, 0.9)}, "'betas'"), TypeError, takes("betas")),
-    Corruption("negative momentum", _group({"momentum": -0.5}, "momentum >= 0"), where=takes("momentum")),
-    Corruption("NaN momentum", _group({"momentum": NAN}, "momentum", "nan"), where=takes("momentum")),
-    Corruption("dampening a string", _group({"dampening": "x"}, "'dampening'"), TypeError, takes("dampening")),
+    Corruption(
+        "betas a string", _group({"betas": "ab"}, "'betas'", "2 numbers"), TypeError, takes("betas")
+    ),
+    Corruption(
+        "three betas", _group({"betas": (0.9, 0.9, 0.9)}, "'betas'"), TypeError, takes("betas")
+    ),
+    Corruption(
+        "negative momentum", _group({"momentum": -0.5}, "momentum >= 0"), where=takes("momentum")
+    ),
+    Corruption(
+        "NaN momentum", _group({"momentum": NAN}, "momentum", "nan"), where=takes("momentum")
+    ),
+    Corruption(
+        "dampening a string",
+        _group({"dampening": "x"}, "'dampening'"),
+        TypeError,
+        takes("dampening"),
+    ),
     Corruption(
         "nesterov with dampening",
-        _group({"nesterov": True, "dampening": 0.5}, "Nesterov momentum requires", "dampening == 0"),
+        _group(
+            {"nesterov": True, "dampening": 0.5}, "Nesterov momentum requires", "dampening == 0"
+        ),
         where=takes("nesterov", "dampening"),
     ),
-    Corruption("rho > 1", _group({"rho": 1.5}, "Invalid rho value: 1.5", "0 <= rho <= 1"), where=takes("rho")),
+    Corruption(
+        "rho > 1",
+        _group({"rho": 1.5}, "Invalid rho value: 1.5", "0 <= rho <= 1"),
+        where=takes("rho"),
+    ),
     Corruption("NaN rho", _group({"rho": NAN}, "rho", "nan"), where=takes("rho")),
-    Corruption("negative alpha", _group({"alpha": -0.5}, "Invalid alpha value", "alpha >= 0"), where=takes("alpha")),
-    Corruption("negative lr_decay", _group({"lr_decay": -1.0}, "lr_decay >= 0"), where=takes("lr_decay")),
+    Corruption(
+        "negative alpha",
+        _group({"alpha": -0.5}, "Invalid alpha value", "alpha >= 0"),
+        where=takes("alpha"),
+    ),
+    Corruption(
+        "negative lr_decay", _group({"lr_decay": -1.0}, "lr_decay >= 0"), where=takes("lr_decay")
+    ),
     Corruption(
         "negative initial_accumulator_value",
         _group({"initial_accumulator_value": -1.0}, "initial_accumulator_value >= 0"),
         where=takes("initial_accumulator_value"),
     ),
-    Corruption("negative momentum_decay", _group({"momentum_decay": -1.0}, "momentum_decay >= 0"), where=takes("momentum_decay")),
+    Corruption(
+        "negative momentum_decay",
+        _group({"momentum_decay": -1.0}, "momentum_decay >= 0"),
+        where=takes("momentum_decay"),
+    ),
     Corruption(
         "fused and foreach",
         _group({"fused": True, "foreach": True}, "`fused` and `foreach`"),
@@ -428,19 +482,50 @@ CORRUPTIONS = [
     # state: dtypes and counters
     Corruption("int64 buffer", _state(None, lambda v: v.long(), "torch.int64")),
     Corruption("bool buffer", _state(None, lambda v: v > 0, "torch.bool")),
-    Corruption("complex buffer of a real parameter", _state(None, lambda v: v.to(torch.complex64), "complex")),
+    Corruption(
+        "complex buffer of a real parameter",
+        _state(None, lambda v: v.to(torch.complex64), "complex"),
+    ),
     Corruption("buffer a list", _state(None, lambda v: v.tolist(), "tensor"), TypeError),
-    Corruption("negative step", _state("step", lambda v: torch.tensor(-5.0), ">= 0", "-5"), where=keeps("step")),
-    Corruption("negative Python step", _state("step", lambda v: -5, ">= 0", "-5"), where=keeps("step")),
-    Corruption("NaN step", _state("step", lambda v: torch.tensor(NAN), "finite", "nan"), where=keeps("step")),
-    Corruption("infinite Python step", _state("step", lambda v: float("inf"), "finite"), where=keeps("step")),
-    Corruption("string step", _state("step", lambda v: "abc", "str 'abc'"), TypeError, keeps("step")),
-    Corruption("3-element step", _state("step", lambda v: torch.zeros(3), "shape (3,)"), where=keeps("step")),
-    Corruption("integer tensor step", _state("step", lambda v: v.long(), "int64"), TypeError, keeps("step")),
+    Corruption(
+        "negative step",
+        _state("step", lambda v: torch.tensor(-5.0), ">= 0", "-5"),
+        where=keeps("step"),
+    ),
+    Corruption(
+        "negative Python step", _state("step", lambda v: -5, ">= 0", "-5"), where=keeps("step")
+    ),
+    Corruption(
+        "NaN step",
+        _state("step", lambda v: torch.tensor(NAN), "finite", "nan"),
+        where=keeps("step"),
+    ),
+    Corruption(
+        "infinite Python step",
+        _state("step", lambda v: float("inf"), "finite"),
+        where=keeps("step"),
+    ),
+    Corruption(
+        "string step", _state("step", lambda v: "abc", "str 'abc'"), TypeError, keeps("step")
+    ),
+    Corruption(
+        "3-element step",
+        _state("step", lambda v: torch.zeros(3), "shape (3,)"),
+        where=keeps("step"),
+    ),
+    Corruption(
+        "integer tensor step", _state("step", lambda v: v.long(), "int64"), TypeError, keeps("step")
+    ),
     Corruption("bool step", _state("step", lambda v: True, "bool"), TypeError, keeps("step")),
-    Corruption("NaN mu_product", _state("mu_product", lambda v: v * NAN, "finite"), where=keeps("mu_product")),
+    Corruption(
+        "NaN mu_product",
+        _state("mu_product", lambda v: v * NAN, "finite"),
+        where=keeps("mu_product"),
+    ),
     # structure
-    Corruption("state a list", _structure(lambda sd: sd.update(state=[]), "'state'", "dict"), TypeError),
+    Corruption(
+        "state a list", _structure(lambda sd: sd.update(state=[]), "'state'", "dict"), TypeError
+    ),
     Corruption(
         "param_groups a dict",
         _structure(lambda sd: sd.update(param_groups={}), "'param_groups'", "list"),
@@ -448,7 +533,9 @@ CORRUPTIONS = [
     ),
     Corruption(
         "a group a string",
-        _structure(lambda sd: sd["param_groups"].__setitem__(TARGET_GROUP, "g"), "param_groups[1]", "dict"),
+        _structure(
+            lambda sd: sd["param_groups"].__setitem__(TARGET_GROUP, "g"), "param_groups[1]", "dict"
+        ),
         TypeError,
     ),
     Corruption(
@@ -458,7 +545,9 @@ CORRUPTIONS = [
     ),
     Corruption(
         "group without params",
-        _structure(lambda sd: sd["param_groups"][TARGET_GROUP].pop("params"), "param_groups[1]", "'params'"),
+        _structure(
+            lambda sd: sd["param_groups"][TARGET_GROUP].pop("params"), "param_groups[1]", "'params'"
+        ),
     ),
     Corruption(
         "unhashable parameter id",
@@ -467,10 +556,20 @@ CORRUPTIONS = [
     ),
     Corruption(
         "parameter id twice",
-        _structure(lambda sd: _set_param_id(sd, 0), "id 0", "twice", "param_groups[0]", "param_groups[1]"),
+        _structure(
+            lambda sd: _set_param_id(sd, 0), "id 0", "twice", "param_groups[0]", "param_groups[1]"
+        ),
     ),
-    Corruption("state entry a list", _structure(lambda sd: _set_entry(sd, []), "state[4]", "dict"), TypeError),
-    Corruption("state entry None", _structure(lambda sd: _set_entry(sd, None), "state[4]", "dict"), TypeError),
+    Corruption(
+        "state entry a list",
+        _structure(lambda sd: _set_entry(sd, []), "state[4]", "dict"),
+        TypeError,
+    ),
+    Corruption(
+        "state entry None",
+        _structure(lambda sd: _set_entry(sd, None), "state[4]", "dict"),
+        TypeError,
+    ),
 ]
 
 
@@ -495,7 +594,9 @@ def _cases() -> list[Any]:
 
 
 @pytest.mark.parametrize("name,corruption", _cases())
-def test_malformed_state_dict_refused_and_nothing_changes(name: str, corruption: Corruption) -> None:
+def test_malformed_state_dict_refused_and_nothing_changes(
+    name: str, corruption: Corruption
+) -> None:
     """ValueError/TypeError naming group, parameter and key; the optimizer and the input dict
     are untouched."""
     _, opt = _trained(name)
@@ -578,8 +679,13 @@ def _reordered(sd: dict[str, Any]) -> None:
     sd.update(reversed(items))
 
 
-SCHEDULER_KEYS = {"initial_lr": SECOND_LR, "max_lr": 0.1, "min_lr": 0.0, "base_momentum": 0.85,
-                  "max_momentum": 0.95}
+SCHEDULER_KEYS = {
+    "initial_lr": SECOND_LR,
+    "max_lr": 0.1,
+    "min_lr": 0.0,
+    "base_momentum": 0.85,
+    "max_momentum": 0.95,
+}
 
 
 @dataclass(frozen=True)
@@ -603,8 +709,11 @@ VARIATIONS = [
     Variation("Python int steps", _steps(lambda v: int(v)), keeps("step")),
     Variation("float64 step tensors", _steps(lambda v: v.double()), keeps("step")),
     # NAdam's __setstate__ turns a Python mu_product into a tensor, as torch's does
-    Variation("Python float mu_product", _all_state(lambda k, v: float(v) if k == "mu_product" else v),
-              keeps("mu_product")),
+    Variation(
+        "Python float mu_product",
+        _all_state(lambda k, v: float(v) if k == "mu_product" else v),
+        keeps("mu_product"),
+    ),
     Variation("groups without the newer flags", _without_newer_flags),
     Variation("float64 state for float32 parameters", _buffers_to(torch.float64)),
     Variation("bfloat16 state for float32 parameters", _buffers_to(torch.bfloat16)),
@@ -622,7 +731,9 @@ VARIATIONS = [
 def _variations() -> list[Any]:
     return [
         pytest.param(name, v, id=f"{name}-{v.desc.replace(' ', '_')}")
-        for v in VARIATIONS for name, case in OPTIMIZERS.items() if v.where(case)
+        for v in VARIATIONS
+        for name, case in OPTIMIZERS.items()
+        if v.where(case)
     ]
 
 

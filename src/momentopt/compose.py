@@ -114,7 +114,9 @@ def check_recipe(owner: str, recipe: Any) -> None:
         rules = getattr(recipe, slot)
         if not isinstance(rules, tuple):
             expected = SLOTS[slot].__name__
-            raise TypeError(f"{owner}: {slot} must be a tuple of {expected} rules, got {_what(rules)}")
+            raise TypeError(
+                f"{owner}: {slot} must be a tuple of {expected} rules, got {_what(rules)}"
+            )
         for i, rule in enumerate(rules):
             _check_rule(owner, f"{slot}[{i}]", rule)
 
@@ -229,7 +231,9 @@ def compose(
     """
     recipe = make_recipe(first=first, second=second, gradient=gradient, schedule=schedule)
     caller = inspect.currentframe()
-    module = caller.f_back.f_globals.get("__name__", __name__) if caller and caller.f_back else __name__
+    module = (
+        caller.f_back.f_globals.get("__name__", __name__) if caller and caller.f_back else __name__
+    )
     namespace = {
         "recipe": recipe,
         "hyperparameters": dict(hyperparameters),

@@ -58,8 +58,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .engine.views import TensorsView
 from .engine.optimizer import RecipeOptimizer
+from .engine.views import TensorsView
 
 __all__ = ["Recorder", "record"]
 
@@ -106,7 +106,9 @@ class Recorder:
         "grad_norm",
     )
 
-    def __init__(self, optimizer: RecipeOptimizer, every: int = 1, max_samples: int = 1 << 20) -> None:
+    def __init__(
+        self, optimizer: RecipeOptimizer, every: int = 1, max_samples: int = 1 << 20
+    ) -> None:
         if not isinstance(optimizer, RecipeOptimizer):
             raise TypeError(
                 f"diagnostics need a momentopt optimizer, got {type(optimizer).__name__}"
@@ -190,7 +192,11 @@ class Recorder:
                 probe, view.group, self.optimizer.defaults, torch.float64, "cpu"
             )
             scratch = TensorsView(
-                [probe], [torch.zeros_like(probe)], [state], as_list=False, t=1.0,
+                [probe],
+                [torch.zeros_like(probe)],
+                [state],
+                as_list=False,
+                t=1.0,
                 group=view.group,
             )
             denom = recipe.second.denominator(scratch, scratch.grad)
@@ -198,7 +204,13 @@ class Recorder:
         return self._floors[group]
 
     def _observe(
-        self, b: TensorsView, g: Any, denom: Any, direction: Sequence[Any], lr: Any, *,
+        self,
+        b: TensorsView,
+        g: Any,
+        denom: Any,
+        direction: Sequence[Any],
+        lr: Any,
+        *,
         group: int,
     ) -> None:
         """Read one view's step of param group ``group`` (the engine shows it a copy)."""
@@ -214,8 +226,11 @@ class Recorder:
             weights = _tensors(b.param)
             denoms = _tensors(denom) if denom is not None else [None] * len(grads)
             terms = [
-                (_tensors(t.tensor), _number(t.coef) / _number(t.divisor),
-                 _tensors(t.denom) if t.denom is not None else [None] * len(grads))
+                (
+                    _tensors(t.tensor),
+                    _number(t.coef) / _number(t.divisor),
+                    _tensors(t.denom) if t.denom is not None else [None] * len(grads),
+                )
                 for t in direction
             ]
             for i, (gi, wi, di) in enumerate(zip(grads, weights, denoms, strict=True)):
@@ -268,4 +283,3 @@ def record(optimizer: RecipeOptimizer, every: int = 1, max_samples: int = 1 << 2
     """Start recording ``optimizer``'s step statistics; use as a context manager or call
     ``close()``. See the module docstring for the fields and a CSV/TensorBoard example."""
     return Recorder(optimizer, every=every, max_samples=max_samples)
-

@@ -46,7 +46,9 @@ def tiny_model(seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
 
 def batches(n: int, batch: int = 8, seed: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(batch, 6, generator=g), torch.randn(batch, 3, generator=g)) for _ in range(n)]
+    return [
+        (torch.randn(batch, 6, generator=g), torch.randn(batch, 3, generator=g)) for _ in range(n)
+    ]
 
 
 def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -61,7 +63,12 @@ def twin(
     kwargs = {**KWARGS[name], **overrides}
     model_t = model if model is not None else tiny_model()
     model_o = copy.deepcopy(model_t)
-    return model_t, torch_cls(model_t.parameters(), **kwargs), model_o, our_cls(model_o.parameters(), **kwargs)
+    return (
+        model_t,
+        torch_cls(model_t.parameters(), **kwargs),
+        model_o,
+        our_cls(model_o.parameters(), **kwargs),
+    )
 
 
 def assert_params_close(a: nn.Module, b: nn.Module, msg: str = "", **tol: float) -> None:

@@ -54,7 +54,9 @@ def _assert_same_on_all_ranks(tensors: list[torch.Tensor], what: str) -> None:
             assert torch.equal(gathered[0], other), f"{what}: ranks differ"
 
 
-def _close(actual: list[torch.Tensor], expected: list[torch.Tensor], what: str, **tol: float) -> None:
+def _close(
+    actual: list[torch.Tensor], expected: list[torch.Tensor], what: str, **tol: float
+) -> None:
     for a, e in zip(actual, expected, strict=True):
         assert_close_report(a, e, what, **(tol or TOL))
 
@@ -68,7 +70,9 @@ def ddp(rank: int, world_size: int) -> None:
         _train_local(model, opt, rank, world_size, data)
         params = list(model.module.parameters())
         _assert_same_on_all_ranks(params, f"DDP {name}")
-        _close(params, list(_single_process_reference(name).parameters()), f"DDP {name} vs one process")
+        _close(
+            params, list(_single_process_reference(name).parameters()), f"DDP {name} vs one process"
+        )
 
 
 # -- ZeroRedundancyOptimizer --------------------------------------------------------------------
@@ -81,14 +85,20 @@ def zero(rank: int, world_size: int) -> None:
         plain_model = DDP(tiny_model())
         plain = cls(plain_model.parameters(), **KWARGS[name])
         zero_model = DDP(tiny_model())
-        zero_opt = ZeroRedundancyOptimizer(zero_model.parameters(), optimizer_class=cls, **KWARGS[name])
+        zero_opt = ZeroRedundancyOptimizer(
+            zero_model.parameters(), optimizer_class=cls, **KWARGS[name]
+        )
         assert isinstance(zero_opt.optim, cls)
         owned = len(zero_opt.optim.param_groups[0]["params"])
         assert 0 < owned < len(list(zero_model.parameters())), "ZeRO did not shard the parameters"
         _train_local(plain_model, plain, rank, world_size, data[:STEPS])
         _train_local(zero_model, zero_opt, rank, world_size, data[:STEPS])
         _assert_same_on_all_ranks(list(zero_model.parameters()), f"ZeRO {name}")
-        _close(list(zero_model.parameters()), list(plain_model.parameters()), f"ZeRO {name} vs DDP+{name}")
+        _close(
+            list(zero_model.parameters()),
+            list(plain_model.parameters()),
+            f"ZeRO {name} vs DDP+{name}",
+        )
 
         # consolidate the sharded state on rank 0; it is the plain optimizer's state_dict
         zero_opt.consolidate_state_dict(to=0)
@@ -101,7 +111,9 @@ def zero(rank: int, world_size: int) -> None:
                 assert set(sd["state"][k]) == set(s), (name, k)
                 for key, v in s.items():
                     if isinstance(v, torch.Tensor):
-                        assert_close_report(sd["state"][k][key], v, f"{name} state {k}.{key}", **TOL)
+                        assert_close_report(
+                            sd["state"][k][key], v, f"{name} state {k}.{key}", **TOL
+                        )
                     else:
                         assert sd["state"][k][key] == v, (name, k, key)
             payload = [copy.deepcopy({"model": zero_model.module.state_dict(), "optim": sd})]
@@ -111,14 +123,18 @@ def zero(rank: int, world_size: int) -> None:
         # reload into fresh objects and go on: the same as never stopping
         resumed_model = DDP(tiny_model(seed=7))
         resumed_model.module.load_state_dict(saved["model"])
-        resumed = ZeroRedundancyOptimizer(resumed_model.parameters(), optimizer_class=cls, **KWARGS[name])
+        resumed = ZeroRedundancyOptimizer(
+            resumed_model.parameters(), optimizer_class=cls, **KWARGS[name]
+        )
         resumed.load_state_dict(saved["optim"])
         _train_local(resumed_model, resumed, rank, world_size, data[STEPS:])
         _train_local(zero_model, zero_opt, rank, world_size, data[STEPS:])
         _train_local(plain_model, plain, rank, world_size, data[STEPS:])
         for a, b in zip(resumed_model.parameters(), zero_model.parameters(), strict=True):
             assert torch.equal(a, b), f"ZeRO {name}: resumed run differs"
-        _close(list(resumed_model.parameters()), list(plain_model.parameters()), f"ZeRO {name} resumed")
+        _close(
+            list(resumed_model.parameters()), list(plain_model.parameters()), f"ZeRO {name} resumed"
+        )
     _zero_bad_configurations(rank)
 
 
@@ -229,7 +245,10 @@ def dcp_round_trip(rank: int, world_size: int, root: str) -> None:
 
         resumed = _sharded(seed=5)
         resumed_opt = cls(resumed.parameters(), **KWARGS[name])
-        sd = {"model": get_model_state_dict(resumed), "optim": get_optimizer_state_dict(resumed, resumed_opt)}
+        sd = {
+            "model": get_model_state_dict(resumed),
+            "optim": get_optimizer_state_dict(resumed, resumed_opt),
+        }
         dcp.load(sd, checkpoint_id=path)
         set_model_state_dict(resumed, sd["model"])
         set_optimizer_state_dict(resumed, resumed_opt, sd["optim"])
@@ -246,7 +265,11 @@ def dcp_round_trip(rank: int, world_size: int, root: str) -> None:
                 vb = vb.full_tensor() if hasattr(vb, "full_tensor") else vb
                 assert torch.equal(va, vb), f"DCP {name}: state {key} differs"
         expected = _single_process_reference(name, 2 * STEPS)
-        _close([p.full_tensor() for p in resumed.parameters()], list(expected.parameters()), f"DCP {name}")
+        _close(
+            [p.full_tensor() for p in resumed.parameters()],
+            list(expected.parameters()),
+            f"DCP {name}",
+        )
 
 
 # -- the documentation's distributed examples ---------------------------------------------------

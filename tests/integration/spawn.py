@@ -29,8 +29,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _entry(rank: int, fn: Callable[..., None], world_size: int, port: int, collective_timeout: float,
-           args: tuple[Any, ...]) -> None:
+def _entry(
+    rank: int,
+    fn: Callable[..., None],
+    world_size: int,
+    port: int,
+    collective_timeout: float,
+    args: tuple[Any, ...],
+) -> None:
     torch.set_num_threads(1)
     os.environ.pop("MOMENTOPT_EXECUTOR", None)  # the default choice is part of what is tested
     os.environ["MASTER_ADDR"] = "127.0.0.1"
@@ -54,11 +60,16 @@ def _entry(rank: int, fn: Callable[..., None], world_size: int, port: int, colle
     os._exit(0)
 
 
-_PRELOAD = ["torch", "torch.distributed", "torch.nn.parallel", __name__.rpartition(".")[0] + ".dist_scenarios"]
+_PRELOAD = [
+    "torch",
+    "torch.distributed",
+    "torch.nn.parallel",
+    __name__.rpartition(".")[0] + ".dist_scenarios",
+]
 
 
 def _start_method() -> str:
-    """"forkserver" where there is one: a server process imports torch (and the scenarios)
+    """ "forkserver" where there is one: a server process imports torch (and the scenarios)
     once, and every job's ranks fork from it in a fraction of a second instead of importing
     torch anew. The server runs no torch op before forking, so no thread pool is inherited."""
     if "forkserver" not in multiprocessing.get_all_start_methods():

@@ -11,7 +11,9 @@ import torch.distributed as dist
 from . import dist_scenarios
 from .spawn import run_distributed
 
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available(), reason="torch built without torch.distributed"
+)
 
 TIMEOUT = 90.0  # each job takes a few seconds to tens of seconds; a hang fails here
 

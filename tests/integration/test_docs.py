@@ -40,14 +40,24 @@ DISTRIBUTED = [code for _, code in BLOCKS if code.startswith("# distributed")]
 
 def test_doc_has_an_example_per_integration() -> None:
     titles = " ".join(title for title, _ in BLOCKS)
-    for topic in ("schedulers", "Mixed precision", "compile", "weight averaging", "ZeroRedundancy",
-                  "FSDP2", "Lightning", "Hugging Face"):
+    for topic in (
+        "schedulers",
+        "Mixed precision",
+        "compile",
+        "weight averaging",
+        "ZeroRedundancy",
+        "FSDP2",
+        "Lightning",
+        "Hugging Face",
+    ):
         assert topic in titles, topic
     assert "torchrun --standalone --nproc-per-node 2 examples/ddp_train.py" in DOC.read_text()
 
 
 @pytest.mark.parametrize("title,code", LOCAL, ids=[title for title, _ in LOCAL])
-def test_doc_example_runs(title: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doc_example_runs(
+    title: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for module in ("lightning", "transformers"):
         if re.search(rf"^import {module}", code, flags=re.M):
             pytest.importorskip(module)
@@ -80,14 +90,32 @@ def test_doc_distributed_examples_run(tmp_path: Path) -> None:
 def test_ddp_example_under_torchrun(tmp_path: Path) -> None:
     checkpoint = tmp_path / "ddp.pt"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        str(ROOT / "examples" / "ddp_train.py"), "--optimizer", "NAdam", "--epochs", "2", "--zero",
-        "--save", str(checkpoint),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(ROOT / "examples" / "ddp_train.py"),
+        "--optimizer",
+        "NAdam",
+        "--epochs",
+        "2",
+        "--zero",
+        "--save",
+        str(checkpoint),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("MOMENTOPT_EXECUTOR", None)
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:

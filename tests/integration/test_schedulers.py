@@ -42,14 +42,18 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer], Schedulers]] = {
     "LambdaLR": lambda o: [S.LambdaLR(o, lambda e: 0.8**e)],
     "SequentialLR": lambda o: [
         S.SequentialLR(
-            o, [S.LinearLR(o, start_factor=0.2, total_iters=3), S.ExponentialLR(o, 0.7)], milestones=[3]
+            o,
+            [S.LinearLR(o, start_factor=0.2, total_iters=3), S.ExponentialLR(o, 0.7)],
+            milestones=[3],
         )
     ],
     "ChainedScheduler": lambda o: [
         S.ChainedScheduler([S.ConstantLR(o, factor=0.5, total_iters=4), S.ExponentialLR(o, 0.9)])
     ],
     "two_schedulers": lambda o: [S.StepLR(o, step_size=3, gamma=0.3), S.ExponentialLR(o, 0.9)],
-    "OneCycleLR_no_momentum": lambda o: [S.OneCycleLR(o, max_lr=0.05, total_steps=STEPS, cycle_momentum=False)],
+    "OneCycleLR_no_momentum": lambda o: [
+        S.OneCycleLR(o, max_lr=0.05, total_steps=STEPS, cycle_momentum=False)
+    ],
 }
 
 
@@ -90,7 +94,9 @@ def test_one_cycle_cycles_momentum_like_torch(name: str) -> None:
     probe = [torch.zeros(1, requires_grad=True)]
     ours_has = "momentum" in our_cls(probe).defaults or "betas" in our_cls(probe).defaults
     assert ours_has == _has_momentum(name)
-    make = lambda o: [S.OneCycleLR(o, max_lr=0.05, total_steps=STEPS, base_momentum=0.7, max_momentum=0.95)]
+    make = lambda o: [
+        S.OneCycleLR(o, max_lr=0.05, total_steps=STEPS, base_momentum=0.7, max_momentum=0.95)
+    ]
     if not ours_has:  # Adagrad, Adadelta: torch refuses, so do we, with torch's message
         with pytest.raises(ValueError) as torch_error:
             make(torch_cls(tiny_model().parameters(), **KWARGS[name]))
@@ -116,7 +122,9 @@ def test_one_cycle_cycles_momentum_like_torch(name: str) -> None:
 def test_scheduler_and_optimizer_state_dict_round_trip(name: str) -> None:
     """Stop mid-run, save both state_dicts, resume in fresh objects: same as never stopping,
     and the same as torch.optim doing it."""
-    make = lambda o: [S.SequentialLR(o, [S.LinearLR(o, 0.3, total_iters=3), S.CosineAnnealingLR(o, 6)], [3])]
+    make = lambda o: [
+        S.SequentialLR(o, [S.LinearLR(o, 0.3, total_iters=3), S.CosineAnnealingLR(o, 6)], [3])
+    ]
     data = batches(STEPS)
     model_t, opt_t, model_o, opt_o = twin(name)
     sched_t, sched_o = make(opt_t), make(opt_o)

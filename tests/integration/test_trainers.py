@@ -33,8 +33,14 @@ def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor], exact: bool = Fa
 
 
 # -- PyTorch Lightning --------------------------------------------------------------------------
-def _lightning_fit(name: str, cls: type, max_steps: int, root: Path, ckpt: Path | None = None,
-                   save: Path | None = None) -> list[torch.Tensor]:
+def _lightning_fit(
+    name: str,
+    cls: type,
+    max_steps: int,
+    root: Path,
+    ckpt: Path | None = None,
+    save: Path | None = None,
+) -> list[torch.Tensor]:
     L = pytest.importorskip("lightning.pytorch")
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -56,8 +62,14 @@ def _lightning_fit(name: str, cls: type, max_steps: int, root: Path, ckpt: Path 
     xs, ys = torch.cat([x for x, _ in data]), torch.cat([y for _, y in data])
     loader = DataLoader(TensorDataset(xs, ys), batch_size=8, shuffle=False)
     trainer = L.Trainer(
-        max_steps=max_steps, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, default_root_dir=root,
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=root,
     )
     module = Module()
     trainer.fit(module, loader, ckpt_path=ckpt)
@@ -74,7 +86,9 @@ def quiet_lightning() -> None:
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
-def test_lightning_train_checkpoint_resume(name: str, tmp_path: Path, quiet_lightning: None) -> None:
+def test_lightning_train_checkpoint_resume(
+    name: str, tmp_path: Path, quiet_lightning: None
+) -> None:
     """Train 4 steps, checkpoint, resume in a new Trainer to step 6: torch.optim's and
     momentopt's runs of this procedure agree (the checkpoint and the resumed weights)."""
     results = []
@@ -87,7 +101,11 @@ def test_lightning_train_checkpoint_resume(name: str, tmp_path: Path, quiet_ligh
     (half_t, resumed_t, saved_t), (half_o, resumed_o, saved_o) = results
     _assert_close(half_o, half_t)
     _assert_close(resumed_o, resumed_t)
-    assert saved_o["param_groups"][0]["lr"] == saved_t["param_groups"][0]["lr"] == KWARGS[name]["lr"] * 0.25
+    assert (
+        saved_o["param_groups"][0]["lr"]
+        == saved_t["param_groups"][0]["lr"]
+        == KWARGS[name]["lr"] * 0.25
+    )
     assert set(saved_o["state"]) == set(saved_t["state"])
     for k, s in saved_t["state"].items():
         assert set(saved_o["state"][k]) == set(s)
@@ -100,8 +118,14 @@ def _hf_train(name: str, cls: type, out: Path, resume: str | None = None) -> lis
 
     torch.manual_seed(0)
     config = transformers.GPT2Config(
-        vocab_size=32, n_positions=8, n_embd=16, n_layer=1, n_head=2,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        vocab_size=32,
+        n_positions=8,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     model = transformers.GPT2LMHeadModel(config)
     # The key part of the attention bias has an exactly-zero gradient in exact arithmetic
@@ -113,12 +137,23 @@ def _hf_train(name: str, cls: type, out: Path, resume: str | None = None) -> lis
     ids = torch.randint(0, 32, (16, 8), generator=g)
     dataset = [{"input_ids": row, "labels": row} for row in ids]
     args = transformers.TrainingArguments(
-        output_dir=str(out), max_steps=4, per_device_train_batch_size=4, save_strategy="steps",
-        save_steps=2, report_to=[], logging_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
-        dataloader_num_workers=0, lr_scheduler_type="linear",
+        output_dir=str(out),
+        max_steps=4,
+        per_device_train_batch_size=4,
+        save_strategy="steps",
+        save_steps=2,
+        report_to=[],
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+        lr_scheduler_type="linear",
     )
     opt = cls(model.parameters(), **KWARGS[name])
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset, optimizers=(opt, None))
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=dataset, optimizers=(opt, None)
+    )
     trainer.train(resume_from_checkpoint=resume)
     assert trainer.optimizer is opt or getattr(trainer.optimizer, "optimizer", None) is opt
     return _params(model)

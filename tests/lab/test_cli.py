@@ -13,8 +13,19 @@ import pytest
 
 from momentopt.cli import main
 
-SMALL = ["compare", "--scenario", "saddle,reddi", "--optimizers", "SGD,Adam", "--steps", "30",
-         "--lr-points", "2", "--jobs", "1"]
+SMALL = [
+    "compare",
+    "--scenario",
+    "saddle,reddi",
+    "--optimizers",
+    "SGD,Adam",
+    "--steps",
+    "30",
+    "--lr-points",
+    "2",
+    "--jobs",
+    "1",
+]
 
 
 def run_cli(args, capsys):
@@ -54,7 +65,7 @@ def test_report_files(tmp_path, capsys):
     html = (out_dir / "index.html").read_text()
     assert html.count("data:image/png;base64,") >= 4  # self-contained: plots embedded
     start = html.index("data:image/png;base64,") + len("data:image/png;base64,")
-    assert base64.b64decode(html[start:start + 64])[:4] == b"\x89PNG"
+    assert base64.b64decode(html[start : start + 64])[:4] == b"\x89PNG"
     assert (out_dir / "plots" / "saddle-trajectories.png").stat().st_size > 1000
     assert (out_dir / "plots" / "reddi.png").exists()
     summary = (out_dir / "summary.md").read_text()
@@ -75,7 +86,9 @@ def test_report_files(tmp_path, capsys):
 
 def test_no_plots_and_json_on_stdout(tmp_path, capsys):
     out_dir = tmp_path / "r"
-    code, out, err = run_cli([*SMALL, "--no-plots", "--json", "--seed", "3", "--out", str(out_dir)], capsys)
+    code, out, err = run_cli(
+        [*SMALL, "--no-plots", "--json", "--seed", "3", "--out", str(out_dir)], capsys
+    )
     assert code == 0
     data = json.loads(out)  # the tables go to stderr with --json
     assert data["settings"]["seed"] == 3
@@ -84,8 +97,19 @@ def test_no_plots_and_json_on_stdout(tmp_path, capsys):
 
 
 def test_parallel_workers_give_the_same_numbers(tmp_path, capsys):
-    args = ["compare", "--scenario", "saddle", "--optimizers", "SGD,Nesterov", "--steps", "20",
-            "--lr-points", "2", "--no-plots", "--json"]
+    args = [
+        "compare",
+        "--scenario",
+        "saddle",
+        "--optimizers",
+        "SGD,Nesterov",
+        "--steps",
+        "20",
+        "--lr-points",
+        "2",
+        "--no-plots",
+        "--json",
+    ]
     code1, out1, _ = run_cli([*args, "--jobs", "1", "--out", str(tmp_path / "a")], capsys)
     code2, out2, _ = run_cli([*args, "--jobs", "2", "--out", str(tmp_path / "b")], capsys)
     assert code1 == code2 == 0
@@ -98,7 +122,15 @@ def test_python_m_momentopt_compare_help():
         [sys.executable, "-m", "momentopt", "compare", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
-    for option in ("--scenario", "--optimizers", "--steps", "--seed", "--out", "--no-plots", "--json"):
+    for option in (
+        "--scenario",
+        "--optimizers",
+        "--steps",
+        "--seed",
+        "--out",
+        "--no-plots",
+        "--json",
+    ):
         assert option in result.stdout
 
 
@@ -121,7 +153,13 @@ def test_show_builtin(name, expected, capsys):
     code, out, err = run_cli(["show", name], capsys)
     assert code == 0, err
     assert expected in out
-    for step in ("1. gradient", "2. ψ (second moment)", "2. φ (first moment)", "3. step", "4. update"):
+    for step in (
+        "1. gradient",
+        "2. ψ (second moment)",
+        "2. φ (first moment)",
+        "3. step",
+        "4. update",
+    ):
         assert step in out
 
 
@@ -139,7 +177,8 @@ def test_show_is_generated_from_the_recipe(capsys):
 
 
 def test_show_composed_optimizer(tmp_path, monkeypatch, capsys):
-    (tmp_path / "my_opts.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_opts.py").write_text(
+        textwrap.dedent("""
         from momentopt import compose, rules
         AdaGradMomentum = compose(
             "AdaGradMomentum",
@@ -149,7 +188,8 @@ def test_show_composed_optimizer(tmp_path, monkeypatch, capsys):
             lr=1e-2,
         )
         NotAnOptimizer = int
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     code, out, err = run_cli(["show", "my_opts:AdaGradMomentum"], capsys)
     assert code == 0, err

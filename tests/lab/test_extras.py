@@ -23,7 +23,8 @@ def run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_core_imports_without_the_extras():
-    result = run(textwrap.dedent("""
+    result = run(
+        textwrap.dedent("""
         import torch, momentopt
         from momentopt import diagnostics
         w = torch.zeros(2, requires_grad=True)
@@ -36,7 +37,8 @@ def test_core_imports_without_the_extras():
         from momentopt.cli import main
         assert main(["show", "Nesterov"]) == 0  # show needs no extra
         print("ok")
-    """))
+    """)
+    )
     assert result.returncode == 0, result.stderr
     assert "m = g + μ·b" in result.stdout
     assert result.stdout.strip().endswith("ok")

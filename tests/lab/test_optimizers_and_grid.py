@@ -13,7 +13,16 @@ from momentopt.lab.optimizers import NAMES, UnknownName, resolve, split_names
 
 def test_the_ten_names_exactly():
     assert NAMES == (
-        "SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AMSGrad", "NAdam", "AdamW"
+        "SGD",
+        "Momentum",
+        "Nesterov",
+        "Adagrad",
+        "Adadelta",
+        "RMSprop",
+        "Adam",
+        "AMSGrad",
+        "NAdam",
+        "AdamW",
     )
     specs = {s.name: s for s in resolve(None)}
     assert specs["Momentum"].cls is momentopt.SGD and specs["Momentum"].kwargs == {"momentum": 0.9}

@@ -20,13 +20,23 @@ GRID = lrsearch.grid()
 
 def runs_of(name, optimizers, steps=None, lrs=GRID, seed=0):
     scenario = SCENARIOS[name]
-    runs = {s.name: scenario.run(s, lrs, steps or scenario.default_steps, seed) for s in resolve(optimizers)}
+    runs = {
+        s.name: scenario.run(s, lrs, steps or scenario.default_steps, seed)
+        for s in resolve(optimizers)
+    }
     return runs, scenario.verdict(runs)
 
 
 def test_registry_and_unknown_scenario():
     assert list(SCENARIOS) == [
-        "ravine", "rosenbrock", "saddle", "sparse", "effective-lr", "reddi", "weight-decay", "digits"
+        "ravine",
+        "rosenbrock",
+        "saddle",
+        "sparse",
+        "effective-lr",
+        "reddi",
+        "weight-decay",
+        "digits",
     ]
     with pytest.raises(UnknownScenario, match="unknown scenario 'nope'"):
         resolve_scenarios(["nope"])
@@ -74,7 +84,9 @@ def test_effective_lr_adagrad_decays_rmsprop_adadelta_do_not():
     assert ratio["Adagrad"] < 0.5
     assert ratio["RMSprop"] > 0.5 and ratio["Adadelta"] > 1.0
     eff = runs["Adagrad"].curves["lr_eff_q50"]
-    assert all(b <= a * (1 + 1e-9) for a, b in zip(eff, eff[1:]))  # monotone: Σg² only grows
+    assert all(
+        b <= a * (1 + 1e-9) for a, b in zip(eff, eff[1:], strict=False)
+    )  # monotone: Σg² only grows
     assert verdict.holds
 
 
@@ -83,7 +95,9 @@ def test_reddi_adam_goes_to_the_worst_point_amsgrad_towards_the_optimum():
     ends = {}
     for name in ("Adam", "AMSGrad"):
         trace = run_grid(
-            BY_NAME[name], [0.0316], 2020,
+            BY_NAME[name],
+            [0.0316],
+            2020,
             init=lambda: [torch.zeros(1, dtype=torch.float64, requires_grad=True)],
             losses=lambda copies, t: gradient_at(t) * copies[0][0],
             optimizer_kwargs={"betas": (0.9, 0.99)},

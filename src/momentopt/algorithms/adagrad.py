@@ -46,8 +46,11 @@ class Adagrad(RecipeOptimizer):
     """
 
     recipe = torch_recipe(
-        NoFirstMoment(), AccumulatedSquares(), schedule=(InverseTimeDecay(),),
-        eager_state=True, fill_from_defaults=True,
+        NoFirstMoment(),
+        AccumulatedSquares(),
+        schedule=(InverseTimeDecay(),),
+        eager_state=True,
+        fill_from_defaults=True,
     )
     torch_kernels = (FUSED_ADAGRAD,)
     sparse_densified_message = "weight_decay option is not compatible with sparse gradients"

@@ -77,8 +77,13 @@ HYPERPARAMETERS = HyperparameterTable(
     checks=("lr", "eps", "betas", "weight_decay", _check_betas_kinds),
     checks_after_init=("fused",),
     load_order=(
-        "amsgrad", "maximize", "foreach", "capturable", "differentiable",
-        "decoupled_weight_decay", "fused",
+        "amsgrad",
+        "maximize",
+        "foreach",
+        "capturable",
+        "differentiable",
+        "decoupled_weight_decay",
+        "fused",
     ),
 )
 """``torch.optim.Adam``'s hyperparameters."""

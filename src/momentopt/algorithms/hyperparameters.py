@@ -273,7 +273,15 @@ FUSED = Hyperparameter("fused", None, check=check_group_flags)
 """``fused``'s check is torch's: with ``fused=True``, neither ``differentiable`` nor ``foreach``."""
 
 RANGED: tuple[Hyperparameter, ...] = (
-    LR, EPS, WEIGHT_DECAY, MOMENTUM, BETAS, ALPHA, RHO, LR_DECAY, INITIAL_ACCUMULATOR_VALUE,
+    LR,
+    EPS,
+    WEIGHT_DECAY,
+    MOMENTUM,
+    BETAS,
+    ALPHA,
+    RHO,
+    LR_DECAY,
+    INITIAL_ACCUMULATOR_VALUE,
     MOMENTUM_DECAY,
 )
 """The shared entries with a range."""

@@ -92,7 +92,9 @@ class NAdam(RecipeOptimizer):
         shaped = any(b.dim() > 0 for b in tensors)
         if group.get("foreach"):
             error = TypeError if shaped else RuntimeError
-            raise error("NAdam's multi-tensor step takes betas as numbers, not tensors (torch's too)")
+            raise error(
+                "NAdam's multi-tensor step takes betas as numbers, not tensors (torch's too)"
+            )
         if shaped:
             raise RuntimeError("output with shape [] doesn't match the broadcast shape [1]")
 

@@ -83,6 +83,7 @@ class SGD(RecipeOptimizer):
         for p in params:
             if not torch.is_floating_point(p):
                 raise NotImplementedError(f'"fused_sgd_kernel" not implemented for {p.dtype}')
+
     fused_sparse_message = "`_fused_sgd` does not support sparse gradients"
 
     def __init__(

@@ -26,8 +26,13 @@ import momentopt
 CONFIGS: dict[str, tuple[Any, Any, dict[str, Any], int, bool]] = {
     "SGD": (momentopt.SGD, torch.optim.SGD, {"lr": 1e-3}, 0, True),
     "momentum": (momentopt.SGD, torch.optim.SGD, {"lr": 1e-3, "momentum": 0.9}, 1, True),
-    "nesterov": (momentopt.SGD, torch.optim.SGD,
-                 {"lr": 1e-3, "momentum": 0.9, "nesterov": True}, 1, True),
+    "nesterov": (
+        momentopt.SGD,
+        torch.optim.SGD,
+        {"lr": 1e-3, "momentum": 0.9, "nesterov": True},
+        1,
+        True,
+    ),
     "Adagrad": (momentopt.Adagrad, torch.optim.Adagrad, {}, 1, True),
     "Adadelta": (momentopt.Adadelta, torch.optim.Adadelta, {}, 2, False),
     "RMSprop": (momentopt.RMSprop, torch.optim.RMSprop, {}, 1, False),
@@ -45,8 +50,20 @@ def gpt_like(quick: bool) -> list[torch.Tensor]:
     vocab, width, blocks = (5000, 128, 2) if quick else (50257, 256, 6)
     shapes: list[tuple[int, ...]] = [(vocab, width), (1024, width)]
     for _ in range(blocks):
-        shapes += [(width,), (width,), (3 * width, width), (3 * width,), (width, width), (width,),
-                   (width,), (width,), (4 * width, width), (4 * width,), (width, 4 * width), (width,)]
+        shapes += [
+            (width,),
+            (width,),
+            (3 * width, width),
+            (3 * width,),
+            (width, width),
+            (width,),
+            (width,),
+            (width,),
+            (4 * width, width),
+            (4 * width,),
+            (width, 4 * width),
+            (width,),
+        ]
     shapes += [(width,), (width,), (vocab, width)]
     return [torch.randn(s) for s in shapes]
 
@@ -60,7 +77,9 @@ def one_big(quick: bool) -> list[torch.Tensor]:
 
 
 SETS: dict[str, Callable[[bool], list[torch.Tensor]]] = {
-    "gpt-like": gpt_like, "many-small": many_small, "one-big": one_big,
+    "gpt-like": gpt_like,
+    "many-small": many_small,
+    "one-big": one_big,
 }
 
 
@@ -101,7 +120,9 @@ def target(config: str, set_name: str) -> float:
     return 1.0 if CONFIGS[config][4] or set_name == "many-small" else 0.25
 
 
-def _make(cls: Any, params: list[torch.Tensor], kw: dict[str, Any]) -> tuple[Any, list[torch.Tensor]]:
+def _make(
+    cls: Any, params: list[torch.Tensor], kw: dict[str, Any]
+) -> tuple[Any, list[torch.Tensor]]:
     ps = [torch.nn.Parameter(p.clone()) for p in params]
     for p in ps:
         p.grad = torch.randn_like(p) * 1e-2
@@ -120,7 +141,9 @@ def peak_memory(step: Callable[[], None]) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
-    events = sorted((e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start)
+    events = sorted(
+        (e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start
+    )
     current = peak = 0
     for e in events:
         current += e.cpu_memory_usage
@@ -128,9 +151,17 @@ def peak_memory(step: Callable[[], None]) -> int:
     return peak
 
 
-def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int, *,
-              memory: bool, flush: Flusher, probe_bufs: tuple[torch.Tensor, torch.Tensor],
-              log: Callable[[str], None]) -> dict[str, Any]:
+def bench_one(
+    name: str,
+    set_name: str,
+    params: list[torch.Tensor],
+    rounds: int,
+    *,
+    memory: bool,
+    flush: Flusher,
+    probe_bufs: tuple[torch.Tensor, torch.Tensor],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     ours_cls, torch_cls, kw, n_states, has_fused = CONFIGS[name]
     paths: dict[str, tuple[Any, list[torch.Tensor]]] = {}
     start = time.perf_counter()
@@ -148,7 +179,7 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
     probes: list[float] = []
     order = list(paths)
     for r in range(rounds):
-        for path in order[r % len(order):] + order[: r % len(order)]:  # rotated: no path
+        for path in order[r % len(order) :] + order[: r % len(order)]:  # rotated: no path
             opt = paths[path][0]  # always runs first after the probe
             flush()
             t0 = time.perf_counter()
@@ -163,7 +194,10 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
     ours = statistics.median(times["momentopt"])
     bw = statistics.median(probes)
     row: dict[str, Any] = {
-        "config": name, "set": set_name, "numel": numel, "tensors": len(params),
+        "config": name,
+        "set": set_name,
+        "numel": numel,
+        "tensors": len(params),
         "ms": {k: statistics.median(v) * 1e3 for k, v in times.items()},
         "torch_best": torch_best,
         "ratio": statistics.median(ratios),
@@ -183,12 +217,14 @@ def bench_one(name: str, set_name: str, params: list[torch.Tensor], rounds: int,
             row["peak_mib"][path] = peak_memory(opt.step) / 2**20
     del paths
     ms = row["ms"]
-    log(f"  {name:17s} {set_name:10s} momentopt {ms['momentopt']:8.2f} ms  torch best "
+    log(
+        f"  {name:17s} {set_name:10s} momentopt {ms['momentopt']:8.2f} ms  torch best "
         f"({torch_best}) {ms[torch_best]:8.2f} ms  ratio {row['ratio']:.3f} "
         f"[{row['ratio_iqr'][0]:.2f}–{row['ratio_iqr'][1]:.2f}] "
         f"(target ≤ {row['target']:.2f}, {'met' if row['met'] else 'MISSED'})  "
         f"{row['gbps']:.1f} GB/s = {row['pct_probe']:.0f}% of probe  first step {compile_s:.1f} s"
-        f"\n    plan: {plan}")
+        f"\n    plan: {plan}"
+    )
     return row
 
 
@@ -197,8 +233,10 @@ def run(args: argparse.Namespace) -> int:
     sets = args.sets.split(",") if args.sets else list(SETS)
     unknown = [a for a in algos if a not in CONFIGS] + [s for s in sets if s not in SETS]
     if unknown:
-        print(f"unknown config or set: {unknown}; configs: {list(CONFIGS)}; sets: {list(SETS)}",
-              file=sys.stderr)
+        print(
+            f"unknown config or set: {unknown}; configs: {list(CONFIGS)}; sets: {list(SETS)}",
+            file=sys.stderr,
+        )
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -210,25 +248,45 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    log(f"momentopt bench: {len(algos)} configs × {len(sets)} sets, {rounds} rounds, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    log(
+        f"momentopt bench: {len(algos)} configs × {len(sets)} sets, {rounds} rounds, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     if args.quick:
-        log("--quick: small sets that fit in the caches, 3 rounds — a smoke test of the bench, "
-            "not a measurement of the targets (run without --quick for those)")
+        log(
+            "--quick: small sets that fit in the caches, 3 rounds — a smoke test of the bench, "
+            "not a measurement of the targets (run without --quick for those)"
+        )
     rows = []
     total = len(algos) * len(sets)
     for set_name in sets:
         params = SETS[set_name](args.quick)
-        log(f"[{set_name}] {len(params)} tensors, {sum(p.numel() for p in params) / 1e6:.1f}M params")
+        log(
+            f"[{set_name}] {len(params)} tensors, {sum(p.numel() for p in params) / 1e6:.1f}M params"
+        )
         for name in algos:
             log(f"  ({len(rows) + 1}/{total}) {name} ...")
-            rows.append(bench_one(name, set_name, params, rounds, memory=args.memory, flush=flush,
-                                  probe_bufs=probe_bufs, log=log))
+            rows.append(
+                bench_one(
+                    name,
+                    set_name,
+                    params,
+                    rounds,
+                    memory=args.memory,
+                    flush=flush,
+                    probe_bufs=probe_bufs,
+                    log=log,
+                )
+            )
     from ..engine import compiled
 
     result = {
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
-        "rounds": rounds, "rows": rows, "compile_seconds": dict(compiled.COMPILE_SECONDS),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+        "rounds": rounds,
+        "rows": rows,
+        "compile_seconds": dict(compiled.COMPILE_SECONDS),
     }
     print(format_table(rows))
     if args.json:
@@ -239,8 +297,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| config | set | momentopt ms | torch best | torch ms | ratio [IQR] | target | GB/s | % probe | first step s | momentopt's plan |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| config | set | momentopt ms | torch best | torch ms | ratio [IQR] | target | GB/s | % probe | first step s | momentopt's plan |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['config']} | {r['set']} | {r['ms']['momentopt']:.2f} | {r['torch_best']} | "
@@ -248,16 +308,22 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"| ≤ {r['target']:.2f} "
             f"{'met' if r['met'] else '**missed**'} | {r['gbps']:.1f} | {r['pct_probe']:.0f} | "
             f"{r['first_step_s']:.1f} | {r['plan']} |"
-            + (f" peak MiB ours {r['peak_mib']['momentopt']:.1f} / torch {r['peak_mib'][r['torch_best']]:.1f} |"
-               if "peak_mib" in r else "")
+            + (
+                f" peak MiB ours {r['peak_mib']['momentopt']:.1f} / torch {r['peak_mib'][r['torch_best']]:.1f} |"
+                if "peak_mib" in r
+                else ""
+            )
         )
     return "\n".join(lines)
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("bench", help="time step() against torch.optim's paths",
-                              description=__doc__)
-    p.add_argument("--quick", action="store_true", help="small sets, 3 rounds (well under a minute)")
+    p = subparsers.add_parser(
+        "bench", help="time step() against torch.optim's paths", description=__doc__
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="small sets, 3 rounds (well under a minute)"
+    )
     p.add_argument("--algos", help=f"comma-separated configs (default all): {','.join(CONFIGS)}")
     p.add_argument("--sets", help=f"comma-separated parameter sets (default all): {','.join(SETS)}")
     p.add_argument("--rounds", type=int, help="timed rounds (default 15, quick 3)")

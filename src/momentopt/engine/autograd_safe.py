@@ -40,14 +40,20 @@ def compute(op: Op, tensor: Tensor, args: Sequence[Any], kwargs: dict[str, Any])
     """
     op.check(args, kwargs)
     operands = [_plain(a) for a in args]
-    scalar = [kind is EITHER and _is_scalar(a) for kind, a in zip(op.operands, operands)]
-    scalars = [*kwargs.values(), *(a for a, s in zip(operands, scalar) if s)]
+    scalar = [
+        kind is EITHER and _is_scalar(a) for kind, a in zip(op.operands, operands, strict=False)
+    ]
+    scalars = [*kwargs.values(), *(a for a, s in zip(operands, scalar, strict=False) if s)]
     if op.form is not None and any(isinstance(x, Tensor) for x in scalars):
+
         def as_0d(x: Any) -> Tensor:
             return torch.as_tensor(x, dtype=tensor.dtype, device=tensor.device)
 
-        value = op.form(tensor, *[as_0d(a) if s else a for a, s in zip(operands, scalar)],
-                        **{k: as_0d(v) for k, v in kwargs.items()})
+        value = op.form(
+            tensor,
+            *[as_0d(a) if s else a for a, s in zip(operands, scalar, strict=False)],
+            **{k: as_0d(v) for k, v in kwargs.items()},
+        )
         if value is not None:
             return value
     return op.compute_outplace(tensor, *operands, **kwargs)
@@ -62,8 +68,9 @@ def _method(op: Op) -> Callable[..., AutogradSafe]:
         return AutogradSafe(result)
 
     method.__name__ = method.__qualname__ = op.name
-    method.__doc__ = (f"``Tensor.{op.name}``, out of place"
-                      + (": :attr:`tensor` becomes the result." if op.inplace else "."))
+    method.__doc__ = f"``Tensor.{op.name}``, out of place" + (
+        ": :attr:`tensor` becomes the result." if op.inplace else "."
+    )
     return method
 
 
@@ -91,8 +98,9 @@ class AutogradSafe:
         return _plain(x)
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        cls, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         op, out, operands = out_call("the differentiable path", func, args, kwargs or {}, cls)
         out.tensor = compute(op, out.tensor, operands, {})
         return out

@@ -54,9 +54,9 @@ class GroupTensors:
             params=[self.params[i] for i in indices],
             grads=[self.grads[i] for i in indices],
             states=[self.states[i] for i in indices],
-            scalars=None if self.scalars is None else {
-                k: [v[i] for i in indices] for k, v in self.scalars.items()
-            },
+            scalars=None
+            if self.scalars is None
+            else {k: [v[i] for i in indices] for k, v in self.scalars.items()},
         )
 
     def scale_scalar_(self, name: str, factor: float) -> None:
@@ -86,8 +86,10 @@ def buckets(batch: GroupTensors) -> tuple[dict[BucketKey, list[int] | None], lis
     else:
         scalars = [tuple(float(s[n]) for n in names if n in s) for s in states]
     lazy = layout.created_in_step(batch.group)
-    present = list(zip(*([n in s for s in states] for n in lazy), strict=True)) if lazy else (
-        [()] * len(states)
+    present = (
+        list(zip(*([n in s for s in states] for n in lazy), strict=True))
+        if lazy
+        else ([()] * len(states))
     )
     columns = ([p.device for p in batch.params], [p.dtype for p in batch.params], scalars, present)
     if not sparse and all(len(set(column)) == 1 for column in columns):  # the usual case

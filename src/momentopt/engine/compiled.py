@@ -191,8 +191,7 @@ def _big_state(s: dict[str, Any], name: str) -> Tensor:
     return real_view(s[name])
 
 
-def run_compiled(tape: Tape, batch: GroupTensors, dtype: torch.dtype,
-                 device: torch.device) -> None:
+def run_compiled(tape: Tape, batch: GroupTensors, dtype: torch.dtype, device: torch.device) -> None:
     """The compiled step of ``tape`` over the bucket ``batch`` (dense parameters)."""
     key = kernel_key(tape, dtype, device)
     first = key not in _compiled

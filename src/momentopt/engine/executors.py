@@ -16,12 +16,11 @@ Which path runs which tensors is decided by :func:`~.plan.plan_step`, as a list 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from .batch import BucketKey, GroupTensors, buckets
 from . import compiled
+from .batch import BucketKey, GroupTensors, buckets
 from .compiled import kernel_key, run_compiled
 from .tape import Tape
 from .torch_kernels import TorchKernel, run_torch_kernel
@@ -64,12 +63,12 @@ def per_tensor(batch: GroupTensors) -> None:
     for p, g, s in zip(batch.params, batch.grads, batch.states, strict=True):
         t = s["step"].item() if counted else 0.0  # (float() warns when it needs grad)
         options = {"t": t, "group": batch.group, "observer": batch.observer}
-        if batch.differentiable:
+        if g.is_sparse:  # torch's sparse step, under autograd too
+            batch.recipe.run(SparseView(p, g, s, **options))
+        elif batch.differentiable:
             view = AutogradView(p, g, s, **options)
             batch.recipe.run(view)
             view.commit()
-        elif g.is_sparse:
-            batch.recipe.run(SparseView(p, g, s, **options))
         else:
             batch.recipe.run(TensorsView([p], [g], [s], as_list=False, **options))
 
@@ -77,10 +76,18 @@ def per_tensor(batch: GroupTensors) -> None:
 def run_bucket(batch: GroupTensors, key: BucketKey) -> None:
     """Run the recipe once over one bucket (``key`` from :func:`buckets`) as tensor lists."""
     t = key[2][0] if batch.recipe.counts_steps else 0.0
-    batch.recipe.run(TensorsView(
-        batch.params, batch.grads, batch.states, as_list=True, t=t, group=batch.group,
-        is_complex=key[1].is_complex, observer=batch.observer,
-    ))
+    batch.recipe.run(
+        TensorsView(
+            batch.params,
+            batch.grads,
+            batch.states,
+            as_list=True,
+            t=t,
+            group=batch.group,
+            is_complex=key[1].is_complex,
+            observer=batch.observer,
+        )
+    )
 
 
 def multi_tensor(batch: GroupTensors) -> None:

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 PREFIX = "cannot load optimizer state_dict: "
 
 
-def _fail(message: str, error: type[Exception] = ValueError, cause: Exception | None = None) -> NoReturn:
+def _fail(
+    message: str, error: type[Exception] = ValueError, cause: Exception | None = None
+) -> NoReturn:
     raise error(PREFIX + message) from cause
 
 
@@ -50,7 +52,10 @@ def _is_list(value: Any) -> bool:
 def require_mapping(state_dict: Any) -> None:
     """Raise ``TypeError`` unless ``state_dict`` is a dict (a mapping)."""
     if not isinstance(state_dict, Mapping):
-        _fail(f"expected a dict with keys 'state' and 'param_groups', got {_what(state_dict)}", TypeError)
+        _fail(
+            f"expected a dict with keys 'state' and 'param_groups', got {_what(state_dict)}",
+            TypeError,
+        )
 
 
 def check_state_dict(opt: RecipeOptimizer, state_dict: Any) -> None:
@@ -62,10 +67,14 @@ def check_state_dict(opt: RecipeOptimizer, state_dict: Any) -> None:
     for gi, group in enumerate(groups):
         check_group(opt, gi, group)
     for gi, (current, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
-        for position, (index, param) in enumerate(zip(saved["params"], current["params"], strict=True)):
+        for position, (index, param) in enumerate(
+            zip(saved["params"], current["params"], strict=True)
+        ):
             state = saved_state.get(index)
             if state:  # no state, or an empty one: a parameter that has not stepped
-                _check_param_state(opt, param, groups[gi], state, _describe(gi, position, saved, index))
+                _check_param_state(
+                    opt, param, groups[gi], state, _describe(gi, position, saved, index)
+                )
 
 
 # -- structure ---------------------------------------------------------------------------------
@@ -87,7 +96,10 @@ def _check_structure(state_dict: Any) -> tuple[Mapping[Any, Any], Sequence[Any]]
             unknown = [k for k in state if k not in owners]
             _fail(f"state for parameter ids {unknown} that belong to no parameter group")
         if not isinstance(entry, Mapping):
-            _fail(f"state[{index!r}] must be a dict (state key -> value), got {_what(entry)}", TypeError)
+            _fail(
+                f"state[{index!r}] must be a dict (state key -> value), got {_what(entry)}",
+                TypeError,
+            )
     return state, groups
 
 
@@ -98,7 +110,10 @@ def _check_group_structure(gi: int, group: Any) -> None:
         _fail(f"param_groups[{gi}] has no 'params' (the list of its parameter ids)")
     params = group["params"]
     if not _is_list(params):
-        _fail(f"param_groups[{gi}]['params'] must be a list of parameter ids, got {_what(params)}", TypeError)
+        _fail(
+            f"param_groups[{gi}]['params'] must be a list of parameter ids, got {_what(params)}",
+            TypeError,
+        )
     for position, index in enumerate(params):
         if not _hashable(index) or isinstance(index, (Tensor, float)):
             _fail(
@@ -219,7 +234,11 @@ def _run_constructor_checks(opt: RecipeOptimizer, gi: int, group: Mapping[str, A
     except (TypeError, ValueError, RuntimeError) as err:
         notes = "; ".join(n for n in getattr(err, "__notes__", ()) if n not in str(err))
         detail = f"{err} ({notes})" if notes else str(err)
-        _fail(f"param_groups[{gi}]: {detail}", TypeError if isinstance(err, TypeError) else ValueError, err)
+        _fail(
+            f"param_groups[{gi}]: {detail}",
+            TypeError if isinstance(err, TypeError) else ValueError,
+            err,
+        )
 
 
 def _has_nan(value: Any) -> bool:
@@ -239,12 +258,18 @@ def expected_state(
 
 
 def _check_param_state(
-    opt: RecipeOptimizer, param: Tensor, group: Mapping[str, Any], state: Mapping[str, Any], where: str
+    opt: RecipeOptimizer,
+    param: Tensor,
+    group: Mapping[str, Any],
+    state: Mapping[str, Any],
+    where: str,
 ) -> None:
     required, optional = expected_state(opt, param, group)
     missing = sorted(required - set(state))
     if missing:
-        _fail(f"{where}: state key(s) {missing} are missing (expected {sorted(required | optional)})")
+        _fail(
+            f"{where}: state key(s) {missing} are missing (expected {sorted(required | optional)})"
+        )
     extra = sorted(set(state) - required - optional)
     if extra:
         _fail(f"{where}: unknown state key(s) {extra} (expected {sorted(required | optional)})")
@@ -278,7 +303,9 @@ def _check_buffer(where: str, value: Any, param: Tensor) -> None:
     if not isinstance(value, Tensor):
         _fail(f"{where} must be a tensor, got {type(value).__name__}", TypeError)
     if value.shape != param.shape:
-        _fail(f"{where} has shape {tuple(value.shape)} but the parameter has shape {tuple(param.shape)}")
+        _fail(
+            f"{where} has shape {tuple(value.shape)} but the parameter has shape {tuple(param.shape)}"
+        )
     if param.is_floating_point() or param.is_complex():
         allowed = value.is_floating_point() or (value.is_complex() and param.is_complex())
         if not allowed:

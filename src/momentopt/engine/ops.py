@@ -45,7 +45,7 @@ and to source expressions (:func:`~.tape.kernel_source`), so both compute the sa
 
 def _add(self: Any, other: Any, alpha: Any = None) -> Any:
     """``self + alpha·other`` in one rounding, as torch's ``add`` computes it (``addcmul``
-    with a 0-d factor; torch.optim's SGD does the same for a tensor ``lr``)."""
+    with a 0-d factor; torch.optim does the same for a tensor ``lr``)."""
     return None if alpha is None else self.addcmul(other, alpha)
 
 
@@ -142,8 +142,9 @@ METHODS: tuple[Op, ...] = tuple(op for op in VOCABULARY if not op.out)
 """The ops called as tensor methods (the others are torch functions writing into ``out``)."""
 
 
-def out_call(who: str, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any],
-             kind: type) -> tuple[Op, Any, tuple[Any, ...]]:
+def out_call(
+    who: str, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any], kind: type
+) -> tuple[Op, Any, tuple[Any, ...]]:
     """The op, its ``self`` and its operands of a torch function call that reached ``kind``'s
     ``__torch_function__``: ``torch.maximum(a, b, out=a)``, ``a`` of type ``kind``.
 
@@ -157,5 +158,7 @@ def out_call(who: str, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]
                 op.check(args[1:], {k: v for k, v in kwargs.items() if k != "out"})
                 return op, out, tuple(args[1:])
     name = getattr(func, "__name__", func)
-    raise TypeError(f"{who} cannot run torch.{name} as called here (of torch's functions, the "
-                    "op vocabulary has torch.maximum(a, b, out=a) only: momentopt.engine.ops)")
+    raise TypeError(
+        f"{who} cannot run torch.{name} as called here (of torch's functions, the "
+        "op vocabulary has torch.maximum(a, b, out=a) only: momentopt.engine.ops)"
+    )

@@ -34,6 +34,7 @@ from .views import Observer
 def _squeezed(group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """``group``, or a copy whose ``keys`` hold 1-element tensors as 0-d ones (tuples
     element-wise), as torch's step reads them."""
+
     def squeeze(v: Any) -> Any:
         if isinstance(v, tuple):
             return tuple(squeeze(x) for x in v)
@@ -111,8 +112,9 @@ class RecipeOptimizer(Optimizer):
             return
         self._step_params(index, group, params, grads)
 
-    def _step_repeated(self, index: int, group: dict[str, Any], params: list[Tensor],
-                       grads: list[Tensor]) -> None:
+    def _step_repeated(
+        self, index: int, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
+    ) -> None:
         """A group that lists a parameter more than once, stepped as torch's loop steps it:
         every occurrence in order, one pass per repeat. torch gathers the state before its
         loop, so a state it creates during the step (a momentum buffer that starts as the first gradient) is created afresh by each
@@ -161,12 +163,15 @@ class RecipeOptimizer(Optimizer):
     def _fused(self, group: Mapping[str, Any]) -> bool:
         """Whether ``group`` asks for torch's fused implementation (a "fused" key in a loaded
         group of an algorithm without one means nothing, as in torch)."""
-        return bool(group.get("fused")) and "fused" in self.defaults and not group.get(
-            "differentiable"
+        return (
+            bool(group.get("fused"))
+            and "fused" in self.defaults
+            and not group.get("differentiable")
         )
 
-    def _step_params(self, index: int, group: dict[str, Any], params: list[Tensor],
-                     grads: list[Tensor]) -> None:
+    def _step_params(
+        self, index: int, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
+    ) -> None:
         """One step of ``params`` (each listed once) with their ``grads``."""
         fused = self._fused(group)
         # refuse before anything (state included) changes, in torch's order: the params'
@@ -186,15 +191,23 @@ class RecipeOptimizer(Optimizer):
         if self._step_observer is not None:
             self._observe(index, batch)
         execute(batch, plan_step(batch, self.torch_kernels))
-        for i in created:  # keep what the step created; no empty entry (a stateless recipe), as torch
+        for (
+            i
+        ) in created:  # keep what the step created; no empty entry (a stateless recipe), as torch
             if states[i]:
                 self.state[params[i]] = states[i]
             elif params[i] in self.state:
                 del self.state[params[i]]
 
-    def _batch(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
-               states: list[dict[str, Any]], grad_scale: Tensor | None = None,
-               found_inf: Tensor | None = None) -> GroupTensors:
+    def _batch(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        grad_scale: Tensor | None = None,
+        found_inf: Tensor | None = None,
+    ) -> GroupTensors:
         """The group's step as the paths see it; advances every step count by one."""
         cache = self._executor_cache(group)
         scalars = advance_step_counts(states, self.recipe.state.scalar_names, cache)
@@ -202,9 +215,16 @@ class RecipeOptimizer(Optimizer):
         # torch does (a float32 tensor beta gives float32 bias corrections)
         flags = group if "fused" in self.defaults else {**group, "fused": None}
         return GroupTensors(
-            self.recipe, params, grads, states, _squeezed(flags, self.squeezed_hyperparameters),
-            differentiable=bool(group.get("differentiable", False)), scalars=scalars,
-            cache=cache, grad_scale=grad_scale, found_inf=found_inf,
+            self.recipe,
+            params,
+            grads,
+            states,
+            _squeezed(flags, self.squeezed_hyperparameters),
+            differentiable=bool(group.get("differentiable", False)),
+            scalars=scalars,
+            cache=cache,
+            grad_scale=grad_scale,
+            found_inf=found_inf,
         )
 
     def explain(self) -> list[dict[str, Any]]:
@@ -225,10 +245,18 @@ class RecipeOptimizer(Optimizer):
             cache = self._executor_cache(group)
             flags = group if "fused" in self.defaults else {**group, "fused": None}
             batch = GroupTensors(
-                self.recipe, params, grads, states, _squeezed(flags, self.squeezed_hyperparameters),
-                differentiable=bool(group.get("differentiable", False)), cache=cache,
+                self.recipe,
+                params,
+                grads,
+                states,
+                _squeezed(flags, self.squeezed_hyperparameters),
+                differentiable=bool(group.get("differentiable", False)),
+                cache=cache,
             )
-            rows += [{"group": index, **row} for row in describe_plan(batch, plan_step(batch, self.torch_kernels))]
+            rows += [
+                {"group": index, **row}
+                for row in describe_plan(batch, plan_step(batch, self.torch_kernels))
+            ]
         return rows
 
     def _check_fused_flags(self, group: Mapping[str, Any]) -> None:
@@ -328,11 +356,14 @@ class RecipeOptimizer(Optimizer):
     def _check_sparse(self, group: Mapping[str, Any], fused: bool) -> None:
         """Raise torch's error unless a sparse gradient can take a step under ``group``."""
         if not self.supports_sparse:
-            raise RuntimeError(self.sparse_message or f"{type(self).__name__} does not support sparse gradients")
+            raise RuntimeError(
+                self.sparse_message or f"{type(self).__name__} does not support sparse gradients"
+            )
         if fused:
             raise RuntimeError(self.fused_sparse_message)
         if self.recipe.densifying_rules(group):
             raise RuntimeError(self.sparse_densified_message)
+
     _step_observer: Observer | None = None  # set by momentopt.diagnostics; read-only access
     capturable_devices_include_xla: ClassVar[bool] = True
 
@@ -351,7 +382,8 @@ class RecipeOptimizer(Optimizer):
         what = ", ".join(checked[:-1]) + " and " + checked[-1]
         for p, s in zip(params, states, strict=True):
             on_device = all(
-                not isinstance(s.get(n), Tensor) or s[n].device.type == p.device.type for n in scalars
+                not isinstance(s.get(n), Tensor) or s[n].device.type == p.device.type
+                for n in scalars
             )
             if not (on_device and p.device.type in devices):
                 raise AssertionError(
@@ -410,7 +442,10 @@ class RecipeOptimizer(Optimizer):
         owned = {
             **state_dict,
             "state": {
-                k: {n: v.clone() if isinstance(v, Tensor) else copy.deepcopy(v) for n, v in s.items()}
+                k: {
+                    n: v.clone() if isinstance(v, Tensor) else copy.deepcopy(v)
+                    for n, v in s.items()
+                }
                 for k, s in state_dict["state"].items()
             },
             "param_groups": copy.deepcopy(state_dict["param_groups"]),

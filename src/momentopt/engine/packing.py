@@ -29,7 +29,9 @@ from .views import as_stored, real_view
 
 
 def _same(stored: Sequence[Any], current: Sequence[Any]) -> bool:
-    return len(stored) == len(current) and all(a is b for a, b in zip(stored, current))
+    return len(stored) == len(current) and all(
+        a is b for a, b in zip(stored, current, strict=False)
+    )
 
 
 class PackedScalars:
@@ -48,8 +50,11 @@ class PackedScalars:
         """Plain 0-d tensors of one dtype and device (anything else stays unpacked)."""
         first = values[0]
         return all(
-            type(v) is Tensor and v.dim() == 0 and not v.requires_grad
-            and v.dtype == first.dtype and v.device == first.device
+            type(v) is Tensor
+            and v.dim() == 0
+            and not v.requires_grad
+            and v.dtype == first.dtype
+            and v.device == first.device
             for v in values
         )
 
@@ -58,8 +63,9 @@ class PackedScalars:
         return _same(self.views, [s[self.name] for s in states])
 
 
-def advance_step_counts(states: Sequence[dict[str, Any]], names: Sequence[str],
-                        cache: dict[Any, Any]) -> dict[str, list[float]] | None:
+def advance_step_counts(
+    states: Sequence[dict[str, Any]], names: Sequence[str], cache: dict[Any, Any]
+) -> dict[str, list[float]] | None:
     """Advance every ``step`` count by one and return the values of the scalar states
     ``names`` (name → one value per state, ``step`` after the increment).
 
@@ -86,8 +92,9 @@ def advance_step_counts(states: Sequence[dict[str, Any]], names: Sequence[str],
     return values
 
 
-def scale_scalars(states: Sequence[dict[str, Any]], name: str, factor: float,
-                  cache: dict[Any, Any]) -> None:
+def scale_scalars(
+    states: Sequence[dict[str, Any]], name: str, factor: float, cache: dict[Any, Any]
+) -> None:
     """``s[name] *= factor`` for every state: one op when exactly these states are packed."""
     packed = cache.get(("scalars", name))
     if packed is not None and packed.holds(states):
@@ -152,8 +159,10 @@ class Chunk:
             cached = self._scratch[role] = (scratch, self._shaped(scratch[: self.numel]))
         return cached[1]
 
-def scratch(cache: dict[Any, Any], role: str, numel: int, dtype: torch.dtype,
-            device: torch.device) -> Tensor:
+
+def scratch(
+    cache: dict[Any, Any], role: str, numel: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
     """A reusable buffer of at least ``numel`` elements for ``role`` ("param", "grad")."""
     key = ("scratch", role, dtype, device)
     buf = cache.get(key)

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .batch import BucketKey, GroupTensors, buckets
 from . import compiled
+from .batch import BucketKey, GroupTensors, buckets
 from .compiled import kernel_key
 from .executors import COMPILED, MULTI_TENSOR, PER_TENSOR, TORCH_KERNEL, Assignment
 from .selection import default_path, fusable, is_dense, takes_fast_path
@@ -52,7 +52,7 @@ def _choice(group: Any, params: Sequence[Tensor]) -> tuple[str, str]:
         return MULTI_TENSOR, "foreach=True"
     if foreach is False:
         return PER_TENSOR, "foreach=False"
-    forced = os.environ.get("MOMENTOPT_EXECUTOR")
+    forced = os.environ.get("MOMENTOPT_EXECUTOR", "").replace("_", "-")  # per_tensor as well
     if forced in (PER_TENSOR, MULTI_TENSOR):
         return forced, f"MOMENTOPT_EXECUTOR={forced}"
     if forced == "fused" and fusable(params):
@@ -83,8 +83,11 @@ def plan_step(batch: GroupTensors, kernels: Sequence[TorchKernel]) -> list[Assig
     plan: list[Assignment] = []
     if choice == MULTI_TENSOR or torch.compiler.is_compiling() or not fusable(batch.params):
         if choice != MULTI_TENSOR:
-            why = ("inside torch.compile (the surrounding graph is compiled)"
-                   if torch.compiler.is_compiling() else "tensors that are not plain CPU/CUDA")
+            why = (
+                "inside torch.compile (the surrounding graph is compiled)"
+                if torch.compiler.is_compiling()
+                else "tensors that are not plain CPU/CUDA"
+            )
         plan += [Assignment(MULTI_TENSOR, m, why, key) for key, m in grouped.items()]
     else:
         total = sum(p.numel() for p in batch.params) if choice == "default" else None
@@ -95,8 +98,13 @@ def plan_step(batch: GroupTensors, kernels: Sequence[TorchKernel]) -> list[Assig
     return plan
 
 
-def _plan_bucket(batch: GroupTensors, key: BucketKey, members: list[int] | None,
-                 kernels: Sequence[TorchKernel], total: int | None) -> list[Assignment]:
+def _plan_bucket(
+    batch: GroupTensors,
+    key: BucketKey,
+    members: list[int] | None,
+    kernels: Sequence[TorchKernel],
+    total: int | None,
+) -> list[Assignment]:
     """The plan of one bucket under ``fused=True`` (``total`` None) or default flags
     (``total``: the group's elements)."""
     device, dtype = key[0], key[1]
@@ -106,8 +114,12 @@ def _plan_bucket(batch: GroupTensors, key: BucketKey, members: list[int] | None,
         path, why = default_path(sub.params)
         return [Assignment(path, members, f"{dtype}: {why}", key)]
     kernel = kernel_for(kernels, batch.group, device)
-    if total is not None and kernel is not None and not kernel.takes_flags(batch.group):
-        kernel = None  # torch's kernel would refuse (say) maximize=1, torch's default path not
+    if (
+        total is not None
+        and kernel is not None
+        and not (kernel.with_default_flags and kernel.takes_flags(batch.group))
+    ):  # not torch's default's numbers, or it would refuse (say) maximize=1 where torch's
+        kernel = None  # default path does not
     if kernel is not None:
         fits, misfits = kernel_fits(kernel, sub)
         plan = []
@@ -115,15 +127,24 @@ def _plan_bucket(batch: GroupTensors, key: BucketKey, members: list[int] | None,
             picked = members if not misfits else _sub(members, fits)
             plan.append(Assignment(TORCH_KERNEL, picked, f"torch.{kernel.function}", key, kernel))
         if misfits:
-            plan.append(Assignment(MULTI_TENSOR, _sub(members, misfits),
-                                   "memory layout torch's kernel cannot take", key))
+            plan.append(
+                Assignment(
+                    MULTI_TENSOR,
+                    _sub(members, misfits),
+                    "memory layout torch's kernel cannot take",
+                    key,
+                )
+            )
         return plan
     plan = []
     if not all(map(Tensor.is_contiguous, sub.params)):  # the usual case answers in C
         loose = [i for i, p in enumerate(sub.params) if not is_dense(p)]
         if loose:  # expanded or gapped params: the compiled step's flat copies assume dense
-            plan.append(Assignment(MULTI_TENSOR, _sub(members, loose),
-                                   "parameters not dense in memory", key))
+            plan.append(
+                Assignment(
+                    MULTI_TENSOR, _sub(members, loose), "parameters not dense in memory", key
+                )
+            )
             if len(loose) == len(sub.params):
                 return plan
             dense = sorted(set(range(len(sub.params))) - set(loose))
@@ -131,13 +152,23 @@ def _plan_bucket(batch: GroupTensors, key: BucketKey, members: list[int] | None,
     return plan + [_plan_compiled(sub, key, members, real, total)]
 
 
-def _plan_compiled(sub: GroupTensors, key: BucketKey, members: list[int] | None,
-                   real: torch.dtype, total: int | None) -> Assignment:
+def _plan_compiled(
+    sub: GroupTensors,
+    key: BucketKey,
+    members: list[int] | None,
+    real: torch.dtype,
+    total: int | None,
+) -> Assignment:
     """Record the bucket's step; compile it unless that cannot or would not pay."""
     recipe, device = sub.recipe, key[0]
     tape = Tape()
-    view = TapeView(tape, sub.states, t=key[2][0] if recipe.counts_steps else 0.0,
-                    group=sub.group, params=sub.params)
+    view = TapeView(
+        tape,
+        sub.states,
+        t=key[2][0] if recipe.counts_steps else 0.0,
+        group=sub.group,
+        params=sub.params,
+    )
     try:
         recipe.run(view)  # records the step (scalar-state updates deferred)
     except (TypeError, AttributeError) as err:  # an op the tape cannot record (own rule code)
@@ -150,10 +181,18 @@ def _plan_compiled(sub: GroupTensors, key: BucketKey, members: list[int] | None,
         return Assignment(MULTI_TENSOR, members, f"cannot compile: {unavailable}", key)
     minimum = compiled.COMPILE_MIN_NUMEL
     if total is not None and total < minimum:
-        return Assignment(MULTI_TENSOR, members,
-                          f"{total} elements < {minimum}: a compile would not pay", key)
-    return Assignment(COMPILED, members, f"recipe compiled: {len(tape.ops)} ops in one pass",
-                      key, tape=tape, recorded=view, dtype=real)
+        return Assignment(
+            MULTI_TENSOR, members, f"{total} elements < {minimum}: a compile would not pay", key
+        )
+    return Assignment(
+        COMPILED,
+        members,
+        f"recipe compiled: {len(tape.ops)} ops in one pass",
+        key,
+        tape=tape,
+        recorded=view,
+        dtype=real,
+    )
 
 
 def describe_plan(batch: GroupTensors, plan: Sequence[Assignment]) -> list[dict[str, Any]]:
@@ -161,12 +200,16 @@ def describe_plan(batch: GroupTensors, plan: Sequence[Assignment]) -> list[dict[
     rows = []
     for a in plan:
         sub = batch.subset(a.members)
-        rows.append({
-            "path": a.path,
-            "tensors": len(sub.params),
-            "elements": sum(p.numel() for p in sub.params),
-            "device": str(a.bucket[0]) if a.bucket else str(sub.params[0].device),
-            "dtype": str(a.bucket[1] if a.bucket else sub.params[0].dtype).replace("torch.", ""),
-            "reason": a.reason,
-        })
+        rows.append(
+            {
+                "path": a.path,
+                "tensors": len(sub.params),
+                "elements": sum(p.numel() for p in sub.params),
+                "device": str(a.bucket[0]) if a.bucket else str(sub.params[0].device),
+                "dtype": str(a.bucket[1] if a.bucket else sub.params[0].dtype).replace(
+                    "torch.", ""
+                ),
+                "reason": a.reason,
+            }
+        )
     return rows

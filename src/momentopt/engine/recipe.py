@@ -48,7 +48,8 @@ class Recipe:
         """The recipe's state, from the rules' declarations."""
         return StateLayout.of(
             [spec for rule in self.rules for spec in rule.state],
-            counts_steps=self.counts_steps, order=self.state_order,
+            counts_steps=self.counts_steps,
+            order=self.state_order,
             fill_from_defaults=self.fill_from_defaults,
         )
 

@@ -60,7 +60,9 @@ def same_layout(t: Tensor, like: Tensor) -> bool:
     carry no layout."""
     if t.is_contiguous() and like.is_contiguous():
         return True
-    return all(a == b for a, b, n in zip(t.stride(), like.stride(), like.shape, strict=True) if n != 1)
+    return all(
+        a == b for a, b, n in zip(t.stride(), like.stride(), like.shape, strict=True) if n != 1
+    )
 
 
 def flat_layout_split(
@@ -94,8 +96,12 @@ def takes_fast_path(params: Sequence[Tensor]) -> bool:
     them in float32 internally, so their numbers would differ from torch's default.
     """
     for p in params:
-        if (type(p) not in _PLAIN_TYPES or p.dtype not in _FAST_DTYPES
-                or p.layout != torch.strided or not (p.is_cpu or p.is_cuda)):
+        if (
+            type(p) not in _PLAIN_TYPES
+            or p.dtype not in _FAST_DTYPES
+            or p.layout != torch.strided
+            or not (p.is_cpu or p.is_cuda)
+        ):
             return False
     return True
 

@@ -2,7 +2,7 @@
 
 A coalesced sparse COO gradient ``g`` is a :class:`SparseGrad`; a dense tensor it updates (a
 state, the parameter) is seen through :class:`Rows`. The ops follow torch.optim's sparse
-steps (Adagrad's, SGD's) operation for operation:
+steps operation for operation:
 
 * ``rows.addcmul_(g, g, value=v)`` adds ``v·g²`` at ``g``'s entries only;
 * ``rows.sqrt()`` is a sparse value on ``g``'s entries: ``√rows`` there;
@@ -12,8 +12,10 @@ steps (Adagrad's, SGD's) operation for operation:
   ``buf.mul_(μ).add_(g, alpha=1 − τ)``, ``g.add(buf, alpha=μ)``, ``g.neg()``) are torch's
   sparse ops.
 
-Complex tensors are computed in complex arithmetic, as torch does for sparse gradients. Any
-other op, or operand, raises ``TypeError`` naming the op.
+Any other op on a dense tensor is torch's dense op (a dense momentum buffer met by a sparse
+gradient: ``buf.mul_(μ)`` scales all of it, as torch's momentum step does); what torch refuses, it
+refuses with its own error. Complex tensors are computed in complex arithmetic, as torch does
+for sparse gradients.
 """
 
 from __future__ import annotations
@@ -62,24 +64,21 @@ def _sparse(op_name: str, *xs: Any) -> None:
 def _sparse_method(op: Op) -> Callable[..., SparseGrad]:
     def method(self: SparseGrad, *args: Any, **kwargs: Any) -> SparseGrad:
         op.check(args, kwargs)
-        if any(isinstance(a, Rows) or isinstance(a, Tensor) and not _is_number(a)
-               for a in args):
-            raise _unsupported("SparseGrad", op.name, "its operands must be sparse values or "
-                               "numbers, not dense tensors")
         keywords = {k: _number(v) for k, v in kwargs.items()}
+        if any(
+            isinstance(a, Rows) or isinstance(a, Tensor) and not _is_number(a) for a in args
+        ):  # a dense operand: torch's own op (which may refuse it)
+            result = getattr(self.tensor, op.name)(*map(_plain, args), **keywords)
+            return self if op.inplace else _wrap(result, self)
         if any(_is_number(a) for a in args):  # on the stored values
-            operands = [_number(a) if _is_number(a) else _values(op.name, a, self)
-                        for a in args]
+            operands = [_number(a) if _is_number(a) else _values(op.name, a, self) for a in args]
             if op.inplace:
                 getattr(self.values, op.name)(*operands, **keywords)
                 return self
-            return SparseGrad(_on_entries(self.tensor, op.compute_outplace(
-                self.values, *operands, **keywords)))
-        try:
-            result = getattr(self.tensor, op.name)(*(a.tensor for a in args), **keywords)
-        except (RuntimeError, NotImplementedError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise _unsupported("SparseGrad", op.name, f"torch: {reason}") from err
+            return SparseGrad(
+                _on_entries(self.tensor, op.compute_outplace(self.values, *operands, **keywords))
+            )
+        result = getattr(self.tensor, op.name)(*(a.tensor for a in args), **keywords)
         return self if op.inplace else SparseGrad(result)
 
     method.__name__ = method.__qualname__ = op.name
@@ -110,8 +109,9 @@ class SparseGrad:
         return self.tensor._values()
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        cls, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         op, _, _ = out_call("the sparse path", func, args, kwargs or {}, cls)
         raise _unsupported("torch", op.name, "not defined on sparse values")
 
@@ -149,10 +149,9 @@ class Rows:
         masked._values().sqrt_()
         return SparseGrad(masked)
 
-    def add_(self, other: SparseGrad, alpha: Any = 1) -> Rows:
-        """``rows += alpha·other``, ``other`` sparse."""
-        _sparse("add_", other)
-        self.tensor.add_(other.tensor, alpha=_number(alpha))
+    def add_(self, other: SparseGrad | Rows, alpha: Any = 1) -> Rows:
+        """``rows += alpha·other`` (at ``other``'s entries when it is sparse)."""
+        self.tensor.add_(_plain(other), alpha=_number(alpha))
         return self
 
     def addcdiv_(self, t1: SparseGrad, t2: SparseGrad, value: Any = 1) -> Rows:
@@ -163,17 +162,33 @@ class Rows:
         return self
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        cls, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         op, _, _ = out_call("the sparse path", func, args, kwargs or {}, cls)
-        raise _unsupported("torch", op.name, "a sparse gradient updates only the rows it "
-                           "holds, and this op is not defined that way")
+        raise _unsupported(
+            "torch",
+            op.name,
+            "a sparse gradient updates only the rows it holds, and this op is not defined that way",
+        )
 
 
-def _rows_unsupported(op: Op) -> Callable[..., Any]:
+def _plain(x: Any) -> Any:
+    return x.tensor if isinstance(x, SparseGrad | Rows) else x
+
+
+def _wrap(result: Tensor, grad: SparseGrad) -> SparseGrad | Rows:
+    return SparseGrad(result) if result.is_sparse else Rows(result, grad)
+
+
+def _rows_dense(op: Op) -> Callable[..., Any]:
+    """Any other op on a dense tensor is torch's dense op (``buf.mul_(μ)`` scales all of a
+    dense momentum buffer, as torch's momentum step does); torch refuses what it does not define."""
+
     def method(self: Rows, *args: Any, **kwargs: Any) -> Any:
-        raise _unsupported("Rows", op.name, "a sparse gradient updates only the rows it "
-                           "holds, and this op is not defined that way")
+        op.check(args, kwargs)
+        result = getattr(self.tensor, op.name)(*map(_plain, args), **kwargs)
+        return self if op.inplace else _wrap(result, self.grad)
 
     method.__name__ = method.__qualname__ = op.name
     return method
@@ -182,4 +197,4 @@ def _rows_unsupported(op: Op) -> Callable[..., Any]:
 for _op in METHODS:
     setattr(SparseGrad, _op.name, _sparse_method(_op))
     if _op.name not in Rows.__dict__:
-        setattr(Rows, _op.name, _rows_unsupported(_op))
+        setattr(Rows, _op.name, _rows_dense(_op))

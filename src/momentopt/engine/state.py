@@ -44,8 +44,14 @@ class StateLayout:
     fill_from_defaults: bool = False
 
     @classmethod
-    def of(cls, declared: Sequence[StateSpec], *, counts_steps: bool, order: Sequence[str] = (),
-           fill_from_defaults: bool = False) -> StateLayout:
+    def of(
+        cls,
+        declared: Sequence[StateSpec],
+        *,
+        counts_steps: bool,
+        order: Sequence[str] = (),
+        fill_from_defaults: bool = False,
+    ) -> StateLayout:
         names = [s.name for s in declared]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -70,8 +76,14 @@ class StateLayout:
     def keeps_nothing(self, group: Mapping[str, Any]) -> bool:
         return not self.kept(group)
 
-    def new_state(self, param: Tensor, group: Mapping[str, Any], defaults: Mapping[str, Any],
-                  dtype: torch.dtype, device: torch.device | str) -> dict[str, Any]:
+    def new_state(
+        self,
+        param: Tensor,
+        group: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        dtype: torch.dtype,
+        device: torch.device | str,
+    ) -> dict[str, Any]:
         """The state of ``param`` before its first step; scalars of ``dtype`` on ``device``."""
         state: dict[str, Any] = {}
         for spec in self.kept(group):

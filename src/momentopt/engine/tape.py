@@ -62,23 +62,35 @@ class Tape:
             return ("s", len(self.scalars) - 1)
         raise TypeError(f"the compiled path cannot record an operand of type {type(x).__name__}")
 
-    def record(self, name: str, target: TapeTensor | None, args: Sequence[Any],
-               kwargs: Mapping[str, Any], inplace: bool) -> TapeTensor:
+    def record(
+        self,
+        name: str,
+        target: TapeTensor | None,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        inplace: bool,
+    ) -> TapeTensor:
         out = target if inplace and target is not None else TapeTensor(self, self.new_var())
-        self.ops.append((
-            name,
-            out.var,
-            None if target is None else target.var,
-            tuple(self.arg(a) for a in args),
-            tuple(sorted((k, self.arg(v)) for k, v in kwargs.items())),
-        ))
+        self.ops.append(
+            (
+                name,
+                out.var,
+                None if target is None else target.var,
+                tuple(self.arg(a) for a in args),
+                tuple(sorted((k, self.arg(v)) for k, v in kwargs.items())),
+            )
+        )
         return out
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (tuple(self.ops), tuple(self.inputs), tuple(self.input_vars),
-                tuple(sorted(self.outputs.items())),
-                len(self.scalars))
+        return (
+            tuple(self.ops),
+            tuple(self.inputs),
+            tuple(self.input_vars),
+            tuple(sorted(self.outputs.items())),
+            len(self.scalars),
+        )
 
 
 def _check_operands(op: Op, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
@@ -117,8 +129,9 @@ class TapeTensor:
         self.var = var
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        cls, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         op, out, operands = out_call("the compiled path", func, args, kwargs or {}, cls)
         _check_operands(op, operands, {})
         return out.tape.record(op.name, out, operands, {}, True)

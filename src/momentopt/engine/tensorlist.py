@@ -29,9 +29,11 @@ def _operand(op: Op, i: int, x: Any) -> Any:
     if isinstance(x, TensorList):
         return x.tensors
     if op.operands[i] is TENSOR or isinstance(x, Tensor) and x.numel() != 1:
-        raise TypeError(f"TensorList.{op.name}: operand {i + 1} must be a TensorList"
-                        f"{'' if op.operands[i] is TENSOR else ', a number or a 1-element tensor'}"
-                        f", got {type(x).__name__}")
+        raise TypeError(
+            f"TensorList.{op.name}: operand {i + 1} must be a TensorList"
+            f"{'' if op.operands[i] is TENSOR else ', a number or a 1-element tensor'}"
+            f", got {type(x).__name__}"
+        )
     return _number(x)
 
 
@@ -47,9 +49,10 @@ def _run(op: Op, tensors: list[Tensor], args: Sequence[Any], kwargs: dict[str, A
         # tensors' dtype and computes s·a + x in one rounding; the foreach overload that
         # takes it as a tensor does the same
         like = tensors[0]
-        operands = [x if isinstance(x, list) else torch.tensor(x, dtype=like.dtype,
-                                                               device=like.device)
-                    for x in operands]
+        operands = [
+            x if isinstance(x, list) else torch.tensor(x, dtype=like.dtype, device=like.device)
+            for x in operands
+        ]
     return getattr(torch, op.foreach)(tensors, *operands, **keywords)
 
 
@@ -59,9 +62,11 @@ def _method(op: Op) -> Callable[..., TensorList]:
         return self if op.inplace else TensorList(result)
 
     method.__name__ = method.__qualname__ = op.name
-    method.__doc__ = (f"``Tensor.{op.name}`` of every tensor, as "
-                      f"``torch.{op.foreach}``." if op.foreach else
-                      f"``Tensor.{op.name}`` of every tensor.")
+    method.__doc__ = (
+        f"``Tensor.{op.name}`` of every tensor, as ``torch.{op.foreach}``."
+        if op.foreach
+        else f"``Tensor.{op.name}`` of every tensor."
+    )
     return method
 
 
@@ -93,8 +98,9 @@ class TensorList:
         return False
 
     @classmethod
-    def __torch_function__(cls, func: Any, types: Any, args: Sequence[Any] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        cls, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         op, out, operands = out_call("the multi-tensor path", func, args, kwargs or {}, cls)
         _run(op, out.tensors, operands, {})
         return out

@@ -46,6 +46,9 @@ class TorchKernel:
         flags: the group keys it takes as bools (it refuses anything else, so with default
             flags a group holding another value there takes another path).
         devices: the device types it runs on.
+        with_default_flags: whether it is taken with default flags too (False where its
+            numbers differ from torch's default path by more than rounding of the scalars:
+            it is then taken with ``fused=True`` only).
     """
 
     function: str
@@ -57,6 +60,7 @@ class TorchKernel:
     state_lists: int = 1
     flags: tuple[str, ...] = ("maximize",)
     devices: tuple[str, ...] = ("cpu", "cuda")
+    with_default_flags: bool = True
 
     def takes_flags(self, group: Mapping[str, Any]) -> bool:
         return all(isinstance(group.get(k, False), bool) for k in self.flags)
@@ -82,12 +86,14 @@ def has_tensor_values(group: Mapping[str, Any]) -> bool:
     """Whether a hyperparameter is a tensor (tensor lr, tensor betas)."""
     return any(
         isinstance(v, Tensor) or isinstance(v, tuple) and any(isinstance(x, Tensor) for x in v)
-        for k, v in group.items() if k != "params"
+        for k, v in group.items()
+        if k != "params"
     )
 
 
-def kernel_for(kernels: Sequence[TorchKernel], group: Mapping[str, Any],
-               device: torch.device) -> TorchKernel | None:
+def kernel_for(
+    kernels: Sequence[TorchKernel], group: Mapping[str, Any], device: torch.device
+) -> TorchKernel | None:
     """The first of ``kernels`` that computes the recipe for ``group`` on ``device``.
 
     None for tensor hyperparameters: torch's default path computes its scalars with them in

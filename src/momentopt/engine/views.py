@@ -116,10 +116,19 @@ class AutogradView(TensorsView):
     """One tensor under autograd: the parameter is updated in place (as torch does), every
     other value is :class:`AutogradSafe`; :meth:`commit` stores the new state tensors."""
 
-    def __init__(self, param: Tensor, grad: Tensor, state: dict[str, Any], *, t: float,
-                 group: Any, observer: Observer | None = None) -> None:
-        super().__init__([param], [grad], [state], as_list=False, t=t, group=group,
-                         observer=observer)
+    def __init__(
+        self,
+        param: Tensor,
+        grad: Tensor,
+        state: dict[str, Any],
+        *,
+        t: float,
+        group: Any,
+        observer: Observer | None = None,
+    ) -> None:
+        super().__init__(
+            [param], [grad], [state], as_list=False, t=t, group=group, observer=observer
+        )
         self.grad = AutogradSafe(self.grad)
         self._safe: dict[str, AutogradSafe] = {}
 
@@ -145,13 +154,11 @@ class AutogradView(TensorsView):
         return state[name].to(torch.float64)
 
     def add_to_param(self, tensor: Any, denom: Any, scale: Any) -> None:
-        step = AutogradSafe.unwrap(tensor)
-        if denom is not None:
-            step = step / AutogradSafe.unwrap(denom)
-        if isinstance(scale, Tensor):
-            self.param.add_(step * scale)  # a tensor scale keeps its gradient
-        else:
-            self.param.add_(step, alpha=scale)
+        tensor, denom = AutogradSafe.unwrap(tensor), AutogradSafe.unwrap(denom)
+        if isinstance(scale, Tensor):  # a tensor scale keeps its gradient
+            self.param.add_((tensor if denom is None else tensor / denom) * scale)
+        else:  # the normal step's op, so its numbers
+            super().add_to_param(tensor, denom, scale)
 
     def commit(self) -> None:
         """Store the state tensors the step computed (autograd's history included)."""
@@ -163,10 +170,26 @@ class AutogradView(TensorsView):
 class SparseView(TensorsView):
     """One parameter with a sparse gradient: the gradient updates only its rows."""
 
-    def __init__(self, param: Tensor, grad: Tensor, state: dict[str, Any], *, t: float,
-                 group: Any, observer: Observer | None = None) -> None:
-        super().__init__([param], [grad], [state], as_list=False, t=t, group=group,
-                         is_complex=False, observer=observer)
+    def __init__(
+        self,
+        param: Tensor,
+        grad: Tensor,
+        state: dict[str, Any],
+        *,
+        t: float,
+        group: Any,
+        observer: Observer | None = None,
+    ) -> None:
+        super().__init__(
+            [param],
+            [grad],
+            [state],
+            as_list=False,
+            t=t,
+            group=group,
+            is_complex=False,
+            observer=observer,
+        )
         self.grad = SparseGrad(grad.coalesce())
         self.param = Rows(param, self.grad)
 
@@ -191,8 +214,15 @@ class TapeView:
 
     observer = None
 
-    def __init__(self, tape: Tape, states: Sequence[dict[str, Any]], *, t: float, group: Any,
-                 params: Sequence[Tensor]) -> None:
+    def __init__(
+        self,
+        tape: Tape,
+        states: Sequence[dict[str, Any]],
+        *,
+        t: float,
+        group: Any,
+        params: Sequence[Tensor],
+    ) -> None:
         self.params = list(params)
         self._states = list(states)
         self.t = t

@@ -11,7 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-SCENARIO_NAMES = ("ravine", "rosenbrock", "saddle", "sparse", "effective-lr", "reddi", "weight-decay", "digits")
+SCENARIO_NAMES = (
+    "ravine",
+    "rosenbrock",
+    "saddle",
+    "sparse",
+    "effective-lr",
+    "reddi",
+    "weight-decay",
+    "digits",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,14 +34,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "results.json, results.csv, plots/)."
         ),
     )
-    p.add_argument("--scenario", metavar="NAMES", help=f"comma-separated, from: {', '.join(SCENARIO_NAMES)} (default: all)")
-    p.add_argument("--optimizers", metavar="NAMES", help="comma-separated seed algorithm names (default: all ten)")
-    p.add_argument("--steps", type=int, help="steps per run for every scenario (default: each scenario's own)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, initial points and batches (default 0)")
-    p.add_argument("--out", default="momentopt-report", help="report folder (default ./momentopt-report)")
+    p.add_argument(
+        "--scenario",
+        metavar="NAMES",
+        help=f"comma-separated, from: {', '.join(SCENARIO_NAMES)} (default: all)",
+    )
+    p.add_argument(
+        "--optimizers",
+        metavar="NAMES",
+        help="comma-separated seed algorithm names (default: all ten)",
+    )
+    p.add_argument(
+        "--steps", type=int, help="steps per run for every scenario (default: each scenario's own)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of data, initial points and batches (default 0)"
+    )
+    p.add_argument(
+        "--out", default="momentopt-report", help="report folder (default ./momentopt-report)"
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib figures")
     p.add_argument("--json", action="store_true", help="also print the results as JSON on stdout")
-    p.add_argument("--lr-points", type=int, default=None, help="points of the shared lr grid 1e-4…10 (default 6)")
+    p.add_argument(
+        "--lr-points",
+        type=int,
+        default=None,
+        help="points of the shared lr grid 1e-4…10 (default 6)",
+    )
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: up to 2)")
     p.set_defaults(func=main)
 
@@ -82,8 +110,12 @@ def main(args: argparse.Namespace) -> int:
         f"lr grid {lrs} (same for all), seed {args.seed}, {jobs} worker(s)"
     )
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         task = progress.add_task("runs", total=len(scenarios) * len(specs))
 
@@ -99,7 +131,9 @@ def main(args: argparse.Namespace) -> int:
         claims.add_column(column, overflow="fold")
     for s in scenarios:
         v = results.verdicts[s.name]
-        word = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "not checked"}[v.holds]
+        word = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "not checked"}[
+            v.holds
+        ]
         claims.add_row(s.name, word, v.text if len(v.text) < 300 else v.text[:297] + "…")
     console.print(claims)
     table = Table(title="Ranking (rank per scenario at the tuned lr; 1 = best)")
@@ -110,7 +144,9 @@ def main(args: argparse.Namespace) -> int:
     for name, ranks, mean in ranking(results):
         table.add_row(name, *[str(ranks.get(s.name, "")) for s in scenarios], f"{mean:.2f}")
     console.print(table)
-    console.print(f"report: {paths['html']} (and summary.md, results.json, results.csv) in {results.seconds:.0f} s")
+    console.print(
+        f"report: {paths['html']} (and summary.md, results.json, results.csv) in {results.seconds:.0f} s"
+    )
     if args.json:
         print(json.dumps(report.to_json(results)))
     return 0

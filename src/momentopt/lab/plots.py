@@ -14,10 +14,24 @@ import torch
 
 from .scenarios import Run, Scenario
 
-COLORS = dict(zip(
-    ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AMSGrad", "NAdam", "AdamW"],
-    plt.get_cmap("tab10").colors,
-))
+COLORS = dict(
+    zip(
+        [
+            "SGD",
+            "Momentum",
+            "Nesterov",
+            "Adagrad",
+            "Adadelta",
+            "RMSprop",
+            "Adam",
+            "AMSGrad",
+            "NAdam",
+            "AdamW",
+        ],
+        plt.get_cmap("tab10").colors,
+        strict=False,
+    )
+)
 
 
 def _color(name: str):
@@ -45,7 +59,13 @@ def loss_curves(scenario: Scenario, runs: dict[str, Run], path: Path, key: str =
     for run in runs.values():
         values = _finite(run.curves.get(key, []))
         positive &= all(not (v <= 0) for v in values)
-        ax.plot(range(1, len(values) + 1), values, label=_label(run), color=_color(run.optimizer), lw=1.2)
+        ax.plot(
+            range(1, len(values) + 1),
+            values,
+            label=_label(run),
+            color=_color(run.optimizer),
+            lw=1.2,
+        )
     if positive:
         ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -70,10 +90,12 @@ def contour(scenario, runs: dict[str, Run], path: Path) -> Path:
         levels = 20
     cols = min(5, len(runs))
     rows = math.ceil(len(runs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows), squeeze=False, sharex=True, sharey=True)
-    for ax in axes.flat[len(runs):]:
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.0 * cols, 2.6 * rows), squeeze=False, sharex=True, sharey=True
+    )
+    for ax in axes.flat[len(runs) :]:
         ax.set_visible(False)
-    for ax, run in zip(axes.flat, runs.values()):
+    for ax, run in zip(axes.flat, runs.values(), strict=False):
         ax.contour(xs.numpy(), ys.numpy(), z, levels=levels, cmap="Greys", linewidths=0.5)
         path_xy = np.array(run.extra["trajectory"], dtype=float)
         ax.plot(path_xy[:, 0], path_xy[:, 1], ".-", ms=1.5, lw=0.8, color=_color(run.optimizer))
@@ -95,8 +117,11 @@ def effective_lr(scenario, runs: dict[str, Run], path: Path) -> Path:
         steps = np.arange(1, len(mid) + 1)
         ax.plot(steps, mid, label=_label(run), color=_color(run.optimizer), lw=1.2)
         ax.fill_between(
-            steps, _finite(run.curves["lr_eff_q05"]), _finite(run.curves["lr_eff_q95"]),
-            color=_color(run.optimizer), alpha=0.12,
+            steps,
+            _finite(run.curves["lr_eff_q05"]),
+            _finite(run.curves["lr_eff_q95"]),
+            color=_color(run.optimizer),
+            alpha=0.12,
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -112,7 +137,13 @@ def reddi(scenario, runs: dict[str, Run], path: Path) -> Path:
     for run in runs.values():
         a.plot(run.curves["x"], label=_label(run), color=_color(run.optimizer), lw=1)
         grid = run.extra["x_by_lr"]
-        b.plot([float(k) for k in grid], list(grid.values()), "o-", label=run.optimizer, color=_color(run.optimizer))
+        b.plot(
+            [float(k) for k in grid],
+            list(grid.values()),
+            "o-",
+            label=run.optimizer,
+            color=_color(run.optimizer),
+        )
     a.set_xlabel("step")
     a.set_ylabel("x (optimum −1, worst point +1)")
     a.set_title("x_t at each tuned lr", fontsize=9)
@@ -132,7 +163,14 @@ def weight_decay(scenario, runs: dict[str, Run], path: Path) -> Path:
     for run in runs.values():
         decay = np.array(_finite(run.extra["relative_decay"]), dtype=float)
         decay[decay <= 0] = np.nan
-        ax.plot(run.extra["gradient_scale"], decay, "o-", label=_label(run), color=_color(run.optimizer), ms=3)
+        ax.plot(
+            run.extra["gradient_scale"],
+            decay,
+            "o-",
+            label=_label(run),
+            color=_color(run.optimizer),
+            ms=3,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("gradient scale of the weight (feature scale)")
@@ -146,7 +184,13 @@ def digits(scenario, runs: dict[str, Run], path: Path) -> Path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs.values():
         c = _color(run.optimizer)
-        a.plot(run.curves["eval_step"], run.curves["train_loss"], color=c, lw=1, label=f"{_label(run)} train")
+        a.plot(
+            run.curves["eval_step"],
+            run.curves["train_loss"],
+            color=c,
+            lw=1,
+            label=f"{_label(run)} train",
+        )
         a.plot(run.curves["eval_step"], run.curves["test_loss"], color=c, lw=1, ls="--")
     a.set_yscale("log")
     a.set_xlabel("step")
@@ -160,7 +204,12 @@ def digits(scenario, runs: dict[str, Run], path: Path) -> Path:
     return _save(fig, path)
 
 
-SPECIAL = {"effective-lr": effective_lr, "reddi": reddi, "weight-decay": weight_decay, "digits": digits}
+SPECIAL = {
+    "effective-lr": effective_lr,
+    "reddi": reddi,
+    "weight-decay": weight_decay,
+    "digits": digits,
+}
 
 
 def plot_scenario(scenario: Scenario, runs: dict[str, Run], folder: Path) -> list[Path]:

@@ -36,33 +36,45 @@ def _verdict_word(holds: bool | None) -> str:
 
 
 def to_json(results: Results) -> dict[str, Any]:
-    return _clean({
-        "settings": results.settings,
-        "seconds": results.seconds,
-        "scenarios": {
-            s.name: {
-                **s.describe(),
-                "verdict": asdict(results.verdicts[s.name]),
-                "runs": {name: asdict(run) for name, run in results.runs[s.name].items()},
-            }
-            for s in results.scenarios
-        },
-        "ranking": [{"optimizer": n, "ranks": r, "mean_rank": m} for n, r, m in ranking(results)],
-    })
+    return _clean(
+        {
+            "settings": results.settings,
+            "seconds": results.seconds,
+            "scenarios": {
+                s.name: {
+                    **s.describe(),
+                    "verdict": asdict(results.verdicts[s.name]),
+                    "runs": {name: asdict(run) for name, run in results.runs[s.name].items()},
+                }
+                for s in results.scenarios
+            },
+            "ranking": [
+                {"optimizer": n, "ranks": r, "mean_rank": m} for n, r, m in ranking(results)
+            ],
+        }
+    )
 
 
 def write_csv(results: Results, path: Path) -> None:
-    metric_names = sorted({k for runs in results.runs.values() for r in runs.values() for k in r.metrics})
+    metric_names = sorted(
+        {k for runs in results.runs.values() for r in runs.values() for k in r.metrics}
+    )
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["scenario", "optimizer", "lr", "lr_at_grid_edge", "score", *metric_names])
         for scenario, runs in results.runs.items():
             for run in runs.values():
                 score = run.scores[run.grid.index(run.lr)]
-                writer.writerow([
-                    scenario, run.optimizer, run.lr, run.edge, score,
-                    *[run.metrics.get(k, "") for k in metric_names],
-                ])
+                writer.writerow(
+                    [
+                        scenario,
+                        run.optimizer,
+                        run.lr,
+                        run.edge,
+                        score,
+                        *[run.metrics.get(k, "") for k in metric_names],
+                    ]
+                )
 
 
 def fairness_text(results: Results) -> str:
@@ -93,15 +105,27 @@ def summary_markdown(results: Results, images: dict[str, list[Path]]) -> str:
     ]
     for s in results.scenarios:
         v = results.verdicts[s.name]
-        lines.append(f"| {s.name} | {s.claim} | {s.measure} | **{_verdict_word(v.holds)}**: {v.text} |")
+        lines.append(
+            f"| {s.name} | {s.claim} | {s.measure} | **{_verdict_word(v.holds)}**: {v.text} |"
+        )
     lines += ["", "## Ranking (mean rank over scenarios, by each scenario's tuning score)", ""]
     names = [s.name for s in results.scenarios]
     lines.append("| optimizer | " + " | ".join(names) + " | mean rank |")
     lines.append("|---" * (len(names) + 2) + "|")
     for name, ranks, mean in ranking(results):
-        lines.append(f"| {name} | " + " | ".join(str(ranks.get(n, "")) for n in names) + f" | {mean:.2f} |")
+        lines.append(
+            f"| {name} | " + " | ".join(str(ranks.get(n, "")) for n in names) + f" | {mean:.2f} |"
+        )
     for s in results.scenarios:
-        lines += ["", f"## {s.title} (`{s.name}`)", "", s.claim, "", f"Tuning criterion: {s.criterion}.", ""]
+        lines += [
+            "",
+            f"## {s.title} (`{s.name}`)",
+            "",
+            s.claim,
+            "",
+            f"Tuning criterion: {s.criterion}.",
+            "",
+        ]
         if s.optimizer_kwargs:
             lines += [f"Extra hyperparameters: {s.optimizer_kwargs}.", ""]
         metric_names = sorted({k for r in results.runs[s.name].values() for k in r.metrics})
@@ -109,7 +133,11 @@ def summary_markdown(results: Results, images: dict[str, list[Path]]) -> str:
         lines.append("|---" * (len(metric_names) + 2) + "|")
         for run in results.runs[s.name].values():
             lr = f"{run.lr:g}" + (" (grid edge)" if run.edge else "")
-            lines.append(f"| {run.optimizer} | {lr} | " + " | ".join(_fmt(run.metrics[k]) for k in metric_names) + " |")
+            lines.append(
+                f"| {run.optimizer} | {lr} | "
+                + " | ".join(_fmt(run.metrics[k]) for k in metric_names)
+                + " |"
+            )
         for image in images.get(s.name, []):
             lines += ["", f"![{image.stem}](plots/{image.name})"]
     return "\n".join(lines) + "\n"

@@ -19,9 +19,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print an optimizer's four steps (from its recipe)",
         description="Print the four steps (gradient, ψ, φ, step, update) and hyperparameters.",
     )
-    p.add_argument("name", help="seed name (e.g. AMSGrad), class name (e.g. RMSprop) or module:Class")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a hyperparameter (Python literal), e.g. --set momentum=0.9")
+    p.add_argument(
+        "name", help="seed name (e.g. AMSGrad), class name (e.g. RMSprop) or module:Class"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (Python literal), e.g. --set momentum=0.9",
+    )
     p.set_defaults(func=main)
 
 
@@ -48,7 +55,10 @@ def resolve(name: str) -> tuple[type, dict[str, Any]]:
         "nesterov": (momentopt.SGD, {"momentum": 0.9, "nesterov": True}),
         "amsgrad": (momentopt.Adam, {"amsgrad": True}),
     }
-    classes = {n.lower(): getattr(momentopt, n) for n in ("Adagrad", "Adadelta", "RMSprop", "Adam", "NAdam", "AdamW")}
+    classes = {
+        n.lower(): getattr(momentopt, n)
+        for n in ("Adagrad", "Adadelta", "RMSprop", "Adam", "NAdam", "AdamW")
+    }
     key = name.lower()
     if key in seeds:
         return seeds[key]

@@ -9,9 +9,9 @@ from .contract import Start, StateSpec, UpdateView
 from .first_moment import (
     BiasCorrectedAverage,
     DeltaScaledGradient,
-    NoFirstMoment,
     HeavyBall,
     NesterovAverage,
+    NoFirstMoment,
     ScaledMomentum,
 )
 from .gradient import Maximize, WeightDecay

@@ -30,6 +30,7 @@ from torch import Tensor
 Scalar = float | Tensor
 """A number a rule computes with: a float, or a 0-d tensor (a tensor hyperparameter)."""
 
+
 class Start(Enum):
     """How a state tensor starts."""
 

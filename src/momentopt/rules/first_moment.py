@@ -33,9 +33,7 @@ class HeavyBall(FirstMoment):
     """
 
     hyperparameters = {"momentum": 0.0, "dampening": 0.0, "nesterov": False}
-    state = (
-        StateSpec("momentum_buffer", Start.FIRST_VALUE, exists=lambda g: g["momentum"] != 0),
-    )
+    state = (StateSpec("momentum_buffer", Start.FIRST_VALUE, exists=lambda g: g["momentum"] != 0),)
 
     def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
         momentum = view.group["momentum"]

@@ -34,9 +34,7 @@ class AccumulatedSquares(SecondMoment):
     """
 
     hyperparameters = {"eps": 1e-10, "initial_accumulator_value": 0.0}
-    state = (
-        StateSpec("sum", Start.FILL, value="initial_accumulator_value", signed=False),
-    )
+    state = (StateSpec("sum", Start.FILL, value="initial_accumulator_value", signed=False),)
 
     def denominator(self, view: UpdateView, g: Any) -> Any:
         total = view.state("sum").addcmul_(g, g, value=1)

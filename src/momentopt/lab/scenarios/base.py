@@ -131,7 +131,12 @@ def run_grid(
         opt.zero_grad()
         loss = losses(copies, t)
         finite = torch.isfinite(loss)
-        rows.append([float(v) if ok else math.inf for v, ok in zip(loss.tolist(), finite.tolist())])
+        rows.append(
+            [
+                float(v) if ok else math.inf
+                for v, ok in zip(loss.tolist(), finite.tolist(), strict=False)
+            ]
+        )
         # a diverged copy must not poison the others: its loss term is left out
         torch.where(finite, loss, torch.zeros_like(loss)).sum().backward()
         opt.step()
@@ -148,7 +153,10 @@ def run_grid(
 
 
 def choose(
-    spec: Spec, lrs: Sequence[float], trace: GridTrace, score: Callable[[list[float]], float] | None = None
+    spec: Spec,
+    lrs: Sequence[float],
+    trace: GridTrace,
+    score: Callable[[list[float]], float] | None = None,
 ) -> tuple[int, Run]:
     """Pick the grid's best lr by ``score`` (default: mean loss) and start its :class:`Run`."""
     score = score or lrsearch.score

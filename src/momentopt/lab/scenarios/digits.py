@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,13 @@ def load(seed: int):
     x_train, x_test, y_train, y_test = train_test_split(
         data.data / 16.0, data.target, test_size=0.25, random_state=seed, stratify=data.target
     )
-    as_x = lambda a: torch.tensor(a, dtype=torch.float32)
-    as_y = lambda a: torch.tensor(a, dtype=torch.long)
+
+    def as_x(a: Any) -> torch.Tensor:
+        return torch.tensor(a, dtype=torch.float32)
+
+    def as_y(a: Any) -> torch.Tensor:
+        return torch.tensor(a, dtype=torch.long)
+
     return as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test)
 
 
@@ -40,13 +46,17 @@ def forward(copies, x):
 
 def per_copy_loss(logits, y):
     g, n, k = logits.shape
-    return F.cross_entropy(logits.reshape(g * n, k), y.repeat(g), reduction="none").view(g, n).mean(1)
+    return (
+        F.cross_entropy(logits.reshape(g * n, k), y.repeat(g), reduction="none").view(g, n).mean(1)
+    )
 
 
 class Digits(Scenario):
     name = "digits"
     title = "A real network: MLP on scikit-learn's digits"
-    claim = "On a real (small) problem every method learns; train/test loss and accuracy compare them."
+    claim = (
+        "On a real (small) problem every method learns; train/test loss and accuracy compare them."
+    )
     measure = "test accuracy and test loss after the horizon (lr tuned on training loss only)"
     criterion = "mean minibatch training loss over the horizon (the test set is never used to tune)"
     default_steps = 250

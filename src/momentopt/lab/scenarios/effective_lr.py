@@ -38,14 +38,23 @@ class EffectiveLr(Scenario):
             return 0.5 * (pred - ys[t - 1, :, None]).pow(2).mean(0)
 
         trace = run_grid(
-            spec, lrs, steps,
+            spec,
+            lrs,
+            steps,
             init=lambda: [torch.zeros(self.dim, requires_grad=True)],
             losses=losses,
             record=True,
         )
         best, run = choose(spec, lrs, trace)
         rec = trace.recorder
-        for field in ("lr_eff_q05", "lr_eff_q50", "lr_eff_q95", "update_to_weight", "cos_m_g", "eps_share"):
+        for field in (
+            "lr_eff_q05",
+            "lr_eff_q50",
+            "lr_eff_q95",
+            "update_to_weight",
+            "cos_m_g",
+            "eps_share",
+        ):
             run.curves[field] = rec.series(field, group=best)
         eff = run.curves["lr_eff_q50"]
         early = eff[min(9, len(eff) - 1)]

@@ -43,11 +43,15 @@ class Reddi(Scenario):
     criterion = "mean online loss f_t(x_t) over the horizon (average regret)"
     default_steps = 808
     start = 0.0
-    optimizer_kwargs = {name: {"betas": (0.9, 0.99)} for name in ("Adam", "AMSGrad", "NAdam", "AdamW")}
+    optimizer_kwargs = {
+        name: {"betas": (0.9, 0.99)} for name in ("Adam", "AMSGrad", "NAdam", "AdamW")
+    }
 
     def run(self, spec: Spec, lrs: Sequence[float], steps: int, seed: int) -> Run:
         trace = run_grid(
-            spec, lrs, steps,
+            spec,
+            lrs,
+            steps,
             init=lambda: [torch.tensor([self.start], dtype=torch.float64, requires_grad=True)],
             losses=lambda copies, t: gradient_at(t) * torch.cat([c[0] for c in copies]),
             optimizer_kwargs=self.optimizer_kwargs.get(spec.name, {}),

@@ -17,7 +17,9 @@ def make_data(seed: int, n: int = 2000, frequent: int = 10, rare: int = 90):
     gen = generator(seed)
     p = torch.cat([torch.full((frequent,), 0.5), torch.full((rare,), 0.02)])
     x = (torch.rand(n, frequent + rare, generator=gen) < p).float()
-    w = torch.cat([0.2 * torch.randn(frequent, generator=gen), 4 * torch.randn(rare, generator=gen)])
+    w = torch.cat(
+        [0.2 * torch.randn(frequent, generator=gen), 4 * torch.randn(rare, generator=gen)]
+    )
     y = (torch.rand(n, generator=gen) < torch.sigmoid(x @ w)).float()
     return x, y
 
@@ -56,10 +58,16 @@ class SparseFeatures(Scenario):
                 b = torch.stack([c[1] for c in copies])
                 logits = x @ w.T + b
                 target = y[:, None].expand_as(logits)
-                return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(0).tolist()
+                return (
+                    F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+                    .mean(0)
+                    .tolist()
+                )
 
         trace = run_grid(
-            spec, lrs, steps,
+            spec,
+            lrs,
+            steps,
             init=lambda: [torch.zeros(d, requires_grad=True), torch.zeros((), requires_grad=True)],
             losses=losses,
             watch=full_loss,
@@ -69,7 +77,7 @@ class SparseFeatures(Scenario):
         full = [row[best] for _, row in evals]
         run.curves["full_loss"] = full
         run.curves["full_loss_step"] = [t for t, _ in evals]
-        tail = full[-max(1, len(full) // 10):]
+        tail = full[-max(1, len(full) // 10) :]
         run.metrics["final_loss"] = sum(tail) / len(tail)
         w = trace.params[best][0].detach()
         run.metrics["rare_weight_norm"] = float(w[10:].norm())

@@ -64,15 +64,15 @@ def zigzag(path: Sequence[Sequence[float]], axis: int = 1) -> float:
     coords = [p[axis] for p in path]
     if not all(math.isfinite(c) for c in coords):
         return math.inf
-    travelled = sum(abs(b - a) for a, b in zip(coords, coords[1:]))
+    travelled = sum(abs(b - a) for a, b in zip(coords, coords[1:], strict=False))
     net = abs(coords[-1] - coords[0])
     return travelled / net if net > 0 else math.inf
 
 
 def sign_flips(path: Sequence[Sequence[float]], axis: int = 1) -> int:
     """How often the step along ``axis`` changes sign (each is one zig or zag)."""
-    steps = [b[axis] - a[axis] for a, b in zip(path, path[1:])]
-    return sum(1 for a, b in zip(steps, steps[1:]) if a * b < 0)
+    steps = [b[axis] - a[axis] for a, b in zip(path, path[1:], strict=False)]
+    return sum(1 for a, b in zip(steps, steps[1:], strict=False) if a * b < 0)
 
 
 class Ravine(Surface):
@@ -108,8 +108,12 @@ class Ravine(Surface):
         flips = {name: run.metrics["sign_flips"] for name, run in runs.items()}
         swing = {name: run.metrics["zigzag"] for name, run in runs.items()}
         holds = None
-        text = "zig-zags (sign changes along y): " + ", ".join(f"{n} {v:g}" for n, v in flips.items())
-        text += "; swing amplitude (path/net along y): " + ", ".join(f"{n} {v:.2f}" for n, v in swing.items())
+        text = "zig-zags (sign changes along y): " + ", ".join(
+            f"{n} {v:g}" for n, v in flips.items()
+        )
+        text += "; swing amplitude (path/net along y): " + ", ".join(
+            f"{n} {v:.2f}" for n, v in swing.items()
+        )
         if {"SGD", "Momentum", "Nesterov"} <= set(flips):
             holds = flips["SGD"] > flips["Momentum"] > flips["Nesterov"]
             if swing["Momentum"] > swing["SGD"]:

@@ -55,7 +55,9 @@ class WeightDecayCoupling(Scenario):
             return 0.5 * (pred - ys[t - 1, :, None]).pow(2).mean(0)
 
         trace = run_grid(
-            spec, lrs, steps,
+            spec,
+            lrs,
+            steps,
             init=lambda: [torch.ones(self.dim, requires_grad=True)],
             losses=losses,
             optimizer_kwargs={"weight_decay": DECAY},
@@ -93,4 +95,6 @@ class WeightDecayCoupling(Scenario):
         if {"Adam", "AdamW"} <= set(spread):
             holds = spread["Adam"] > 10 and spread["AdamW"] < 1.5
         text = ", ".join(f"{n} {v:.3g}×" for n, v in spread.items())
-        return Verdict(holds, {"decay_spread": spread}, f"spread of the decay across weights: {text}")
+        return Verdict(
+            holds, {"decay_spread": spread}, f"spread of the decay across weights: {text}"
+        )
