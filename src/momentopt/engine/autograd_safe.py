@@ -28,6 +28,16 @@ def _is_scalar(x: Any) -> bool:
     return not isinstance(x, Tensor) or x.dim() == 0
 
 
+def _operand(x: Any) -> Any:
+    """An operand as the op reads it: a plain tensor (the parameter, which the step updates
+    in place after this op) is read through a copy, as torch's ``param.clone()`` does, since
+    autograd may save the operand for the backward pass (``g + λ·w`` with a tensor ``λ``
+    that requires grad saves ``w``)."""
+    if isinstance(x, AutogradSafe):
+        return x.tensor
+    return x.clone() if isinstance(x, Tensor) and not _is_scalar(x) else x
+
+
 def compute(op: Op, tensor: Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> Tensor:
     """The value of ``op`` on ``tensor``, out of place (``tensor`` is left as it is).
 
@@ -39,7 +49,7 @@ def compute(op: Op, tensor: Tensor, args: Sequence[Any], kwargs: dict[str, Any])
     the op's own for float32 and float64.
     """
     op.check(args, kwargs)
-    operands = [_plain(a) for a in args]
+    operands = [_operand(a) for a in args]
     scalar = [
         kind is EITHER and _is_scalar(a) for kind, a in zip(op.operands, operands, strict=False)
     ]
