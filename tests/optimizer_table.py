@@ -379,6 +379,37 @@ _ROWS = (
             {"maximize", "foreach", "capturable", "differentiable", "decoupled_weight_decay"}
         ),
     ),
+    _case(
+        "Adamax",
+        hyperparameters=("lr", "betas", "eps", "weight_decay", "maximize"),
+        impls=frozenset({"foreach", "capturable", "differentiable"}),
+        fused_path=COMPILED,
+        sparse_grads=False,
+        complex_params=True,
+        tensor_hyperparameters=frozenset({"lr"}),
+        state_keys=("step", "exp_avg", "exp_inf"),
+        load_defaults=frozenset({"foreach", "maximize", "differentiable", "capturable"}),
+    ),
+    _case(
+        "RAdam",
+        hyperparameters=(
+            "lr",
+            "betas",
+            "eps",
+            "weight_decay",
+            "decoupled_weight_decay",
+            "maximize",
+        ),
+        impls=frozenset({"foreach", "capturable", "differentiable"}),
+        fused_path=COMPILED,
+        sparse_grads=False,
+        complex_params=True,
+        tensor_hyperparameters=frozenset({"lr"}),
+        state_keys=("step", "exp_avg", "exp_avg_sq"),
+        load_defaults=frozenset(
+            {"foreach", "maximize", "differentiable", "decoupled_weight_decay", "capturable"}
+        ),
+    ),
 )
 
 OPTIMIZERS: Mapping[str, OptimizerCase] = MappingProxyType({row.name: row for row in _ROWS})

@@ -33,6 +33,12 @@ CONFIGS = {
         {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1},
         {"lr": 0.01, "momentum_decay": 0.1},
     ],
+    "Adamax": [{"lr": 0.01, "weight_decay": 0.1}, {"lr": 0.01, "maximize": True}],
+    # from the second step on with β2 = 0.6, so the adapted (rectified) step runs
+    "RAdam": [
+        {"lr": 0.01, "betas": (0.9, 0.6), "decoupled_weight_decay": True, "weight_decay": 0.1},
+        {"lr": 0.01, "maximize": True},
+    ],
 }
 CASES = [
     pytest.param(name, kw, id=f"{name}-{i}")

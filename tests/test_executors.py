@@ -154,6 +154,8 @@ RICH = {
     "Adam": {"amsgrad": True, "weight_decay": 0.1},
     "AdamW": {"amsgrad": True, "maximize": True},
     "NAdam": {"decoupled_weight_decay": True, "weight_decay": 0.1, "momentum_decay": 0.01},
+    "Adamax": {"weight_decay": 0.1, "maximize": True},
+    "RAdam": {"decoupled_weight_decay": True, "weight_decay": 0.1, "betas": (0.9, 0.9)},
 }
 
 

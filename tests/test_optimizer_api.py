@@ -27,6 +27,8 @@ KWARGS = {
     "Adam": {"lr": 0.01, "amsgrad": True},
     "AdamW": {"lr": 0.01},
     "NAdam": {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1},
+    "Adamax": {"lr": 0.01, "weight_decay": 0.1},
+    "RAdam": {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1},
 }
 Sides = list[tuple[nn.Module, torch.optim.Optimizer]]
 
@@ -288,6 +290,8 @@ PER_GROUP = {
     "Adam": {"betas": (0.5, 0.6), "amsgrad": False, "weight_decay": 0.2},
     "AdamW": {"betas": (0.5, 0.6), "maximize": True, "weight_decay": 0.5},
     "NAdam": {"momentum_decay": 0.1, "decoupled_weight_decay": False, "weight_decay": 0.2},
+    "Adamax": {"betas": (0.5, 0.6), "maximize": True, "weight_decay": 0.2},
+    "RAdam": {"betas": (0.5, 0.9), "decoupled_weight_decay": True, "weight_decay": 0.2},
 }
 
 

@@ -20,6 +20,8 @@ EXTRA_KWARGS = {
     "Adam": [{"betas": (torch.tensor(0.8), torch.tensor(0.9)), "fused": True}],
     "AdamW": [{"amsgrad": True, "weight_decay": 0.5, "maximize": True}],
     "NAdam": [{"decoupled_weight_decay": True, "momentum_decay": 0.1, "differentiable": True}],
+    "Adamax": [{"betas": (0.5, 0.6), "eps": 1e-3, "foreach": True, "capturable": True}],
+    "RAdam": [{"decoupled_weight_decay": True, "weight_decay": 0.1, "differentiable": True}],
 }
 
 
@@ -72,7 +74,17 @@ def test_defaults_and_repr_equal(name: str, kwargs: dict) -> None:
 
 # -- the table's facts about the classes -------------------------------------------------------
 def test_table_lists_every_algorithm_once() -> None:
-    assert list(OPTIMIZERS) == ["SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam"]
+    assert list(OPTIMIZERS) == [
+        "SGD",
+        "Adagrad",
+        "Adadelta",
+        "RMSprop",
+        "Adam",
+        "AdamW",
+        "NAdam",
+        "Adamax",
+        "RAdam",
+    ]
     for name, case in OPTIMIZERS.items():
         assert case.name == name == case.torch_cls.__name__ == case.ours_cls.__name__
         assert case.torch_cls is getattr(torch.optim, name)

@@ -245,6 +245,8 @@ SAFE_KWARGS = {
     "Adam": {"amsgrad": True},
     "AdamW": {},
     "NAdam": {},
+    "Adamax": {},
+    "RAdam": {},
 }
 SECOND_LR = 0.02  # the second group's lr
 TARGET_GROUP, TARGET = 1, 1  # the group and position of the parameter touched ('conv.bias')

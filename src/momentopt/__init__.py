@@ -1,7 +1,18 @@
 """momentopt: every optimizer from SGD to AdamW as one four-step engine of φ/ψ rules."""
 
 from . import diagnostics, rules
-from .algorithms import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, RMSprop
+from .algorithms import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    NAdam,
+    RAdam,
+    RMSprop,
+    SparseAdam,
+)
 from .compose import ComposedOptimizer, compose
 from .engine.optimizer import RecipeOptimizer
 from .engine.recipe import Recipe
@@ -16,6 +27,9 @@ __all__ = [
     "Adam",
     "AdamW",
     "NAdam",
+    "Adamax",
+    "RAdam",
+    "SparseAdam",
     "ComposedOptimizer",
     "Recipe",
     "RecipeOptimizer",

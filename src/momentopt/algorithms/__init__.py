@@ -3,8 +3,22 @@
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .nadam import NAdam
+from .radam import RAdam
 from .rmsprop import RMSprop
 from .sgd import SGD
+from .sparse_adam import SparseAdam
 
-__all__ = ["SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam"]
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "NAdam",
+    "Adamax",
+    "RAdam",
+    "SparseAdam",
+]

@@ -39,8 +39,8 @@ UNSET = _Unset.UNSET
 
 @dataclass(frozen=True)
 class Bound:
-    """The range torch's constructor allows a number: ``0 <= value``, and ``value <= high``
-    (``value < high`` if ``open_high``).
+    """The range torch's constructor allows a number: ``0 <= value`` (``0 < value`` if
+    ``open_low``), and ``value <= high`` (``value < high`` if ``open_high``).
 
     Args:
         message: torch's ``ValueError`` text, with ``{value}`` (and ``{index}`` for a pair)
@@ -49,6 +49,7 @@ class Bound:
         nan_passes: whether the range is written as refusals (``if value < 0: raise``), as
             torch's SGD writes it, so that NaN passes
         pair: whether the value is two numbers (``betas``), each in the range
+        open_low: whether 0 itself is outside
     """
 
     message: str
@@ -56,6 +57,7 @@ class Bound:
     open_high: bool = False
     nan_passes: bool = False
     pair: bool = False
+    open_low: bool = False
 
     def _above(self, value: Any) -> bool:
         if self.high is None:
@@ -67,7 +69,8 @@ class Bound:
         raises ``TypeError``, as it does in torch."""
         if self.nan_passes:
             return not (value < 0.0 or self._above(value))
-        return bool(0.0 <= value) and not self._above(value)
+        low = bool(0.0 < value) if self.open_low else bool(0.0 <= value)
+        return low and not self._above(value)
 
     def contains(self, value: Any) -> bool:
         """Whether ``value`` (two numbers for a pair) is in the range."""
@@ -77,7 +80,7 @@ class Bound:
 
     def _describe(self, label: str) -> str:
         if self.high is None:
-            return f"{label} >= 0"
+            return f"{label} {'>' if self.open_low else '>='} 0"
         return f"0 <= {label} {'<' if self.open_high else '<='} {self.high:g}"
 
     def describe(self, name: str) -> str:

@@ -27,6 +27,7 @@ STATE_ORDER = (
     "acc_delta",
     "sum",
     "exp_avg",
+    "exp_inf",
     "exp_avg_sq",
     "max_exp_avg_sq",
 )

@@ -119,6 +119,7 @@ class Op:
 VOCABULARY: tuple[Op, ...] = (
     Op("neg", foreach="_foreach_neg"),
     Op("sqrt", foreach="_foreach_sqrt"),
+    Op("abs", foreach="_foreach_abs"),
     Op("add", (EITHER,), (("alpha", 1),), "_foreach_add", _add),
     Op("mul", (EITHER,), foreach="_foreach_mul"),
     Op("div", (EITHER,), foreach="_foreach_div"),

@@ -173,6 +173,8 @@ class RecipeOptimizer(Optimizer):
         self, index: int, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
     ) -> None:
         """One step of ``params`` (each listed once) with their ``grads``."""
+        if self.dense_grads_message is not None and not all(g.is_sparse for g in grads):
+            raise RuntimeError(self.dense_grads_message)
         fused = self._fused(group)
         # refuse before anything (state included) changes, in torch's order: the params'
         # dtypes and devices, sparse gradients, then the kernels' flags
@@ -347,6 +349,10 @@ class RecipeOptimizer(Optimizer):
     # sparse gradients") and by its fused implementation.
     sparse_message: ClassVar[str | None] = None
     fused_sparse_message: ClassVar[str] = "`fused` does not support sparse gradients"
+
+    dense_grads_message: ClassVar[str | None] = None
+    """torch's refusal of a dense gradient by a class that takes sparse gradients only (None:
+    dense gradients are taken)."""
 
     sparse_densified_message: ClassVar[str] = (
         "add(sparse, dense) is not supported. Use add(dense, sparse) instead."

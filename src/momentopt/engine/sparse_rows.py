@@ -7,7 +7,9 @@ steps operation for operation:
 * ``rows.addcmul_(g, g, value=v)`` adds ``v·g²`` at ``g``'s entries only;
 * ``rows.sqrt()`` is a sparse value on ``g``'s entries: ``√rows`` there;
 * an op with a number operand acts on a sparse value's stored entries (``d.add_(ε)``);
-* ``rows.add_(g, alpha=s)`` and ``rows.addcdiv_(g, d, value=s)`` write ``g``'s entries only;
+* ``rows.add_(g, alpha=s)`` and ``rows.addcdiv_(g, d, value=s)`` write ``g``'s entries only
+  (``rows.addcdiv_(m, d)`` with ``m`` a dense state seen as :class:`Rows`: its values there);
+* ``rows.lerp_(g, w)`` moves ``rows`` towards ``g`` at ``g``'s entries only (a lazy average);
 * ops among sparse tensors only (a momentum buffer kept as a sparse tensor: ``g.clone()``,
   ``buf.mul_(μ).add_(g, alpha=1 − τ)``, ``g.add(buf, alpha=μ)``, ``g.neg()``) are torch's
   sparse ops.
@@ -154,12 +156,31 @@ class Rows:
         self.tensor.add_(_plain(other), alpha=_number(alpha))
         return self
 
-    def addcdiv_(self, t1: SparseGrad, t2: SparseGrad, value: Any = 1) -> Rows:
-        """``rows += value·t1/t2`` at ``t1``'s entries (``t1``, ``t2`` on the same entries)."""
+    def addcdiv_(self, t1: SparseGrad | Rows, t2: SparseGrad | Rows, value: Any = 1) -> Rows:
+        """``rows += value·t1/t2`` at ``t1``'s entries (``t1``, ``t2`` on the same entries;
+        a dense operand seen through :class:`Rows` gives its values at the gradient's)."""
+        t1, t2 = self._at_entries(t1), self._at_entries(t2)
         _sparse("addcdiv_", t1, t2)
         quotient = t1.values / _values("addcdiv_", t2, t1)
         self.tensor.add_(_on_entries(t1.tensor, quotient), alpha=_number(value))
         return self
+
+    def lerp_(self, end: SparseGrad, weight: Any) -> Rows:
+        """``rows += weight·(end − rows)`` at ``end``'s entries; the other rows keep their
+        values (a lazy average, as torch's SparseAdam moves its moments: the step is computed
+        on the entries and added)."""
+        _sparse("lerp_", end)
+        old = self.tensor.sparse_mask(end.tensor)._values()
+        step = end.values.sub(old).mul_(_number(weight))
+        self.tensor.add_(_on_entries(end.tensor, step))
+        return self
+
+    def _at_entries(self, x: Any) -> Any:
+        """A dense tensor seen through :class:`Rows`: its values at the gradient's entries,
+        as a sparse value; anything else as it is."""
+        if isinstance(x, Rows):
+            return SparseGrad(x.tensor.sparse_mask(self.grad.tensor))
+        return x
 
     @classmethod
     def __torch_function__(

@@ -15,11 +15,15 @@ from .first_moment import (
     ScaledMomentum,
 )
 from .gradient import Maximize, WeightDecay
-from .schedule import InverseTimeDecay
+from .rectification import Rectification, RectifiedSquaredAverage
+from .schedule import InverseTimeDecay, SecondMomentCorrection
 from .second_moment import (
     AccumulatedSquares,
     BiasCorrectedSquaredAverage,
+    InfinityNorm,
+    LazySquaredAverage,
     NoSecondMoment,
+    RawSquaredAverage,
     RootMeanSquare,
     SquaredAverage,
 )
@@ -34,15 +38,21 @@ __all__ = [
     "NoFirstMoment",
     "GradientRule",
     "HeavyBall",
+    "InfinityNorm",
     "InverseTimeDecay",
+    "LazySquaredAverage",
     "LrSchedule",
     "Maximize",
     "NesterovAverage",
     "NoSecondMoment",
+    "RawSquaredAverage",
+    "Rectification",
+    "RectifiedSquaredAverage",
     "RootMeanSquare",
     "Rule",
     "ScaledMomentum",
     "SecondMoment",
+    "SecondMomentCorrection",
     "SquaredAverage",
     "Start",
     "StateSpec",

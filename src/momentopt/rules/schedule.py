@@ -19,3 +19,19 @@ class InverseTimeDecay(LrSchedule):
 
     def formula(self, group: Mapping[str, Any]) -> str:
         return "α_t = α / (1 + (t−1)·lr_decay)"
+
+
+class SecondMomentCorrection(LrSchedule):
+    """``α_t = α·√(1 − β2^t)``: the bias correction of a second moment kept uncorrected
+    (:class:`~.second_moment.RawSquaredAverage`), applied to the step size, so that ε stays
+    outside it (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+    section 2)."""
+
+    hyperparameters = {"betas": (0.9, 0.999)}
+
+    def lr(self, view: UpdateView, lr: Scalar) -> Scalar:
+        _, beta2 = view.group["betas"]
+        return lr * (1 - beta2**view.t) ** 0.5
+
+    def formula(self, group: Mapping[str, Any]) -> str:
+        return "α_t = α·√(1−β2^t)"

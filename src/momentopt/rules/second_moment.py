@@ -129,3 +129,69 @@ class BiasCorrectedSquaredAverage(SecondMoment):
         if group.get("amsgrad", False):
             line += ";  v̂ ← max(v̂, v)   (max_exp_avg_sq)"
         return line + ";  √(v/(1−β2^t)) + ε"
+
+
+class InfinityNorm(SecondMoment):
+    """Adamax's second moment: an exponentially weighted infinity norm (Kingma & Ba, "Adam: A
+    Method for Stochastic Optimization", ICLR 2015, section 7.1).
+
+    .. math::
+        u_t = \\max(β_2 u_{t−1}, |g_t| + ε), \\qquad \\text{denominator } u_t
+
+    The limit ``p → ∞`` of an EMA of ``|g|^p`` taken to the power ``1/p``: no root, and no
+    bias correction (the max of a decayed history is not biased towards 0). State ``exp_inf``.
+    """
+
+    hyperparameters = {"betas": (0.9, 0.999), "eps": 1e-8}
+    state = (StateSpec("exp_inf", signed=False),)
+
+    def denominator(self, view: UpdateView, g: Any) -> Any:
+        _, beta2 = view.group["betas"]
+        exp_inf = view.state("exp_inf").mul_(beta2)
+        return torch.maximum(exp_inf, g.abs().add_(view.group["eps"]), out=exp_inf)
+
+    def formula(self, group: Mapping[str, Any]) -> str:
+        return "u ← max(β2·u, |g| + ε)   (exp_inf);  u"
+
+
+class RawSquaredAverage(SecondMoment):
+    """Adam's second moment with ε added to the uncorrected root (Kingma & Ba, 2015,
+    Algorithm 1 with the reordering of its section 2).
+
+    .. math::
+        v_t = β_2 v_{t−1} + (1 − β_2) g_t^2, \\qquad \\text{denominator } \\sqrt{v_t} + ε
+
+    The bias correction ``√(1 − β2^t)`` is not in the denominator: it belongs to the step
+    size (:class:`~.schedule.SecondMomentCorrection`), so ε is outside it — unlike
+    :class:`BiasCorrectedSquaredAverage`, whose ε is added to ``√(v/(1 − β2^t))``. State
+    ``exp_avg_sq``.
+    """
+
+    hyperparameters = {"betas": (0.9, 0.999), "eps": 1e-8}
+    state = (StateSpec("exp_avg_sq", signed=False),)
+
+    def average(self, view: UpdateView, g: Any) -> Any:
+        """``v ← β2·v + (1 − β2)·g²`` in place; returns ``v``."""
+        _, beta2 = view.group["betas"]
+        return ema_of_squares_(view.state("exp_avg_sq"), g, beta2)
+
+    def denominator(self, view: UpdateView, g: Any) -> Any:
+        return self.average(view, g).sqrt().add_(view.group["eps"])
+
+    def formula(self, group: Mapping[str, Any]) -> str:
+        return "v ← β2·v + (1−β2)·g²   (exp_avg_sq);  √v + ε"
+
+
+class LazySquaredAverage(RawSquaredAverage):
+    """:class:`RawSquaredAverage` as a lazy average: the update is written as a step towards
+    ``g²``, ``v ← v + (1 − β2)·(g² − v)``, so a sparse gradient moves ``v`` only at the
+    entries it holds and the other entries keep their value, undecayed (torch.optim's
+    SparseAdam). For a dense gradient it is the same average.
+    """
+
+    def average(self, view: UpdateView, g: Any) -> Any:
+        _, beta2 = view.group["betas"]
+        return ema_(view.state("exp_avg_sq"), g.mul(g), beta2)
+
+    def formula(self, group: Mapping[str, Any]) -> str:
+        return "v ← v + (1−β2)·(g² − v) at g's entries   (exp_avg_sq);  √v + ε"
