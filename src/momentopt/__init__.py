@@ -2,6 +2,7 @@
 
 from . import diagnostics, rules
 from .algorithms import (
+    LBFGS,
     SGD,
     Adadelta,
     Adagrad,
@@ -30,6 +31,7 @@ __all__ = [
     "Adamax",
     "RAdam",
     "SparseAdam",
+    "LBFGS",
     "ComposedOptimizer",
     "Recipe",
     "RecipeOptimizer",

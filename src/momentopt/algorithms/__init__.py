@@ -4,6 +4,7 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .lbfgs import LBFGS
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -21,4 +22,5 @@ __all__ = [
     "Adamax",
     "RAdam",
     "SparseAdam",
+    "LBFGS",
 ]

@@ -61,8 +61,7 @@ def require_mapping(state_dict: Any) -> None:
 def check_state_dict(opt: RecipeOptimizer, state_dict: Any) -> None:
     """Raise ``ValueError``/``TypeError`` naming what does not fit; never changes ``opt`` or
     ``state_dict``."""
-    saved_state, saved_groups = _check_structure(state_dict)
-    _check_sizes(opt, saved_groups)
+    saved_state, saved_groups = check_structure(opt, state_dict)
     groups = [loaded_group(opt, saved) for saved in saved_groups]
     for gi, group in enumerate(groups):
         check_group(opt, gi, group)
@@ -78,6 +77,16 @@ def check_state_dict(opt: RecipeOptimizer, state_dict: Any) -> None:
 
 
 # -- structure ---------------------------------------------------------------------------------
+def check_structure(
+    opt: torch.optim.Optimizer, state_dict: Any
+) -> tuple[Mapping[Any, Any], Sequence[Any]]:
+    """The ``state`` and ``param_groups`` of ``state_dict`` once its structure and its groups'
+    sizes are checked against ``opt`` (the checks every optimizer's loading starts with)."""
+    saved_state, saved_groups = _check_structure(state_dict)
+    _check_sizes(opt, saved_groups)
+    return saved_state, saved_groups
+
+
 def _check_structure(state_dict: Any) -> tuple[Mapping[Any, Any], Sequence[Any]]:
     """The dict's ``state`` and ``param_groups`` once their types and ids are checked."""
     require_mapping(state_dict)
@@ -145,7 +154,7 @@ def _param_owners(groups: Sequence[Mapping[str, Any]]) -> dict[Any, int]:
     return owners
 
 
-def _check_sizes(opt: RecipeOptimizer, saved_groups: Sequence[Mapping[str, Any]]) -> None:
+def _check_sizes(opt: torch.optim.Optimizer, saved_groups: Sequence[Mapping[str, Any]]) -> None:
     if len(saved_groups) != len(opt.param_groups):
         _fail(
             f"it has {len(saved_groups)} parameter groups but the optimizer has "
