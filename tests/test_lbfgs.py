@@ -786,4 +786,14 @@ def test_describe_says_it_stands_outside_the_framework(line_search_fn: str | Non
     steps = dict(opt.describe())
     assert "not a moment method" in steps["outside the framework"]
     assert not any("φ (" in name or "ψ (" in name for name in steps)
-    assert ("strong-Wolfe" in steps["3. step length"]) == (line_search_fn is not None)
+    assert ("strong-Wolfe" in steps["step length"]) == (line_search_fn is not None)
+
+
+def test_momentopt_show_lbfgs() -> None:
+    """``momentopt show LBFGS`` finds the class and prints its description."""
+    from momentopt.lab import show
+
+    cls, kwargs = show.resolve("LBFGS")
+    assert cls is momentopt.LBFGS and kwargs == {}
+    text = show.render(cls([torch.zeros(1, requires_grad=True)]))
+    assert "outside the framework" in text and "history_size=100" in text

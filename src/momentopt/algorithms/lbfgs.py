@@ -310,15 +310,15 @@ class LBFGS(Optimizer):
                 "quasi-Newton, not a moment method: no φ/ψ; each step(closure) runs up to "
                 "max_iter iterations on all parameters as one vector x",
             ),
-            ("1. gradient", "g ← ∇f(x)   (the closure re-evaluates f)"),
+            ("gradient", "g ← ∇f(x)   (the closure re-evaluates f)"),
             (
-                "2. curvature pairs",
+                "curvature pairs",
                 "s = t·d, y = g − g_prev, kept if y·s > 1e-10: the last history_size "
                 "(old_stps, old_dirs, ro = 1/y·s)",
             ),
-            ("3. direction", "d = −H·g by the two-loop recursion, H⁰ = γ·I, γ = y·s/y·y (H_diag)"),
-            ("3. step length", length),
-            ("4. update", "x ← x + t·d"),
+            ("direction", "d = −H·g by the two-loop recursion, H⁰ = γ·I, γ = y·s/y·y (H_diag)"),
+            ("step length", length),
+            ("update", "x ← x + t·d"),
             (
                 "stop",
                 "‖g‖∞ ≤ tolerance_grad; g·d, ‖t·d‖∞ or |Δf| below tolerance_change; "
