@@ -255,6 +255,7 @@ SCENARIOS = {
     "strong_wolfe_short_steps": ("quadratic", {"line_search_fn": "strong_wolfe", "lr": 1e-3}, 3),
     "strong_wolfe_long_steps": ("rosenbrock", {"line_search_fn": "strong_wolfe", "lr": 30.0}, 4),
     "fixed_step": ("rosenbrock", {"lr": 0.05}, 6),
+    "tensor_lr_of_shape_1": ("rosenbrock", {"lr": torch.tensor([0.05])}, 2),
     "history_wraps": ("rosenbrock", {"history_size": 2, "line_search_fn": "strong_wolfe"}, 6),
     "history_wraps_fixed_step": ("rosenbrock", {"history_size": 3, "lr": 0.1}, 5),
     "one_iteration_per_step": ("rosenbrock", {"max_iter": 1, "line_search_fn": "strong_wolfe"}, 8),
@@ -683,6 +684,8 @@ BAD_STATE_DICTS: dict[str, tuple[Callable[[dict], Any], type, str]] = {
     ),
     "negative lr": (_group(lr=-1.0), ValueError, "Invalid learning rate"),
     "lr a string": (_group(lr="1"), TypeError, "'lr'"),
+    "NaN lr": (_group(lr=math.nan), ValueError, "Invalid learning rate: nan"),
+    "tensor lr of two": (_group(lr=torch.ones(2)), ValueError, "Tensor lr must be 1-element"),
     "max_iter a string": (_group(max_iter="20"), TypeError, "'max_iter'"),
     "max_eval a tensor": (_group(max_eval=torch.tensor(3)), TypeError, "'max_eval'"),
     "NaN tolerance_grad": (_group(tolerance_grad=math.nan), ValueError, "'tolerance_grad'"),
@@ -776,6 +779,19 @@ def test_load_state_dict_takes_every_state_torch_writes(kwargs: dict[str, Any], 
     opt_o.load_state_dict(_roundtrip(opt_t.state_dict()))
     assert_same_optimizers(opt_o, opt_t)
     assert set(opt_o.state_dict()["state"].get(0, {})) <= set(STATE_KEYS)
+
+
+def test_load_state_dict_takes_unusual_groups() -> None:
+    """What torch's constructor takes loads: a 1-element tensor lr, a huge evaluation budget,
+    float iteration counts, keys a scheduler adds."""
+    opt, good = _trained_state_dict()
+    sd = copy.deepcopy(good)
+    lr = torch.tensor([0.05], dtype=torch.float64)
+    sd["param_groups"][0].update(lr=lr, max_eval=10**30, max_iter=4.0, initial_lr=0.1)
+    opt.load_state_dict(sd)
+    group = opt.param_groups[0]
+    assert group["max_eval"] == 10**30 and group["initial_lr"] == 0.1
+    assert torch.equal(group["lr"], lr) and group["lr"] is not lr  # copied
 
 
 # -- momentopt show ----------------------------------------------------------------------------------

@@ -453,11 +453,11 @@ def _check_group(opt: LBFGS, group: Mapping[str, Any]) -> None:
         opt.check_hyperparameters(group)
     except ValueError as err:
         _fail(f"{where}: {err}")
-    for key in ("lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change"):
+    for key in ("max_iter", "max_eval", "tolerance_grad", "tolerance_change"):
         value = group[key]
-        if key != "lr" and not _is_real(value):
+        if not _is_real(value):
             _fail(f"{where}: {key!r} must be a number, got {_what(value)}", TypeError)
-        if bool(torch.as_tensor(value).isnan().any()):
+        if value != value:
             _fail(f"{where}: {key!r} must not be NaN, got {value}")
     history_size = group["history_size"]
     if not _is_int(history_size):
