@@ -16,7 +16,7 @@ from its row.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -198,6 +198,14 @@ class OptimizerCase:
     """Group keys torch's ``__setstate__`` fills in when a loaded group lacks them."""
     differentiable_constants: tuple[str, ...] = ()
     """State torch refuses to take requiring grad in differentiable mode."""
+    no_derivative_through: tuple[str, ...] = ()
+    """State torch's differentiable step reads as a number (``.item()``) or only through a
+    sign or a branch: no derivative flows through its value, and finite differences see a
+    step function, so gradcheck holds it constant (as it holds ``step``)."""
+    torch_foreach_differs: str = ""
+    """Why torch's ``foreach=True`` computes other numbers than its for-loop (empty: it does
+    not). momentopt gives the for-loop's numbers on every path (a deliberate deviation), so
+    the suites judge its ``foreach=True`` runs by torch's for-loop (:meth:`judge_kwargs`)."""
     tolerances: Tolerances = DEFAULT_TOLERANCES
 
     @property
@@ -225,6 +233,13 @@ class OptimizerCase:
     def inputs(self, dtype: torch.dtype, device: str = "cpu") -> list[Any]:
         """torch's own constructor inputs (``OptimizerInput``) for ``device``."""
         return self.info.optim_inputs_func(device, dtype)
+
+    def judge_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """torch's kwargs for the run that judges momentopt's run with ``kwargs``: the same,
+        but ``foreach=False`` for ``foreach=True`` where :attr:`torch_foreach_differs`."""
+        if self.torch_foreach_differs and kwargs.get("foreach"):
+            return {**kwargs, "foreach": False}
+        return dict(kwargs)
 
     def error_inputs(self, dtype: torch.dtype, device: str = "cpu") -> list[Any]:
         """torch's own error inputs (``ErrorOptimizerInput``) for ``device``."""
@@ -408,6 +423,48 @@ _ROWS = (
         state_keys=("step", "exp_avg", "exp_avg_sq"),
         load_defaults=frozenset(
             {"foreach", "maximize", "differentiable", "decoupled_weight_decay", "capturable"}
+        ),
+    ),
+    _case(
+        "Rprop",
+        hyperparameters=("lr", "etas", "step_sizes", "maximize"),
+        impls=frozenset({"foreach", "capturable", "differentiable"}),
+        fused_path=COMPILED,
+        sparse_grads=False,
+        complex_params=True,
+        tensor_hyperparameters=frozenset({"lr"}),
+        state_keys=("step", "prev", "step_size"),
+        load_defaults=frozenset({"foreach", "maximize", "differentiable", "capturable"}),
+        no_derivative_through=("prev",),  # sign(g·prev)
+    ),
+    _case(
+        "ASGD",
+        hyperparameters=("lr", "lambd", "alpha", "t0", "weight_decay", "maximize"),
+        impls=frozenset({"foreach", "capturable", "differentiable"}),
+        fused_path=COMPILED,
+        sparse_grads=False,
+        complex_params=True,
+        tensor_hyperparameters=frozenset({"lr"}),
+        state_keys=("step", "eta", "mu", "ax"),
+        load_defaults=frozenset({"foreach", "maximize", "differentiable", "capturable"}),
+        no_derivative_through=("eta", "mu"),  # .item(); μ = 1 chooses w̄ ← w
+        torch_foreach_differs=(
+            "torch's multi-tensor ASGD computes η = α/(1 + λ·α·t)^p from its float32 step "
+            "counter in float32 (its for-loop in float64 from the count's value, then rounds "
+            "once) and folds the decay into the gradient, w − η·(g + λ·w), where its for-loop "
+            "computes w·(1 − λ·η) − η·g: η differs by an ulp of float32 at some steps (float64 "
+            "weights by 5e-8 relative over 30 steps), float32 weights by 1e-5 relative (1 − λ·η "
+            "rounded to float32 keeps λ·η = 1e-6 to 3 %)"
+        ),
+        tolerances=replace(
+            DEFAULT_TOLERANCES,
+            exact_state=("step", "eta", "mu"),
+            exact_state_reason=(
+                "0-d states: ``step`` (s += 1), and η and μ, which torch's for-loop computes "
+                "as Python numbers from the count's value and copies in (``torch.as_tensor``): "
+                "momentopt computes them with the same formula and copy on every executor, "
+                "so they are equal to the last bit on every CPU."
+            ),
         ),
     ),
 )

@@ -25,6 +25,8 @@ CASES = [
     ("AMSGrad", momentopt.Adam, {"amsgrad": True}),
     ("NAdam", momentopt.NAdam, {}),
     ("AdamW", momentopt.AdamW, {"lr": 0.01}),
+    ("Rprop", momentopt.Rprop, {"lr": 0.01}),
+    ("ASGD", momentopt.ASGD, {"lr": 0.1, "t0": 2.0}),
 ]
 
 

@@ -39,6 +39,8 @@ CONFIGS = {
         {"lr": 0.01, "betas": (0.9, 0.6), "decoupled_weight_decay": True, "weight_decay": 0.1},
         {"lr": 0.01, "maximize": True},
     ],
+    "Rprop": [{"lr": 0.1, "etas": (0.4, 1.5)}, {"lr": 0.01, "maximize": True}],
+    "ASGD": [{"lr": 0.1, "lambd": 0.1, "weight_decay": 0.1}, {"maximize": True, "alpha": 0.5}],
 }
 CASES = [
     pytest.param(name, kw, id=f"{name}-{i}")
@@ -139,8 +141,10 @@ def _labels(keys: list[str]) -> list[str]:
 def test_gradcheck_through_a_step(name: str, kwargs: dict[str, Any]) -> None:
     """Our differentiable step's derivatives w.r.t. param, grad and state (float64 0-d state
     such as ``mu_product`` included) are correct. ``step`` is a count that torch and we read
-    as a number (no derivative flows through its value), so it is held constant here."""
-    keys, tensors, constants = inputs(name, kwargs, constant=("step",))
+    as a number (no derivative flows through its value), so it is held constant here, as is
+    the row's ``no_derivative_through``."""
+    constant = ("step", *OPTIMIZERS[name].no_derivative_through)
+    keys, tensors, constants = inputs(name, kwargs, constant=constant)
     cls = OPTIMIZERS[name].ours_cls
 
     def fn(*args: torch.Tensor) -> tuple[torch.Tensor, ...]:

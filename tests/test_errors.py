@@ -114,7 +114,10 @@ BAD_CASES = [
     BadCase("negative eps", {"eps": -1e-8}),
     BadCase("negative weight_decay", {"weight_decay": -0.5}),
     BadCase("negative momentum", {"momentum": -0.5}),
-    BadCase("negative alpha", {"alpha": -0.5}),
+    # (ASGD's alpha is the power of its step size's decay, which torch does not check)
+    BadCase(
+        "negative alpha", {"alpha": -0.5}, where=lambda c: c.takes("alpha") and c.name != "ASGD"
+    ),
     BadCase("negative lr_decay", {"lr_decay": -0.5}),
     BadCase("negative initial_accumulator_value", {"initial_accumulator_value": -1.0}),
     BadCase("negative momentum_decay", {"momentum_decay": -1.0}),

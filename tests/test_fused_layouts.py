@@ -34,6 +34,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "RMSprop": ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True}),
     "NAdam": ("NAdam", {"lr": 0.1}),
     "Adadelta": ("Adadelta", {"lr": 0.5}),
+    "Rprop": ("Rprop", {"lr": 0.1, "etas": (0.4, 1.5)}),
+    "ASGD": ("ASGD", {"lr": 0.1, "lambd": 0.1, "t0": 2.0, "weight_decay": 0.1}),
 }
 EXECUTORS = {
     "default": {},

@@ -24,7 +24,7 @@ from torch import Tensor
 
 import momentopt.rules
 from momentopt.engine.autograd_safe import AutogradSafe
-from momentopt.engine.ops import EITHER, METHODS, TENSOR, VOCABULARY, Op
+from momentopt.engine.ops import EITHER, MASK, METHODS, NUMBER, TENSOR, VOCABULARY, Op
 from momentopt.engine.sparse_rows import Rows, SparseGrad
 from momentopt.engine.tape import Tape, TapeTensor, build_kernel
 from momentopt.engine.tensorlist import TensorList
@@ -35,6 +35,9 @@ LENGTHS = {"1-d": 7, "empty": 0, "long": 1000}  # "long": the compiled kernel's 
 
 NUMBERS = {"operand": 0.3, "alpha": -1.3, "value": 0.37}
 """The number given for an operand that may be a number, and for each keyword."""
+COMPARISONS = ("gt", "lt", "eq")
+"""Ops that compare: ``self`` equals the other operand at every third element (a number
+rounded to ``self``'s dtype, as torch compares it)."""
 
 
 # -- the cases: every entry × every kind of operand and keyword it allows -------------------------
@@ -55,13 +58,15 @@ class Case:
 def _cases() -> list[Case]:
     cases = []
     for op in VOCABULARY:
-        operand_kinds = [
-            ("tensor",) if kind is TENSOR else ("tensor", "number", "0-d") for kind in op.operands
-        ]
+        kinds = {EITHER: ("tensor", "number", "0-d"), NUMBER: ("number", "0-d")}
+        operand_kinds = [kinds.get(kind, ("tensor",)) for kind in op.operands]
         keyword_kinds = [
             [(k, kind) for kind in ("default", "number", "0-d")] for k, _ in op.keywords
         ]
         for operands in itertools.product(*operand_kinds):
+            numbers = {k for k, kind in zip(operands, op.operands, strict=True) if kind is NUMBER}
+            if len(numbers) > 1:  # torch takes clamp's bounds both numbers or both tensors
+                continue
             for keywords in itertools.product(*keyword_kinds):
                 cases.append(Case(op, operands, tuple(keywords)))
     return cases
@@ -101,12 +106,14 @@ class Inputs:
 def _inputs(case: Case, shape: str, dtype: torch.dtype, seed: int) -> Inputs:
     gen = torch.Generator().manual_seed(seed)
     this = _tensor(shape, dtype, gen)
-    if case.op.name == "abs":  # values of both signs (on positive ones, abs is the identity)
-        this = this - 1.0
+    if case.op.name in ("abs", "sign"):  # values of both signs (on positive ones, abs is the
+        this = this - 1.0  # identity, and sign 1)
     operands: list[Any] = []
     for i, kind in enumerate(case.operands):
         lerp_weight = case.op.name == "lerp_" and i == 1
-        if kind == "tensor":
+        if case.op.operands[i] is MASK:  # about half the elements, from the same values
+            operands.append(_tensor(shape, dtype, gen) > 1.0)
+        elif kind == "tensor":
             operands.append(
                 _tensor(shape, dtype, gen, **({"low": 0.0, "span": 1.0} if lerp_weight else {}))
             )
@@ -118,6 +125,9 @@ def _inputs(case: Case, shape: str, dtype: torch.dtype, seed: int) -> Inputs:
         for k, kind in case.keywords
         if kind != "default"
     }
+    if case.op.name in COMPARISONS:  # every third element equal to the other operand
+        third = torch.arange(this.numel()).reshape(this.shape) % 3 == 0
+        this = this.clone().copy_(torch.where(third, operands[0], this))  # (layout kept)
     return Inputs(this, operands, keywords)
 
 
@@ -172,6 +182,9 @@ def vectorized_reference(case: Case, inp: Inputs) -> tuple[Tensor, Tensor]:
 
 def assert_bitwise(actual: Tensor, expected: Tensor, what: str) -> None:
     assert actual.dtype == expected.dtype and actual.shape == expected.shape, what
+    if expected.dtype == torch.bool:  # a comparison's mask
+        assert torch.equal(actual, expected), what
+        return
     ints = {torch.float32: torch.int32, torch.float64: torch.int64}[expected.dtype]
     assert torch.equal(actual.contiguous().view(ints), expected.contiguous().view(ints)), what
 
@@ -298,8 +311,8 @@ def test_autograd_safe_is_the_plain_op(dtype: torch.dtype) -> None:
     operand is an AutogradSafe, the second a plain tensor. The values are the plain op's,
     and the backward pass reaches every scalar tensor."""
 
-    def grad_input(x: Any) -> Any:
-        return x.clone().requires_grad_() if isinstance(x, Tensor) else x
+    def grad_input(x: Any) -> Any:  # (a mask cannot require grad)
+        return x.clone().requires_grad_(x.is_floating_point()) if isinstance(x, Tensor) else x
 
     def by_form(case: Case) -> bool:  # a scalar is a tensor: AutogradSafe's tensor arithmetic
         kinds = (*case.operands, *(kind for _, kind in case.keywords))
@@ -318,6 +331,8 @@ def test_autograd_safe_is_the_plain_op(dtype: torch.dtype) -> None:
             assert isinstance(result, AutogradSafe) and (result is this) == case.op.inplace
             assert_bitwise(result.tensor.detach(), want, f"{case} {shape}")
             assert_bitwise(this.tensor.detach(), want_self, f"{case} {shape}: self")
+            if not result.tensor.is_floating_point():  # a comparison: no gradient to reach
+                continue
             result.tensor.sum().backward()
             scalars = [*keywords.values(), *operands]
             for x in scalars:
@@ -367,16 +382,17 @@ def test_every_implementation_has_every_op() -> None:
     for op in VOCABULARY:
         assert op.foreach is None or callable(getattr(torch, op.foreach)), op.name
         assert hasattr(torch, op.name) if op.out else hasattr(Tensor, op.name), op.name
-        assert op.operands.count(EITHER) + op.operands.count(TENSOR) == len(op.operands)
+        assert set(op.operands) <= {EITHER, TENSOR, MASK, NUMBER}, op.name
     for kind in (TensorList, TapeTensor, AutogradSafe, SparseGrad, Rows):
         assert all(callable(getattr(kind, op.name, None)) for op in METHODS), kind
 
 
 RULES = pathlib.Path(momentopt.rules.__file__).parent
 
-NOT_TENSOR_METHODS = {"get", "items", "keys", "values", "join", "format"}
-"""Methods the rules call on mappings and strings (group hyperparameters, formulas); calls on
-``self``, ``cls``, ``view`` (the rule, the UpdateView) and ``super()`` are not collected."""
+NOT_TENSOR_METHODS = {"get", "items", "keys", "values", "join", "format", "lr"}
+"""Methods the rules call on mappings and strings (group hyperparameters, formulas) and on
+other rules (a schedule's ``lr``); calls on ``self``, ``cls``, ``view`` (the rule, the
+UpdateView) and ``super()`` are not collected."""
 
 
 def _tensor_calls() -> dict[str, set[str]]:

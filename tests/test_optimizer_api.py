@@ -29,6 +29,8 @@ KWARGS = {
     "NAdam": {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1},
     "Adamax": {"lr": 0.01, "weight_decay": 0.1},
     "RAdam": {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1},
+    "Rprop": {"lr": 0.01, "etas": (0.4, 1.5)},
+    "ASGD": {"lr": 0.01, "t0": 2.0, "weight_decay": 0.1},
 }
 Sides = list[tuple[nn.Module, torch.optim.Optimizer]]
 
@@ -292,6 +294,8 @@ PER_GROUP = {
     "NAdam": {"momentum_decay": 0.1, "decoupled_weight_decay": False, "weight_decay": 0.2},
     "Adamax": {"betas": (0.5, 0.6), "maximize": True, "weight_decay": 0.2},
     "RAdam": {"betas": (0.5, 0.9), "decoupled_weight_decay": True, "weight_decay": 0.2},
+    "Rprop": {"etas": (0.3, 1.1), "step_sizes": (1e-4, 1.0), "maximize": True},
+    "ASGD": {"lambd": 0.01, "alpha": 0.5, "t0": 3.0, "maximize": True},
 }
 
 

@@ -62,18 +62,19 @@ def test_lockstep_parity(
     model_o = copy.deepcopy(model_t)
     model_r = widened(model_t) if dtype in WIDE else None
     kw = _kwargs(kwargs, EXECUTORS[executor])
-    opt_t = torch_cls(model_t.parameters(), **copy.deepcopy(kw))
+    judge = case.judge_kwargs(kw)  # torch's numbers for ours (a foreach that differs: its loop)
+    opt_t = torch_cls(model_t.parameters(), **copy.deepcopy(judge))
     opt_o = ours_cls(model_o.parameters(), **copy.deepcopy(kw))
     runs = [(model_t, opt_t), (model_o, opt_o)]
     if model_r is not None:
-        opt_r = torch_cls(model_r.parameters(), **copy.deepcopy(kw))
+        opt_r = torch_cls(model_r.parameters(), **copy.deepcopy(judge))
         runs.append((model_r, opt_r))
     for _ in train_together(runs, make_inputs(dtype, 30)):
         pass
     assert_models_match(model_o, model_t, model_r, tolerances=case.tolerances)
-    assert_state_dicts_match(
-        opt_o.state_dict(),
-        opt_t.state_dict(),
-        None if model_r is None else opt_r.state_dict(),
-        tolerances=case.tolerances,
-    )
+    theirs = [opt_t.state_dict(), None if model_r is None else opt_r.state_dict()]
+    if judge.get("foreach") != kw.get("foreach"):  # the judging run's flag aside
+        for sd in filter(None, theirs):
+            for group in sd["param_groups"]:
+                group["foreach"] = kw["foreach"]
+    assert_state_dicts_match(opt_o.state_dict(), *theirs, tolerances=case.tolerances)

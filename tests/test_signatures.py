@@ -22,6 +22,8 @@ EXTRA_KWARGS = {
     "NAdam": [{"decoupled_weight_decay": True, "momentum_decay": 0.1, "differentiable": True}],
     "Adamax": [{"betas": (0.5, 0.6), "eps": 1e-3, "foreach": True, "capturable": True}],
     "RAdam": [{"decoupled_weight_decay": True, "weight_decay": 0.1, "differentiable": True}],
+    "Rprop": [{"etas": (0.3, 1.1), "step_sizes": (1e-4, 2.0), "capturable": True}],
+    "ASGD": [{"lambd": 1e-3, "alpha": 0.5, "t0": 10.0, "weight_decay": 0.1, "foreach": True}],
 }
 
 
@@ -84,6 +86,8 @@ def test_table_lists_every_algorithm_once() -> None:
         "NAdam",
         "Adamax",
         "RAdam",
+        "Rprop",
+        "ASGD",
     ]
     for name, case in OPTIMIZERS.items():
         assert case.name == name == case.torch_cls.__name__ == case.ours_cls.__name__

@@ -247,6 +247,8 @@ SAFE_KWARGS = {
     "NAdam": {},
     "Adamax": {},
     "RAdam": {},
+    "Rprop": {},
+    "ASGD": {"t0": 1.0},
 }
 SECOND_LR = 0.02  # the second group's lr
 TARGET_GROUP, TARGET = 1, 1  # the group and position of the parameter touched ('conv.bias')
@@ -400,15 +402,20 @@ CORRUPTIONS = [
         "2-element tensor lr", _group({"lr": torch.ones(2)}, "'lr'", "1-element"), TypeError
     ),
     Corruption("no lr", _drop("lr")),
-    Corruption("no weight_decay", _drop("weight_decay")),
+    Corruption("no weight_decay", _drop("weight_decay"), where=takes("weight_decay")),
     Corruption("no eps", _drop("eps"), where=_unfilled("eps")),
     Corruption("no momentum", _drop("momentum"), where=_unfilled("momentum")),
     Corruption("no betas", _drop("betas"), where=_unfilled("betas")),
     Corruption(
         "negative weight_decay",
         _group({"weight_decay": -0.5}, "Invalid weight_decay value: -0.5", "weight_decay >= 0"),
+        where=takes("weight_decay"),
     ),
-    Corruption("NaN weight_decay", _group({"weight_decay": NAN}, "weight_decay", "nan")),
+    Corruption(
+        "NaN weight_decay",
+        _group({"weight_decay": NAN}, "weight_decay", "nan"),
+        where=takes("weight_decay"),
+    ),
     Corruption(
         "negative eps",
         _group({"eps": -1e-8}, "Invalid epsilon value", "eps >= 0"),
@@ -460,7 +467,8 @@ CORRUPTIONS = [
     Corruption(
         "negative alpha",
         _group({"alpha": -0.5}, "Invalid alpha value", "alpha >= 0"),
-        where=takes("alpha"),
+        # (ASGD's alpha is the power of its step size's decay, which torch does not check)
+        where=lambda case: case.takes("alpha") and case.name != "ASGD",
     ),
     Corruption(
         "negative lr_decay", _group({"lr_decay": -1.0}, "lr_decay >= 0"), where=takes("lr_decay")

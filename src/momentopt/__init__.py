@@ -2,6 +2,7 @@
 
 from . import diagnostics, rules
 from .algorithms import (
+    ASGD,
     LBFGS,
     SGD,
     Adadelta,
@@ -12,6 +13,7 @@ from .algorithms import (
     NAdam,
     RAdam,
     RMSprop,
+    Rprop,
     SparseAdam,
 )
 from .compose import ComposedOptimizer, compose
@@ -32,6 +34,8 @@ __all__ = [
     "RAdam",
     "SparseAdam",
     "LBFGS",
+    "ASGD",
+    "Rprop",
     "ComposedOptimizer",
     "Recipe",
     "RecipeOptimizer",

@@ -36,7 +36,7 @@ from .algorithms.hyperparameters import (
 )
 from .engine.optimizer import RecipeOptimizer
 from .engine.recipe import Recipe
-from .rules.base import FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
+from .rules.base import AfterUpdate, FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
 from .rules.first_moment import NoFirstMoment
 from .rules.gradient import Maximize, WeightDecay
 from .rules.second_moment import NoSecondMoment
@@ -79,6 +79,7 @@ SLOTS: dict[str, type[Rule]] = {
     "second": SecondMoment,
     "gradient": GradientRule,
     "schedule": LrSchedule,
+    "after": AfterUpdate,
 }
 
 
@@ -105,12 +106,13 @@ def _check_rule(owner: str, slot: str, value: Any) -> None:
 
 def check_recipe(owner: str, recipe: Any) -> None:
     """Raise ``TypeError`` naming the slot and the role it takes unless every slot of
-    ``recipe`` holds a rule of its role (``gradient`` and ``schedule``: tuples of them)."""
+    ``recipe`` holds a rule of its role (``gradient``, ``schedule`` and ``after``: tuples of
+    them)."""
     if not isinstance(recipe, Recipe):
         raise TypeError(f"{owner}: recipe must be a Recipe, got {_what(recipe)}")
     _check_rule(owner, "first", recipe.first)
     _check_rule(owner, "second", recipe.second)
-    for slot in ("gradient", "schedule"):
+    for slot in ("gradient", "schedule", "after"):
         rules = getattr(recipe, slot)
         if not isinstance(rules, tuple):
             expected = SLOTS[slot].__name__
@@ -198,6 +200,7 @@ def make_recipe(
     second: SecondMoment | None = None,
     gradient: Sequence[GradientRule] | None = None,
     schedule: Sequence[LrSchedule] = (),
+    after: Sequence[AfterUpdate] = (),
 ) -> Recipe:
     """A :class:`~momentopt.engine.recipe.Recipe` from rules, with the defaults of
     :func:`compose`: φ = g, ψ = 1, gradient rules ``(Maximize(), WeightDecay())``, no
@@ -207,6 +210,7 @@ def make_recipe(
         second=NoSecondMoment() if second is None else second,  # type: ignore[arg-type]
         gradient=(Maximize(), WeightDecay()) if gradient is None else _as_tuple(gradient),
         schedule=_as_tuple(schedule),
+        after=_as_tuple(after),
     )
 
 
@@ -217,19 +221,24 @@ def compose(
     second: SecondMoment | None = None,
     gradient: tuple[GradientRule, ...] | None = None,
     schedule: tuple[LrSchedule, ...] = (),
+    after: tuple[AfterUpdate, ...] = (),
     **hyperparameters: Any,
 ) -> type[ComposedOptimizer]:
     """A new optimizer class named ``name`` from φ (``first``), ψ (``second``) and the rest.
 
     ``hyperparameters`` override the rules' defaults (e.g. ``lr=1e-2``). Defaults: φ = g,
-    ψ = 1, gradient rules ``(Maximize(), WeightDecay())``. The class is placed in the
+    ψ = 1, gradient rules ``(Maximize(), WeightDecay())``; ``after`` holds rules run after
+    the update (:class:`~momentopt.rules.base.AfterUpdate`: an average of the iterates). The
+    class is placed in the
     caller's module, so instances pickle when it is bound to a module-level ``name``.
 
     Raises ``TypeError`` for a slot holding anything but a rule of its role and for a
     hyperparameter no rule reads (naming the ones they read), ``ValueError`` for a value
     outside its range.
     """
-    recipe = make_recipe(first=first, second=second, gradient=gradient, schedule=schedule)
+    recipe = make_recipe(
+        first=first, second=second, gradient=gradient, schedule=schedule, after=after
+    )
     caller = inspect.currentframe()
     module = (
         caller.f_back.f_globals.get("__name__", __name__) if caller and caller.f_back else __name__

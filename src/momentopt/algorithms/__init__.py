@@ -4,10 +4,12 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .asgd import ASGD
 from .lbfgs import LBFGS
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 from .sparse_adam import SparseAdam
 
@@ -23,4 +25,6 @@ __all__ = [
     "RAdam",
     "SparseAdam",
     "LBFGS",
+    "ASGD",
+    "Rprop",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..engine.recipe import Recipe
 from ..engine.torch_kernels import TorchKernel, flag, number
-from ..rules.base import FirstMoment, GradientRule, LrSchedule, SecondMoment
+from ..rules.base import AfterUpdate, FirstMoment, GradientRule, LrSchedule, SecondMoment
 from ..rules.gradient import Maximize, WeightDecay
 from ..rules.second_moment import NoSecondMoment
 
@@ -30,6 +30,11 @@ STATE_ORDER = (
     "exp_inf",
     "exp_avg_sq",
     "max_exp_avg_sq",
+    "eta",
+    "mu",
+    "ax",
+    "prev",
+    "step_size",
 )
 """The order in which torch.optim's classes create their state keys (the state_dict
 layout); a class uses the keys of its own recipe."""
@@ -41,6 +46,7 @@ def torch_recipe(
     *,
     gradient: tuple[GradientRule, ...] | None = None,
     schedule: tuple[LrSchedule, ...] = (),
+    after: tuple[AfterUpdate, ...] = (),
     counts_steps: bool = True,
     eager_state: bool = False,
     fill_from_defaults: bool = False,
@@ -52,6 +58,7 @@ def torch_recipe(
         second=NoSecondMoment() if second is None else second,
         gradient=(Maximize(), WeightDecay()) if gradient is None else gradient,
         schedule=schedule,
+        after=after,
         counts_steps=counts_steps,
         eager_state=eager_state,
         state_order=STATE_ORDER,

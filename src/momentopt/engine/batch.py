@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .packing import scale_scalars
+from .packing import fill_scalars, scale_scalars
 from .recipe import Recipe
 from .views import Observer
 
@@ -62,6 +62,10 @@ class GroupTensors:
     def scale_scalar_(self, name: str, factor: float) -> None:
         """``s[name] *= factor`` for every state (one op when packed)."""
         scale_scalars(self.states, name, factor, self.cache)
+
+    def set_scalar(self, name: str, value: Any) -> None:
+        """``s[name] ← value`` for every state (one op when packed)."""
+        fill_scalars(self.states, name, value, self.cache)
 
     @property
     def skipped(self) -> bool:

@@ -143,4 +143,4 @@ def _run_compiled_or_fall_back(batch: GroupTensors, a: Assignment) -> None:
         compiled.COMPILE_HEALTH.compile_failed(kernel_key(a.tape, dtype, device), err)  # type: ignore[arg-type]
         run_bucket(batch, a.bucket)  # type: ignore[arg-type]
         return
-    a.recorded.commit(batch.scale_scalar_)  # type: ignore[union-attr]
+    a.recorded.commit(batch)  # type: ignore[union-attr]

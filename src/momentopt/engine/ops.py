@@ -31,10 +31,16 @@ class Operand(enum.Enum):
 
     TENSOR = "a tensor"
     EITHER = "a tensor or a number"  # a number: a Python number or a 0-d tensor
+    MASK = "a boolean tensor"  # a comparison's result (``g.lt(0)``)
+    NUMBER = "a number"  # a Python number or a 0-d tensor only (``masked_fill_``'s value)
 
 
 TENSOR = Operand.TENSOR
 EITHER = Operand.EITHER
+MASK = Operand.MASK
+NUMBER = Operand.NUMBER
+TENSORS = (TENSOR, MASK)
+"""The operand kinds that are tensors of the op's shape (never a number)."""
 
 Form = Callable[..., Any]
 """``form(self, *operands, **keywords)``: the op's value in tensor arithmetic, written with
@@ -65,8 +71,9 @@ def _lerp(self: Any, end: Any, weight: Any) -> Any:
 
 
 def _copy(self: Tensor, src: Tensor) -> Tensor:
-    """The out-of-place ``copy_``: a new tensor like ``self`` holding ``src``."""
-    return torch.empty_like(self).copy_(src)
+    """The out-of-place ``copy_``: a new tensor like ``self`` holding ``src``; under autograd
+    the old value's gradient is zero (not none), as after torch's in-place ``copy_``."""
+    return self.clone().copy_(src)
 
 
 @dataclass(frozen=True)
@@ -135,8 +142,15 @@ VOCABULARY: tuple[Op, ...] = (
     Op("lerp_", (TENSOR, EITHER), foreach="_foreach_lerp_", form=_lerp),
     Op("copy_", (TENSOR,), foreach="_foreach_copy_", outplace=_copy),
     Op("maximum", (TENSOR,), foreach="_foreach_maximum_", out=True),
+    Op("sign", foreach="_foreach_sign"),
+    Op("gt", (EITHER,)),
+    Op("lt", (EITHER,)),
+    Op("eq", (EITHER,)),
+    Op("masked_fill_", (MASK, NUMBER)),
+    Op("clamp_", (NUMBER, NUMBER)),
 )
-"""Every op a rule may use; ``maximum`` is ``torch.maximum(a, b, out=a)``."""
+"""Every op a rule may use; ``maximum`` is ``torch.maximum(a, b, out=a)``. The comparisons
+(``gt``, ``lt``, ``eq``) give boolean masks, the operand :data:`MASK` of ``masked_fill_``."""
 
 BY_NAME: dict[str, Op] = {op.name: op for op in VOCABULARY}
 METHODS: tuple[Op, ...] = tuple(op for op in VOCABULARY if not op.out)

@@ -372,6 +372,13 @@ class RecipeOptimizer(Optimizer):
 
     _step_observer: Observer | None = None  # set by momentopt.diagnostics; read-only access
     capturable_devices_include_xla: ClassVar[bool] = True
+    capturable_subject: ClassVar[str | None] = None
+    """torch's names of the tensors its capturable check refuses, where they are not the
+    params, the scalar states and the step counts in that order ("params, mu_products and
+    state_steps")."""
+    scalars_on_param_device: ClassVar[bool] = False
+    """torch keeps the scalar states on the parameter's device even without ``capturable``
+    (else on the CPU)."""
 
     def _check_capturable(
         self, group: Mapping[str, Any], params: list[Tensor], states: list[dict[str, Any]]
@@ -385,7 +392,7 @@ class RecipeOptimizer(Optimizer):
         scalars = self.recipe.state.scalar_names
         # torch names every 0-d state it checks: "params, mu_products and state_steps".
         checked = ["params", *(f"{n}s" for n in scalars if n != "step"), "state_steps"]
-        what = ", ".join(checked[:-1]) + " and " + checked[-1]
+        what = self.capturable_subject or ", ".join(checked[:-1]) + " and " + checked[-1]
         for p, s in zip(params, states, strict=True):
             on_device = all(
                 not isinstance(s.get(n), Tensor) or s[n].device.type == p.device.type
@@ -400,7 +407,7 @@ class RecipeOptimizer(Optimizer):
         """``p``'s state before its first step; its scalars (``step``) on ``p``'s device under
         ``capturable``/``fused``, else on the CPU, as torch keeps them."""
         fused = bool(group.get("fused", False))
-        on_device = bool(group.get("capturable", False)) or fused
+        on_device = bool(group.get("capturable", False)) or fused or self.scalars_on_param_device
         return self.recipe.state.new_state(
             p, group, self.defaults, scalar_dtype(fused), p.device if on_device else "cpu"
         )
@@ -414,6 +421,7 @@ class RecipeOptimizer(Optimizer):
             for key, value in self.flag_defaults().items():
                 group.setdefault(key, value)
             on_device = bool(group.get("capturable", False) or group.get("fused", False))
+            on_device = on_device or self.scalars_on_param_device
             for p in group["params"]:
                 s = self.state.get(p)
                 for name in self.recipe.state.scalar_names if s else ():

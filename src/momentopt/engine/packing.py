@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .views import as_stored, real_view
+from .views import as_stored, real_view, set_scalars
 
 
 def _same(stored: Sequence[Any], current: Sequence[Any]) -> bool:
@@ -101,6 +101,18 @@ def scale_scalars(
         packed.flat.mul_(factor)
     else:
         torch._foreach_mul_([s[name] for s in states], factor)
+
+
+def fill_scalars(
+    states: Sequence[dict[str, Any]], name: str, value: Any, cache: dict[Any, Any]
+) -> None:
+    """``s[name] ← value`` for every state (:func:`~.views.set_scalars`): one op when exactly
+    these states are packed."""
+    packed = cache.get(("scalars", name))
+    if packed is not None and packed.holds(states):
+        packed.flat.copy_(torch.as_tensor(value))
+    else:
+        set_scalars(states, name, value)
 
 
 class Chunk:

@@ -9,19 +9,30 @@ from typing import Any
 
 from torch import Tensor
 
-from ..rules.base import Direction, FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
+from ..rules.base import (
+    AfterUpdate,
+    Direction,
+    FirstMoment,
+    GradientRule,
+    LrSchedule,
+    Rule,
+    SecondMoment,
+)
 from .state import StateLayout
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """An optimizer as the four steps: gradient rules, ψ, φ, learning-rate schedule.
+    """An optimizer as the four steps: gradient rules, ψ, φ, learning-rate schedule; and the
+    rules that run after the update.
 
     Attributes:
         first: φ, the first-moment rule (gives the direction).
         second: ψ, the second-moment rule (gives the denominator √V).
         gradient: rules applied to ``g`` (and ``w``) before the moments, in order.
         schedule: rules that turn the group's learning rate into ``α_t``, in order.
+        after: rules that run after the update (:class:`~momentopt.rules.base.AfterUpdate`),
+            in order, after those of the other slots that are AfterUpdate rules too.
         counts_steps: keep a ``step`` count per parameter.
         eager_state: create state for the constructor's parameters at construction, not at
             their first step.
@@ -34,6 +45,7 @@ class Recipe:
     second: SecondMoment
     gradient: tuple[GradientRule, ...] = ()
     schedule: tuple[LrSchedule, ...] = ()
+    after: tuple[AfterUpdate, ...] = ()
     counts_steps: bool = True
     eager_state: bool = False
     state_order: Sequence[str] = field(default=())
@@ -41,7 +53,12 @@ class Recipe:
 
     @cached_property
     def rules(self) -> tuple[Rule, ...]:
-        return (*self.gradient, self.first, self.second, *self.schedule)
+        return (*self.gradient, self.first, self.second, *self.schedule, *self.after)
+
+    @cached_property
+    def after_rules(self) -> tuple[AfterUpdate, ...]:
+        """The rules whose ``after`` runs after the update, in the order it runs them."""
+        return tuple(rule for rule in self.rules if isinstance(rule, AfterUpdate))
 
     @cached_property
     def state(self) -> StateLayout:
@@ -78,6 +95,8 @@ class Recipe:
         if view.observer is not None:
             view.observer(view, g, denom, direction, lr)
         update(view, direction, lr)  # 4. update
+        for rule in self.after_rules:  # after the update: averages, the next step size
+            rule.after(view)
 
     def describe(self, group: Mapping[str, Any]) -> list[tuple[str, str]]:
         """The four steps as (step name, formula) pairs for ``group``'s hyperparameters
@@ -91,6 +110,11 @@ class Recipe:
             ("2. ψ (second moment)", self.second.formula(group)),
             ("3. step", "η = α_t·m/√V;  " + ";  ".join(schedule)),
             ("4. update", "w ← w − η"),
+            *(
+                [("after the update", ";  ".join(r.after_formula(group) for r in self.after_rules))]
+                if self.after_rules
+                else []
+            ),
         ]
 
 

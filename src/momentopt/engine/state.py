@@ -91,16 +91,25 @@ class StateLayout:
                 continue
             if spec.scalar:
                 value = 1.0 if spec.start is Start.ONE else 0.0
+                if spec.start is Start.FILL:
+                    value = self._fill_value(spec, group, defaults)
                 state[spec.name] = torch.full((), value, dtype=dtype, device=device)
                 continue
             tensor = torch.zeros_like(param, memory_format=torch.preserve_format)
             if spec.start is Start.FILL:
-                source = defaults if self.fill_from_defaults else group
-                fill = source.get(spec.value, 0.0)
+                fill = self._fill_value(spec, group, defaults)
                 if fill != 0:
                     (torch.view_as_real(tensor) if tensor.is_complex() else tensor).fill_(fill)
             state[spec.name] = tensor
         return state
+
+    def _fill_value(
+        self, spec: StateSpec, group: Mapping[str, Any], defaults: Mapping[str, Any]
+    ) -> Any:
+        """The value a :attr:`Start.FILL` state starts at: the hyperparameter's (a tensor's as
+        its number: the state does not take the hyperparameter's autograd history)."""
+        fill = (defaults if self.fill_from_defaults else group).get(spec.value, 0.0)
+        return fill.item() if isinstance(fill, Tensor) else fill
 
     def expected(self, group: Mapping[str, Any]) -> tuple[set[str], set[str]]:
         """The (required, optional) state keys of a parameter that has stepped under

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .ops import BY_NAME, METHODS, TENSOR, Op, out_call
+from .ops import BY_NAME, METHODS, TENSORS, Op, out_call
 
 Arg = tuple[str, Any]  # ("t", var) | ("s", slot) | ("c", constant)
 
@@ -96,7 +96,7 @@ class Tape:
 def _check_operands(op: Op, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     op.check(args, kwargs)
     for i, (kind, a) in enumerate(zip(op.operands, args, strict=True)):
-        if kind is TENSOR and not isinstance(a, TapeTensor):
+        if kind in TENSORS and not isinstance(a, TapeTensor):
             raise TypeError(f"{op.name}: operand {i + 1} must be a tensor, got {type(a).__name__}")
     for k, v in kwargs.items():
         if isinstance(v, TapeTensor):

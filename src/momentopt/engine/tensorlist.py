@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .ops import METHODS, TENSOR, Op, out_call
+from .ops import METHODS, TENSORS, Op, out_call
 
 
 def _number(x: Any) -> Any:
@@ -28,10 +28,10 @@ def _operand(op: Op, i: int, x: Any) -> Any:
     """Operand ``i`` of ``op`` as the foreach kernels take it: a list, or a Python number."""
     if isinstance(x, TensorList):
         return x.tensors
-    if op.operands[i] is TENSOR or isinstance(x, Tensor) and x.numel() != 1:
+    if op.operands[i] in TENSORS or isinstance(x, Tensor) and x.numel() != 1:
         raise TypeError(
             f"TensorList.{op.name}: operand {i + 1} must be a TensorList"
-            f"{'' if op.operands[i] is TENSOR else ', a number or a 1-element tensor'}"
+            f"{'' if op.operands[i] in TENSORS else ', a number or a 1-element tensor'}"
             f", got {type(x).__name__}"
         )
     return _number(x)
@@ -42,8 +42,11 @@ def _run(op: Op, tensors: list[Tensor], args: Sequence[Any], kwargs: dict[str, A
     op.check(args, kwargs)
     operands = [_operand(op, i, a) for i, a in enumerate(args)]
     keywords = {k: _number(v) for k, v in kwargs.items()}
-    if op.foreach is None:
-        return [getattr(t, op.name)(*operands, **keywords) for t in tensors]
+    if op.foreach is None:  # the method of each tensor, with its own operands
+        return [
+            getattr(t, op.name)(*(x[k] if isinstance(x, list) else x for x in operands), **keywords)
+            for k, t in enumerate(tensors)
+        ]
     if keywords and tensors and any(not isinstance(x, list) for x in operands):
         # a number with keywords (``add(s, alpha=a)``): torch rounds the number to the
         # tensors' dtype and computes s·a + x in one rounding; the foreach overload that

@@ -42,6 +42,14 @@ def real_views(tensors: Sequence[Tensor], is_complex: bool = True) -> list[Tenso
     return [real_view(t) for t in tensors] if is_complex else list(tensors)
 
 
+def set_scalars(states: Sequence[dict[str, Any]], name: str, value: Any) -> None:
+    """``s[name] ← value`` in place for every state, as torch's
+    ``s.copy_(torch.as_tensor(value))`` (a number is first a tensor of the default dtype)."""
+    source = torch.as_tensor(value)
+    for s in states:
+        s[name].copy_(source)
+
+
 def as_stored(param: Tensor, real: Tensor) -> Tensor:
     """A real-view state tensor as kept in the state dict: complex for a complex param."""
     return torch.view_as_complex(real) if param.is_complex() and not real.is_sparse else real
@@ -104,6 +112,12 @@ class TensorsView:
         torch._foreach_mul_([s[name] for s in self._states], factor)
         return self._states[0][name].item()
 
+    def scalar(self, name: str) -> float:
+        return self._states[0][name].item()  # a bucket's tensors share their scalar states
+
+    def set_scalar(self, name: str, value: Any) -> None:
+        set_scalars(self._states, name, value)
+
     def add_to_param(self, tensor: Any, denom: Any, scale: Any) -> None:
         """Step 4 for one term: ``w ← w + scale · tensor / denom`` (``denom`` None: 1)."""
         if denom is None:
@@ -152,6 +166,11 @@ class AutogradView(TensorsView):
         state = self._states[0]
         state[name] = state[name] * factor
         return state[name].to(torch.float64)
+
+    def set_scalar(self, name: str, value: Any) -> None:
+        """In place, as torch does: the new value is a copy, and the state keeps its
+        autograd history (its gradient with respect to the old value is zero)."""
+        super().set_scalar(name, value)
 
     def add_to_param(self, tensor: Any, denom: Any, scale: Any) -> None:
         tensor, denom = AutogradSafe.unwrap(tensor), AutogradSafe.unwrap(denom)
@@ -231,7 +250,7 @@ class TapeView:
         self.param = tape.input("param")
         self.grad = tape.input("grad")
         self._vars: dict[str, TapeTensor] = {}
-        self.pending: list[tuple[str, Any]] = []
+        self.pending: list[tuple[str, str, Any]] = []
 
     def has(self, name: str) -> bool:
         return name in self._states[0] or name in self._vars
@@ -248,13 +267,20 @@ class TapeView:
         return copy
 
     def scale_scalar_(self, name: str, factor: Any) -> float:
-        self.pending.append((name, factor))
+        self.pending.append(("scale_scalar_", name, factor))
         return (self._states[0][name] * factor).item()
+
+    def scalar(self, name: str) -> float:
+        return self._states[0][name].item()
+
+    def set_scalar(self, name: str, value: Any) -> None:
+        self.pending.append(("set_scalar", name, value))
 
     add_to_param = TensorsView.add_to_param
 
-    def commit(self, scale: Callable[[str, Any], None]) -> None:
-        """Apply the deferred scalar-state updates with ``scale(name, factor)``."""
-        for name, factor in self.pending:
-            scale(name, factor)
+    def commit(self, batch: Any) -> None:
+        """Apply the deferred scalar-state updates to ``batch``'s states (its
+        ``scale_scalar_`` and ``set_scalar``)."""
+        for method, name, value in self.pending:
+            getattr(batch, method)(name, value)
         self.pending.clear()

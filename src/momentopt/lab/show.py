@@ -57,14 +57,24 @@ def resolve(name: str) -> tuple[type, dict[str, Any]]:
     }
     classes = {
         n.lower(): getattr(momentopt, n)
-        for n in ("Adagrad", "Adadelta", "RMSprop", "Adam", "NAdam", "AdamW", "LBFGS")
+        for n in (
+            "Adagrad",
+            "Adadelta",
+            "RMSprop",
+            "Adam",
+            "NAdam",
+            "AdamW",
+            "LBFGS",
+            "Rprop",
+            "ASGD",
+        )
     }
     key = name.lower()
     if key in seeds:
         return seeds[key]
     if key in classes:
         return classes[key], {}
-    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, LBFGS, or module:Class"
+    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, LBFGS, Rprop, ASGD, or module:Class"
     raise UnknownOptimizer(f"unknown optimizer {name!r}; choose from {choices}")
 
 

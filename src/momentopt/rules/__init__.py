@@ -4,7 +4,16 @@ Rules are math only: they import nothing from :mod:`momentopt.engine`; the contr
 written against is :mod:`.contract`.
 """
 
-from .base import Direction, FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment, Term
+from .base import (
+    AfterUpdate,
+    Direction,
+    FirstMoment,
+    GradientRule,
+    LrSchedule,
+    Rule,
+    SecondMoment,
+    Term,
+)
 from .contract import Start, StateSpec, UpdateView
 from .first_moment import (
     BiasCorrectedAverage,
@@ -15,6 +24,7 @@ from .first_moment import (
     ScaledMomentum,
 )
 from .gradient import Maximize, WeightDecay
+from .iterate_averaging import DecayingStepSize, IterateAverage, StepSizeDecay
 from .rectification import Rectification, RectifiedSquaredAverage
 from .schedule import InverseTimeDecay, SecondMomentCorrection
 from .second_moment import (
@@ -27,8 +37,15 @@ from .second_moment import (
     RootMeanSquare,
     SquaredAverage,
 )
+from .sign_step import ResilientStep, UnitStepSize
 
 __all__ = [
+    "AfterUpdate",
+    "DecayingStepSize",
+    "IterateAverage",
+    "ResilientStep",
+    "StepSizeDecay",
+    "UnitStepSize",
     "AccumulatedSquares",
     "BiasCorrectedAverage",
     "BiasCorrectedSquaredAverage",

@@ -6,7 +6,10 @@ The four steps, for one parameter ``w`` at step ``t``:
 2. moments: the :class:`SecondMoment` rule ψ turns ``g`` into a denominator ``√V`` (or none),
    the :class:`FirstMoment` rule φ turns ``g`` (and ``√V``) into a :data:`Direction`;
 3. step ``η = α_t · m / √V``, where :class:`LrSchedule` rules turn ``α`` into ``α_t``;
-4. update ``w ← w − η`` (done by whatever runs the rules, never by a rule).
+4. update ``w ← w − η`` (done by whatever runs the rules, never by a rule);
+
+and, after the update, :class:`AfterUpdate` rules keep what follows the new weights (an
+average of the iterates, the step size of the next step).
 
 A rule reads its hyperparameters from the param group by their torch.optim names, declares
 its state (:class:`~.contract.StateSpec`, under torch.optim's key names) and writes its math
@@ -95,3 +98,27 @@ class LrSchedule(Rule):
     def lr(self, view: UpdateView, lr: Scalar) -> Scalar:
         """``α_t`` for this step, from ``lr`` (the group's, or an earlier schedule's)."""
         raise NotImplementedError
+
+
+class AfterUpdate(Rule):
+    """After step 4: reads the updated weights ``w`` and keeps state that follows them — an
+    average of the iterates (Polyak & Juditsky, "Acceleration of Stochastic Approximation by
+    Averaging", SIAM J. Control Optim. 1992), the step size of the next step.
+
+    It writes its math with the same tensor vocabulary, so it runs on every path; it may also
+    move ``w`` itself (a second iterate sequence that the parameters follow). A rule of
+    another step may be an AfterUpdate too (a schedule that keeps its step size in state and
+    computes the next one after the update): the recipe runs the ``after`` of every rule it
+    holds that is one, in the recipe's order, the rules of its ``after`` slot last.
+    """
+
+    def after(self, view: UpdateView) -> None:
+        """Update the rule's state from the updated ``view.param`` (and ``t``, the group)."""
+        raise NotImplementedError
+
+    def after_formula(self, group: Mapping[str, Any]) -> str:
+        """The math of :meth:`after` for ``group``'s hyperparameters."""
+        raise NotImplementedError
+
+    def formula(self, group: Mapping[str, Any]) -> str:
+        return self.after_formula(group)

@@ -37,7 +37,8 @@ class Start(Enum):
     ZEROS = "zeros"
     """zeros shaped like the parameter (``preserve_format``)."""
     FILL = "fill"
-    """every element the hyperparameter :attr:`StateSpec.value` names."""
+    """every element the hyperparameter :attr:`StateSpec.value` names (a scalar: that value,
+    read as a number)."""
     ONE = "one"
     """the scalar 1 (a running product)."""
     FIRST_VALUE = "first value"
@@ -78,7 +79,7 @@ class UpdateView(Protocol):
             ...): numbers, or 0-d tensors for tensor hyperparameters.
         t: the step count after this step's increment (1 at the first step).
         param: the parameters ``w`` (updated in place only by the engine's final update and
-            by decoupled decay).
+            by decoupled decay; :class:`~.base.AfterUpdate` rules see them updated).
         grad: the gradients ``g``.
     """
 
@@ -100,3 +101,11 @@ class UpdateView(Protocol):
     def scale_scalar_(self, name: str, factor: Scalar) -> Scalar:
         """``s ← s · factor`` for the scalar state ``name``; returns the new value (a float,
         or under autograd a tensor that carries its gradient)."""
+
+    def scalar(self, name: str) -> float:
+        """The value of the scalar state ``name`` as a number, as torch.optim reads its 0-d
+        states (``.item()``; no gradient flows through it, under autograd either)."""
+
+    def set_scalar(self, name: str, value: Scalar) -> None:
+        """``s ← value`` for the scalar state ``name``: a number is first made a tensor of the
+        default dtype, then copied into ``s`` (torch's ``s.copy_(torch.as_tensor(value))``)."""
