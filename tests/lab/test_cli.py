@@ -1,24 +1,28 @@
-"""momentopt compare / show: arguments, errors, report files."""
+"""momentopt compare / show: arguments, errors, the report's files and its schema."""
 
 from __future__ import annotations
 
 import base64
 import csv
 import json
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from momentopt.cli import main
+from momentopt.lab.report import verdict_rows
+from momentopt.lab.scenarios import SCENARIOS, VERDICTS
 
 SMALL = [
     "compare",
     "--scenario",
-    "saddle,reddi",
+    "saddle,weight-decay",
     "--optimizers",
-    "SGD,Adam",
+    "SGD,Adagrad,Adam,AdamW",
     "--steps",
     "30",
     "--lr-points",
@@ -41,13 +45,20 @@ def run_cli(args, capsys):
         (["--optimizers", "Adam,Adamax"], "unknown optimizer 'Adamax'"),
         (["--steps", "0"], "--steps must be >= 1"),
         (["--lr-points", "0"], "--lr-points must be >= 1"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--jobs", "0"], "--jobs must be >= 1"),
         (["--scenario", ","], "nothing to run"),
+        (["--optimizer", "Momentum"], "--optimizer needs NAME=module:Class"),
+        (["--optimizer", "X=nowhere_xyz:A"], "cannot load nowhere_xyz:A"),
+        (["--optimizer", "X=momentopt:SGD:{oops"], "bad JSON"),
+        (["--optimizer", 'X=momentopt:SGD:{"momentum": "abc"}'], "--optimizer X: SGD("),
     ],
 )
 def test_errors_exit_2_with_a_clear_message(args, message, capsys, tmp_path):
     code, out, err = run_cli(["compare", *args, "--out", str(tmp_path / "r")], capsys)
     assert code == 2
     assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
 
 
@@ -57,81 +68,132 @@ def test_bad_argument_type_is_argparse_error(capsys):
     assert exit_info.value.code == 2
 
 
-def test_report_files(tmp_path, capsys):
+def test_report_files_and_schema(tmp_path, capsys):
     out_dir = tmp_path / "report"
     code, out, err = run_cli([*SMALL, "--out", str(out_dir)], capsys)
     assert code == 0, err
-    assert "Ranking" in out and "Claims" in out
+    assert "criterion" in out and "measured" in out and "Ranking" not in out
     html = (out_dir / "index.html").read_text()
-    assert html.count("data:image/png;base64,") >= 4  # self-contained: plots embedded
+    # the story: the sections of the claims run, in the lineage's order, with the recipe change
+    assert html.index("AdaGrad: a learning rate per coordinate") < html.index("AdamW: weight")
+    assert "before: SGD" in html and "V ← V + g²" in html and "← changed" in html
+    assert "decoupled decay" in html  # AdamW's change, generated from its recipe
+    assert "stated before the run" in html and "Why this criterion" in html
+    assert html.count("data:image/png;base64,") >= 3  # self-contained: plots embedded
     start = html.index("data:image/png;base64,") + len("data:image/png;base64,")
     assert base64.b64decode(html[start : start + 64])[:4] == b"\x89PNG"
-    assert (out_dir / "plots" / "saddle-trajectories.png").stat().st_size > 1000
-    assert (out_dir / "plots" / "reddi.png").exists()
-    summary = (out_dir / "summary.md").read_text()
-    assert "same grid [0.0001, 10.0]" in summary and "no gradient clipping" in summary
-    assert "| SGD |" in summary and "chosen lr" in summary
+    assert (out_dir / "plots" / "saddle.png").stat().st_size > 1000
+    assert (out_dir / "plots" / "saddle-tuned-paths.png").exists()
     data = json.loads((out_dir / "results.json").read_text())
-    assert set(data["scenarios"]) == {"saddle", "reddi"}
+    assert set(data["scenarios"]) == {"saddle", "weight-decay"}
+    for name, entry in data["scenarios"].items():
+        assert entry["claim"] == SCENARIOS[name].claim
+        assert entry["criterion"] == " AND ".join(SCENARIOS[name].criteria)
+        assert entry["verdict"] in VERDICTS
+        assert [c["criterion"] for c in entry["checks"]] == list(SCENARIOS[name].criteria)
+        assert all(
+            c["status"] in ("pass", "partial", "fail", "not checked") for c in entry["checks"]
+        )
+        assert entry["figures"]
+    assert set(data["scenarios"]["saddle"]["figures"]["escape_step"]) == {"SGD", "Adagrad"}
     assert data["settings"]["lr_grid"] == [0.0001, 10.0]
-    assert data["settings"]["steps"] == {"saddle": 30, "reddi": 30}
-    run = data["scenarios"]["saddle"]["runs"]["Adam"]
-    assert run["lr"] in (0.0001, 10.0) and len(run["curves"]["loss"]) == 30
+    assert data["settings"]["steps"] == {"saddle": 30, "weight-decay": 30}
+    run = data["experiments"]["saddle"]["runs"]["Adam"]
+    assert run["lr"] in (0.0001, 10.0) and len(run["curves"]["loss"][0]) == 30
     rows = list(csv.DictReader((out_dir / "results.csv").open()))
-    assert {(r["scenario"], r["optimizer"]) for r in rows} == {
-        (s, o) for s in ("saddle", "reddi") for o in ("SGD", "Adam")
+    assert {(r["experiment"], r["optimizer"]) for r in rows} == {
+        (e, o) for e in ("saddle", "weight-decay") for o in ("SGD", "Adagrad", "Adam", "AdamW")
     }
-    assert all(float(r["lr"]) in (0.0001, 10.0) for r in rows)
+    summary = (out_dir / "summary.md").read_text()
+    assert "| step | scenario | criterion | measured | verdict |" in summary
 
 
 def test_no_plots_and_json_on_stdout(tmp_path, capsys):
     out_dir = tmp_path / "r"
     code, out, err = run_cli(
-        [*SMALL, "--no-plots", "--json", "--seed", "3", "--out", str(out_dir)], capsys
+        [*SMALL, "--no-plots", "--json", "--seed", "3", "--seeds", "2", "--out", str(out_dir)],
+        capsys,
     )
     assert code == 0
     data = json.loads(out)  # the tables go to stderr with --json
-    assert data["settings"]["seed"] == 3
+    assert data["settings"]["seeds"] == [3, 4]
     assert not (out_dir / "plots").exists()
     assert "data:image/png" not in (out_dir / "index.html").read_text()
 
 
+def test_replacing_momentum_by_sgd_flips_the_dynamics_verdicts(tmp_path, capsys):
+    """The verdicts can fail: with plain SGD under the name Momentum (μ = 0, so its matched lr
+    is SGD's), neither the ravine nor the Rosenbrock criteria can be met."""
+    args = ["compare", "--scenario", "ravine,rosenbrock", "--optimizers", "SGD,Momentum"]
+    args += ["--no-plots", "--json", "--jobs", "1"]
+    code, out, _ = run_cli(
+        [*args, "--optimizer", "Momentum=momentopt:SGD", "--out", str(tmp_path / "a")], capsys
+    )
+    assert code == 0
+    swapped = json.loads(out)["scenarios"]
+    assert swapped["ravine"]["verdict"] == "does not hold"
+    assert swapped["rosenbrock"]["verdict"] == "does not hold"
+    code, out, _ = run_cli([*args, "--out", str(tmp_path / "b")], capsys)
+    real = json.loads(out)["scenarios"]
+    assert real["ravine"]["verdict"] == real["rosenbrock"]["verdict"] == "holds"
+
+
+def test_an_added_optimizer_joins_the_story(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_opts_lab.py").write_text(
+        textwrap.dedent("""
+        from momentopt import compose, rules
+        AdaMomentum = compose(
+            "AdaMomentum",
+            first=rules.BiasCorrectedAverage(),
+            second=rules.AccumulatedSquares(),
+            lr=1e-2,
+        )
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out_dir = tmp_path / "r"
+    args = ["compare", "--scenario", "saddle", "--optimizers", "SGD,Adagrad,Mine", "--steps", "20"]
+    args += ["--optimizer", "Mine=my_opts_lab:AdaMomentum", "--lr-points", "2", "--jobs", "1"]
+    code, out, err = run_cli([*args, "--out", str(out_dir)], capsys)
+    assert code == 0, err
+    html = (out_dir / "index.html").read_text()
+    assert "Your optimizers" in html and "Mine (my_opts_lab.AdaMomentum)" in html
+    data = json.loads((out_dir / "results.json").read_text())
+    assert "Mine" in data["experiments"]["saddle"]["runs"]
+    assert data["settings"]["added_optimizers"] == {"Mine": "my_opts_lab:AdaMomentum"}
+
+
 def test_parallel_workers_give_the_same_numbers(tmp_path, capsys):
-    args = [
-        "compare",
-        "--scenario",
-        "saddle",
-        "--optimizers",
-        "SGD,Nesterov",
-        "--steps",
-        "20",
-        "--lr-points",
-        "2",
-        "--no-plots",
-        "--json",
-    ]
+    args = ["compare", "--scenario", "saddle", "--optimizers", "SGD,Adagrad", "--steps", "20"]
+    args += ["--lr-points", "2", "--no-plots", "--json"]
     code1, out1, _ = run_cli([*args, "--jobs", "1", "--out", str(tmp_path / "a")], capsys)
     code2, out2, _ = run_cli([*args, "--jobs", "2", "--out", str(tmp_path / "b")], capsys)
     assert code1 == code2 == 0
     one, two = json.loads(out1), json.loads(out2)
-    assert one["scenarios"]["saddle"]["runs"] == two["scenarios"]["saddle"]["runs"]
+    assert one["experiments"]["saddle"]["runs"] == two["experiments"]["saddle"]["runs"]
 
 
-def test_python_m_momentopt_compare_help():
+def test_compare_help_speaks_of_the_lineage():
     result = subprocess.run(
         [sys.executable, "-m", "momentopt", "compare", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
-    for option in (
-        "--scenario",
-        "--optimizers",
-        "--steps",
-        "--seed",
-        "--out",
-        "--no-plots",
-        "--json",
-    ):
-        assert option in result.stdout
+    text = result.stdout
+    for option in ("--scenario", "--optimizers", "--optimizer", "--steps", "--seed", "--seeds"):
+        assert option in text
+    assert "seed's claims" not in text and "lineage" in text
+    assert "NAME=module:Class[:JSON]" in text
+
+
+def test_docs_quote_the_default_runs_figures(default_runs):
+    """docs/lab.md's verdict table is the default run's, row for row (regenerated here)."""
+    scenarios = list(SCENARIOS.values())
+    verdicts = {s.name: s.verdict(default_runs[s.experiment]) for s in scenarios}
+    docs = (Path(__file__).parents[2] / "docs" / "lab.md").read_text()
+    for row in verdict_rows(scenarios, verdicts)[2:]:
+        assert row in docs, f"docs/lab.md does not have the row\n{row}"
+    quoted = re.findall(r"^\| \w+ \| `([\w-]+)` \|", docs, flags=re.M)
+    assert quoted == list(SCENARIOS)
 
 
 # -- show ---------------------------------------------------------------------------------
@@ -174,6 +236,23 @@ def test_show_is_generated_from_the_recipe(capsys):
     assert "g ← g + λ·w   (coupled L2 decay, λ=0.1)" in render(adam)
     code, out, _ = run_cli(["show", "Adam", "--set", "weight_decay=0.1"], capsys)
     assert code == 0 and "coupled L2 decay, λ=0.1" in out
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("lr=abc", "--set lr=abc: not a Python literal"),
+        ("lr='abc'", "--set lr='abc': expected a number, got 'abc'"),
+        ("betas=(0.9,)", "expected 2 numbers such as (0.9, 0.999)"),
+        ("lr", "--set needs KEY=VALUE"),
+        ("momentum=-1", "Invalid momentum value: -1"),
+        ("nope=1", "unexpected keyword argument 'nope'"),
+    ],
+)
+def test_show_set_bad_values_exit_2(value, message, capsys):
+    name = "Adam" if value.startswith("betas") else "SGD"
+    code, out, err = run_cli(["show", name, "--set", value], capsys)
+    assert code == 2 and message in err and "Traceback" not in err and out == ""
 
 
 def test_show_composed_optimizer(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""The seed's names and the shared lr grid."""
+"""The lineage's names, the registry (--optimizer), step-size matching and the shared lr grid."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import pytest
 
 import momentopt
 from momentopt.lab import lrsearch
-from momentopt.lab.optimizers import NAMES, UnknownName, resolve, split_names
+from momentopt.lab.optimizers import (
+    NAMES,
+    BadOptimizer,
+    Registry,
+    UnknownName,
+    parse_optimizer,
+    resolve,
+    split_names,
+    step_match,
+)
 
 
 def test_the_ten_names_exactly():
@@ -32,10 +41,58 @@ def test_the_ten_names_exactly():
 
 def test_resolve_is_case_insensitive_and_rejects_unknown_names():
     assert [s.name for s in resolve(["adam", "SGD", "Adam"])] == ["Adam", "SGD"]
-    with pytest.raises(UnknownName, match="unknown optimizer 'Adamax'.*AMSGrad"):
+    with pytest.raises(UnknownName, match="unknown optimizer 'Adamax'.*AMSGrad.*--optimizer"):
         resolve(["Adamax"])
     assert split_names(" Adam, SGD ,") == ["Adam", "SGD"]
     assert split_names("all") is None and split_names(None) is None
+
+
+def test_registry_adds_and_replaces_in_place():
+    registry = Registry()
+    registry.put(parse_optimizer('momentum=momentopt:SGD:{"momentum": 0.5}'))
+    registry.put(parse_optimizer('Mine=momentopt:Adagrad:{"lr_decay": 0.01}'))
+    assert registry.names == (*NAMES[:1], "momentum", *NAMES[2:], "Mine")
+    spec = registry.find("MOMENTUM")
+    assert spec is not None and spec.added and spec.kwargs == {"momentum": 0.5}
+    assert spec.label() == 'momentum (momentopt.algorithms.sgd.SGD, {"momentum": 0.5})'
+    assert [s.name for s in registry.resolve(None)][-1] == "Mine"
+    betas = parse_optimizer('B=momentopt:Adam:{"betas": [0.8, 0.9]}')
+    assert betas.kwargs == {"betas": (0.8, 0.9)}  # JSON lists become tuples
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("Momentum", "needs NAME=module:Class"),
+        ("=momentopt:SGD", "needs NAME=module:Class"),
+        ("X=momentopt", "needs NAME=module:Class"),
+        ("a,b=momentopt:SGD", "bad NAME"),
+        ("X=no_such_module_xyz:SGD", "cannot load no_such_module_xyz:SGD"),
+        ("X=momentopt:NoSuchClass", "cannot load momentopt:NoSuchClass"),
+        ("X=torch.optim:SGD", "not a momentopt optimizer class"),
+        ("X=momentopt:SGD:{bad", "bad JSON"),
+        ("X=momentopt:SGD:[0.9]", "must be an object"),
+        ('X=momentopt:SGD:{"lr": 0.1}', "lr is the lab's to choose"),
+        ('X=momentopt:SGD:{"momentum": -1}', "Invalid momentum value"),
+        ('X=momentopt:SGD:{"betas": [0.9, 0.99]}', "unexpected keyword argument 'betas'"),
+        ('X=momentopt:SGD:{"momentum": "abc"}', "X: SGD("),
+    ],
+)
+def test_bad_optimizer_values(text, message):
+    with pytest.raises(BadOptimizer, match=message.replace("(", r"\(")):
+        parse_optimizer(text)
+
+
+def test_step_match():
+    specs = {s.name: s for s in resolve(None)}
+    assert step_match(specs["SGD"]) == 1.0
+    assert step_match(specs["Momentum"]) == pytest.approx(0.1)
+    assert step_match(specs["Nesterov"]) == pytest.approx(0.1)
+    assert step_match(specs["Adam"]) == 1.0 and step_match(specs["NAdam"]) == 1.0
+    damped = parse_optimizer('D=momentopt:SGD:{"momentum": 0.9, "dampening": 0.5}')
+    assert step_match(damped) == pytest.approx(0.2)  # buffer settles at (1−d)/(1−μ)·g
+    rms = parse_optimizer('R=momentopt:RMSprop:{"momentum": 0.5}')
+    assert step_match(rms) == pytest.approx(0.5)
 
 
 def test_grid_is_shared_log_spaced_and_wide():

@@ -1,27 +1,54 @@
-"""The seed's ten algorithms, by the names the reports use, built from momentopt's classes."""
+"""The optimizers the lab runs: the lineage's ten by name, plus any the user adds or swaps in.
+
+``--optimizer NAME=module:Class[:JSON]`` adds ``Class`` (a momentopt optimizer class, e.g. one
+made with :func:`momentopt.compose`) under ``NAME`` with the JSON object as extra constructor
+keyword arguments; a NAME that is already in the registry (case-insensitive) is *replaced*,
+so ``--optimizer Momentum=momentopt:SGD`` runs plain SGD wherever the story uses Momentum.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import importlib
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 import momentopt
 
 
 @dataclass(frozen=True)
 class Spec:
-    """One algorithm: a momentopt class and the keyword arguments that make it this one."""
+    """One optimizer: a momentopt class and the keyword arguments that make it this one.
+
+    ``added`` marks an optimizer that came from ``--optimizer`` rather than the lineage.
+    """
 
     name: str
     cls: type
     kwargs: dict[str, Any] = field(default_factory=dict)
+    added: bool = False
 
     def build(self, param_groups: Any, **overrides: Any) -> momentopt.RecipeOptimizer:
         return self.cls(param_groups, **{**self.kwargs, **overrides})
 
+    def group(self) -> dict[str, Any]:
+        """The hyperparameters of a param group built with this spec (the class's defaults
+        plus ``kwargs``)."""
+        opt = self.build([torch.zeros(1, requires_grad=True)])
+        return {k: v for k, v in opt.param_groups[0].items() if k != "params"}
 
-SEED: tuple[Spec, ...] = (
+    def label(self) -> str:
+        """``Name`` or ``Name (module.Class, kwargs)`` for an added or replaced one."""
+        if not self.added:
+            return self.name
+        extra = f", {json.dumps(self.kwargs)}" if self.kwargs else ""
+        return f"{self.name} ({self.cls.__module__}.{self.cls.__name__}{extra})"
+
+
+LINEAGE: tuple[Spec, ...] = (
     Spec("SGD", momentopt.SGD),
     Spec("Momentum", momentopt.SGD, {"momentum": 0.9}),
     Spec("Nesterov", momentopt.SGD, {"momentum": 0.9, "nesterov": True}),
@@ -33,27 +60,131 @@ SEED: tuple[Spec, ...] = (
     Spec("NAdam", momentopt.NAdam),
     Spec("AdamW", momentopt.AdamW),
 )
-BY_NAME: dict[str, Spec] = {spec.name: spec for spec in SEED}
-NAMES: tuple[str, ...] = tuple(BY_NAME)
+"""The seed explainer's algorithms, in the order of the story (AMSGrad is Adam's fix)."""
+
+NAMES: tuple[str, ...] = tuple(spec.name for spec in LINEAGE)
 
 
 class UnknownName(ValueError):
     """A name that is not among the choices; the message lists the choices."""
 
 
+class BadOptimizer(ValueError):
+    """An ``--optimizer`` value that cannot be used; the message says why."""
+
+
+class Registry:
+    """Optimizers by name: the lineage, then additions; a replaced name keeps its place."""
+
+    def __init__(self, specs: Iterable[Spec] = LINEAGE) -> None:
+        self.specs: dict[str, Spec] = {spec.name: spec for spec in specs}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.specs)
+
+    def find(self, name: str) -> Spec | None:
+        lower = name.strip().lower()
+        return next((s for n, s in self.specs.items() if n.lower() == lower), None)
+
+    def put(self, spec: Spec) -> None:
+        """Add ``spec``, or replace the spec of the same name (case-insensitive)."""
+        old = self.find(spec.name)
+        if old is None:
+            self.specs[spec.name] = spec
+        else:
+            self.specs = {
+                (spec.name if n == old.name else n): (spec if n == old.name else s)
+                for n, s in self.specs.items()
+            }
+
+    def resolve(self, names: Iterable[str] | None) -> list[Spec]:
+        """Specs for ``names`` (case-insensitive); None → all, with every added one."""
+        if names is None:
+            return list(self.specs.values())
+        specs: list[Spec] = []
+        for name in names:
+            spec = self.find(name)
+            if spec is None:
+                raise UnknownName(
+                    f"unknown optimizer {name!r}; choose from {', '.join(self.names)} "
+                    "(or add one with --optimizer NAME=module:Class)"
+                )
+            if spec not in specs:
+                specs.append(spec)
+        return specs
+
+
 def resolve(names: Iterable[str] | None) -> list[Spec]:
-    """Specs for ``names`` (case-insensitive; None → all ten, in the seed's order)."""
-    if names is None:
-        return list(SEED)
-    lower = {n.lower(): spec for n, spec in BY_NAME.items()}
-    specs = []
-    for name in names:
-        spec = lower.get(name.strip().lower())
-        if spec is None:
-            raise UnknownName(f"unknown optimizer {name!r}; choose from {', '.join(NAMES)}")
-        if spec not in specs:
-            specs.append(spec)
-    return specs
+    """Lineage specs for ``names`` (case-insensitive; None → all ten, in the story's order)."""
+    return Registry().resolve(names)
+
+
+def parse_optimizer(text: str) -> Spec:
+    """``NAME=module:Class[:JSON]`` → a :class:`Spec`, checked by building it once.
+
+    Raises :class:`BadOptimizer` with a message for the command line.
+    """
+    name, sep, target = text.partition("=")
+    name = name.strip()
+    usage = f"--optimizer needs NAME=module:Class[:JSON], got {text!r}"
+    if not sep or not name or not target:
+        raise BadOptimizer(usage)
+    if "," in name or not name.isprintable():
+        raise BadOptimizer(f"--optimizer: bad NAME {name!r} (no commas)")
+    module_name, sep, rest = target.partition(":")
+    if not sep or not module_name:
+        raise BadOptimizer(usage)
+    class_name, _, raw_kwargs = rest.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise BadOptimizer(
+            f"--optimizer {name}: cannot load {module_name}:{class_name}: {error}"
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, momentopt.RecipeOptimizer)):
+        raise BadOptimizer(
+            f"--optimizer {name}: {module_name}:{class_name} is not a momentopt optimizer class "
+            "(make one with momentopt.compose)"
+        )
+    kwargs: dict[str, Any] = {}
+    if raw_kwargs:
+        try:
+            kwargs = json.loads(raw_kwargs)
+        except json.JSONDecodeError as error:
+            raise BadOptimizer(f"--optimizer {name}: bad JSON {raw_kwargs!r}: {error}") from None
+        if not isinstance(kwargs, dict):
+            raise BadOptimizer(
+                f"--optimizer {name}: the JSON must be an object of constructor keyword "
+                f'arguments, e.g. {{"momentum": 0.9}}, got {raw_kwargs!r}'
+            )
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    if "lr" in kwargs:
+        raise BadOptimizer(f"--optimizer {name}: lr is the lab's to choose (it tunes it); drop it")
+    spec = Spec(name, cls, kwargs, added=True)
+    try:
+        spec.group()
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise BadOptimizer(
+            f"--optimizer {name}: {cls.__name__}(**{kwargs}) fails: {error}"
+        ) from None
+    return spec
+
+
+def step_match(spec: Spec) -> float:
+    """The factor that matches ``spec``'s step size to plain SGD's at the same lr.
+
+    A heavy-ball buffer ``b ← μ·b + (1−d)·g`` settles at ``(1−d)/(1−μ)·g`` under a constant
+    gradient, so heavy ball at ``lr·(1−μ)/(1−d)`` takes SGD's step at ``lr`` once it is up to
+    speed (the comparison of Polyak 1964 and Sutskever et al. 2013). Methods without a
+    ``momentum`` hyperparameter (Adam's family averages with weights summing to one) get 1.
+    """
+    group = spec.group()
+    mu = float(group.get("momentum") or 0.0)
+    dampening = float(group.get("dampening") or 0.0)
+    if mu <= 0.0 or dampening >= 1.0:
+        return 1.0
+    return (1.0 - mu) / (1.0 - dampening)
 
 
 def split_names(text: str | None) -> list[str] | None:
@@ -63,4 +194,6 @@ def split_names(text: str | None) -> list[str] | None:
     return [part for part in (p.strip() for p in text.split(",")) if part]
 
 
-Builder = Callable[[Sequence[dict[str, Any]]], momentopt.RecipeOptimizer]
+def lineage_spec(name: str, specs: Sequence[Spec]) -> Spec | None:
+    """The spec named ``name`` among ``specs`` (the run's, so a replacement is found)."""
+    return next((s for s in specs if s.name.lower() == name.lower()), None)

@@ -1,4 +1,10 @@
-"""The report: index.html (PNG plots embedded), summary.md, results.json and results.csv."""
+"""The report: index.html (the story, PNG plots embedded), summary.md, results.json, results.csv.
+
+results.json, per scenario: ``claim``, ``criterion`` (the pre-stated text), ``verdict`` (one of
+"holds", "does not hold", "mixed", "not checked"), ``checks`` (each criterion with what was
+measured and pass / partial / fail / not checked) and ``figures`` (the numbers the verdict
+used). The schema is documented in docs/lab.md.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,21 @@ import csv
 import html
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .runner import Results, ranking
+from . import story
+from .runner import Results
+from .scenarios import EXPERIMENTS, FAILS, HOLDS, MIXED, Scenario, Verdict
+from .scenarios.base import spread
+
+SCHEMA_VERSION = 2
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become strings ("inf", "nan")."""
+    """JSON-safe: non-finite floats become strings ("inf", "nan"), tuples lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
@@ -25,165 +37,329 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _verdict_word(holds: bool | None) -> str:
-    return {True: "holds", False: "does NOT hold", None: "not checked"}[holds]
+def scenario_json(results: Results, s: Scenario) -> dict[str, Any]:
+    v = results.verdicts[s.name]
+    return {
+        **s.describe(),
+        "criterion": v.criterion or " AND ".join(s.criteria),
+        "verdict": v.verdict,
+        "checks": [asdict(c) for c in v.checks],
+        "measured": v.measured,
+        "figures": v.figures,
+        "note": v.note,
+    }
 
 
 def to_json(results: Results) -> dict[str, Any]:
     return _clean(
         {
+            "schema": SCHEMA_VERSION,
             "settings": results.settings,
             "seconds": results.seconds,
-            "scenarios": {
-                s.name: {
-                    **s.describe(),
-                    "verdict": asdict(results.verdicts[s.name]),
-                    "runs": {name: asdict(run) for name, run in results.runs[s.name].items()},
+            "scenarios": {s.name: scenario_json(results, s) for s in results.scenarios},
+            "experiments": {
+                name: {
+                    **EXPERIMENTS[name].describe(),
+                    "runs": {n: asdict(r) for n, r in runs.items()},
                 }
-                for s in results.scenarios
+                for name, runs in results.runs.items()
             },
-            "ranking": [
-                {"optimizer": n, "ranks": r, "mean_rank": m} for n, r, m in ranking(results)
-            ],
         }
     )
 
 
 def write_csv(results: Results, path: Path) -> None:
+    """One row per (experiment, optimizer) at the tuned lr: metrics as mean over seeds."""
     metric_names = sorted(
         {k for runs in results.runs.values() for r in runs.values() for k in r.metrics}
     )
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["scenario", "optimizer", "lr", "lr_at_grid_edge", "score", *metric_names])
-        for scenario, runs in results.runs.items():
+        writer.writerow(
+            ["experiment", "optimizer", "tuned_lr", "lr_at_grid_edge", "seeds", *metric_names]
+        )
+        for experiment, runs in results.runs.items():
             for run in runs.values():
-                score = run.scores[run.grid.index(run.lr)]
                 writer.writerow(
                     [
-                        scenario,
+                        experiment,
                         run.optimizer,
                         run.lr,
                         run.edge,
-                        score,
-                        *[run.metrics.get(k, "") for k in metric_names],
+                        len(run.seeds),
+                        *[run.metric(k) if k in run.metrics else "" for k in metric_names],
                     ]
                 )
 
 
-def fairness_text(results: Results) -> str:
+def settings_text(results: Results) -> str:
     s = results.settings
     steps = ", ".join(f"{k} {v}" for k, v in s["steps"].items())
+    seeds = ", ".join(str(v) for v in s["seeds"])
     return (
-        f"Every optimizer ran at every lr of the same grid {s['lr_grid']} over exactly the "
-        f"horizon that is plotted ({steps} steps), seed {s['seed']}, no gradient clipping; "
-        "the plotted run is the grid point with the best score (each scenario names its "
-        "criterion). Budget per optimizer and scenario: "
-        f"{len(s['lr_grid'])} runs × the horizon. Hyperparameters other than lr are "
-        "torch.optim's defaults unless a scenario says otherwise."
+        f"Tuned runs: every optimizer ran at every lr of the same grid {s['lr_grid']} over exactly "
+        f"the horizon that is plotted ({steps} steps) and kept the lr with the best score "
+        "(each experiment states its score; on noisy problems averaged over the seeds "
+        f"{seeds}); no gradient clipping; hyperparameters other than lr are torch.optim's "
+        "defaults unless an experiment says otherwise. Matched runs: the optimizers a claim "
+        "compares run at ladders of step sizes fixed in advance, momentum methods at "
+        "lr·(1−μ) so that their steady step equals SGD's at lr."
     )
 
 
-def summary_markdown(results: Results, images: dict[str, list[Path]]) -> str:
-    lines = [
-        "# momentopt compare — report",
-        "",
-        fairness_text(results),
-        "",
-        f"Wall time: {results.seconds:.1f} s.",
-        "",
-        "## Claims",
-        "",
-        "| scenario | claim | measure | verdict |",
-        "|---|---|---|---|",
+VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", MIXED: "mixed"}
+
+
+def _badge(word: str) -> str:
+    return f"<span class='badge {VERDICT_CLASS.get(word, 'unchecked')}'>{html.escape(word)}</span>"
+
+
+STATUS_MARK = {"pass": "✔ met", "partial": "◐ in part", "fail": "✘ not met", "not checked": "–"}
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1180px;margin:auto;padding:1em 2em;line-height:1.45;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2.2em}
+h3{margin-top:1.6em} table{border-collapse:collapse;font-size:13px;margin:.6em 0}
+td,th{border:1px solid #ccc;padding:4px 7px;vertical-align:top;text-align:left}
+th{background:#f3f3f3} .badge{font-weight:bold;padding:1px 7px;border-radius:4px;white-space:nowrap}
+.holds{background:#d8f0d8;color:#075b07} .fails{background:#f7d7d7;color:#8a0000}
+.mixed{background:#fbeec5;color:#6b4e00} .unchecked{background:#e5e5e5;color:#444}
+tr.changed td{background:#fff7d6} td.formula{font-family:ui-monospace,monospace;font-size:12px}
+.problem{border-left:4px solid #c33;padding-left:.7em} .change{border-left:4px solid #36c;padding-left:.7em}
+.note{color:#555;font-size:14px} img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+.pass{color:#075b07;white-space:nowrap} .fail{color:#8a0000;white-space:nowrap}
+.partial{color:#6b4e00;white-space:nowrap} nav a{margin-right:.8em} ol{margin:0;padding-left:1.2em}
+"""
+
+
+def _recipe_table(section: story.Section, results: Results, esc: Callable[[str], str]) -> str:
+    spec = results.registry.get(section.key)
+    if spec is None:
+        return ""
+    _, now, previous = next(t for t in story.sections_for(results.registry) if t[0] is section)
+    rows = story.changes(now, previous)
+    if previous is None:
+        head = f"<tr><th>step</th><th>{esc(now.label())}</th></tr>"
+        body = "".join(
+            f"<tr><td>{esc(step)}</td><td class='formula'>{esc(after)}</td></tr>"
+            for step, _, after, _ in rows
+        )
+    else:
+        head = (
+            f"<tr><th>step</th><th>before: {esc(previous.name)}</th>"
+            f"<th>now: {esc(now.label())}</th></tr>"
+        )
+        body = "".join(
+            f"<tr class='{'changed' if changed else ''}'><td>{esc(step)}"
+            f"{' <b>← changed</b>' if changed else ''}</td>"
+            f"<td class='formula'>{esc(before or '')}</td><td class='formula'>{esc(after)}</td></tr>"
+            for step, before, after, changed in rows
+        )
+    return (
+        "<p>Generated from the recipes (as <code>momentopt show</code> prints them); highlighted "
+        f"rows are what this step changes.</p><table>{head}{body}</table>"
+    )
+
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<p><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'></p>"
+
+
+def _scenario_html(results: Results, s: Scenario, images: dict[str, list[Path]]) -> str:
+    esc = html.escape
+    v = results.verdicts[s.name]
+    e = EXPERIMENTS[s.experiment]
+    parts = [
+        f"<h3 id='{s.name}'>Claim: {esc(s.title)} {_badge(v.verdict)}</h3>",
+        f"<p><b>The claim.</b> {esc(s.claim)}</p>",
+        f"<p><b>The experiment</b> (<code>{esc(s.name)}</code>, {esc(s.kind)}). {esc(e.setup)}",
     ]
-    for s in results.scenarios:
-        v = results.verdicts[s.name]
-        lines.append(
-            f"| {s.name} | {s.claim} | {s.measure} | **{_verdict_word(v.holds)}**: {v.text} |"
+    if s.ladder is not None:
+        parts.append(f" Matched step sizes: {esc(e.ladders[s.ladder].note)}.")
+    parts.append("</p>")
+    for image in images.get(s.name, []):
+        parts.append(_image(image, s.title))
+    parts.append(
+        "<table><tr><th>criterion (stated before the run)</th><th>measured</th><th>met?</th></tr>"
+    )
+    for c in v.checks:
+        parts.append(
+            f"<tr><td>{esc(c.criterion)}</td><td>{esc(c.measured)}</td>"
+            f"<td class='{c.status.replace(' ', '-')}'>{STATUS_MARK.get(c.status, c.status)}</td></tr>"
         )
-    lines += ["", "## Ranking (mean rank over scenarios, by each scenario's tuning score)", ""]
-    names = [s.name for s in results.scenarios]
-    lines.append("| optimizer | " + " | ".join(names) + " | mean rank |")
-    lines.append("|---" * (len(names) + 2) + "|")
-    for name, ranks, mean in ranking(results):
-        lines.append(
-            f"| {name} | " + " | ".join(str(ranks.get(n, "")) for n in names) + f" | {mean:.2f} |"
-        )
-    for s in results.scenarios:
-        lines += [
-            "",
-            f"## {s.title} (`{s.name}`)",
-            "",
-            s.claim,
-            "",
-            f"Tuning criterion: {s.criterion}.",
-            "",
-        ]
-        if s.optimizer_kwargs:
-            lines += [f"Extra hyperparameters: {s.optimizer_kwargs}.", ""]
-        metric_names = sorted({k for r in results.runs[s.name].values() for k in r.metrics})
-        lines.append("| optimizer | chosen lr | " + " | ".join(metric_names) + " |")
-        lines.append("|---" * (len(metric_names) + 2) + "|")
-        for run in results.runs[s.name].values():
-            lr = f"{run.lr:g}" + (" (grid edge)" if run.edge else "")
-            lines.append(
-                f"| {run.optimizer} | {lr} | "
-                + " | ".join(_fmt(run.metrics[k]) for k in metric_names)
-                + " |"
-            )
-        for image in images.get(s.name, []):
-            lines += ["", f"![{image.stem}](plots/{image.name})"]
-    return "\n".join(lines) + "\n"
+    parts.append("</table>")
+    parts.append(f"<p><b>Why this criterion.</b> {esc(s.reason)}</p>")
+    parts.append(
+        f"<p><b>Verdict:</b> {_badge(v.verdict)} — {esc(_verdict_sentence(v.verdict))}</p>"
+    )
+    if v.note:
+        parts.append(f"<p class='note'>{esc(v.note)}</p>")
+    return "\n".join(parts)
+
+
+def _verdict_sentence(word: str) -> str:
+    return {
+        HOLDS: "every criterion was met.",
+        FAILS: "no criterion was met.",
+        MIXED: "some criteria were met, some not (or only for part of the ladder or the seeds).",
+    }.get(word, "the optimizers it compares were not run.")
+
+
+def _tuned_table(results: Results, experiment: str, esc: Callable[[str], str]) -> str:
+    runs = results.runs[experiment]
+    if not runs:
+        return ""
+    hidden = {"diverged_at"}
+    metric_names = [k for k in next(iter(runs.values())).metrics if k not in hidden]
+    e = EXPERIMENTS[experiment]
+    seeds = len(next(iter(runs.values())).seeds)
+    head = "".join(f"<th>{esc(k)}</th>" for k in metric_names)
+    rows = []
+    for run in runs.values():
+        lr = f"{run.lr:g}" + (" (grid edge)" if run.edge else "")
+        cells = "".join(f"<td>{esc(spread(run.metrics[k]))}</td>" for k in metric_names)
+        rows.append(f"<tr><td>{esc(run.optimizer)}</td><td>{lr}</td>{cells}</tr>")
+    how = (
+        "at torch's default lr (not tuned)"
+        if not e.tuned
+        else f"at the lr of the grid with the best score ({esc(e.criterion)})"
+    )
+    spread_note = f"; mean over {seeds} seeds (min–max)" if seeds > 1 else ""
+    return (
+        f"<p>Each optimizer {how}{spread_note}. <i>score</i> is that criterion.</p>"
+        f"<table><tr><th>optimizer</th><th>lr</th>{head}</tr>{''.join(rows)}</table>"
+    )
 
 
 def index_html(results: Results, images: dict[str, list[Path]]) -> str:
     esc = html.escape
+    by_section: dict[str, list[Scenario]] = {}
+    for s in results.scenarios:
+        by_section.setdefault(s.section, []).append(s)
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>momentopt compare</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-        ".no{color:#b00;font-weight:bold}.yes{color:#070;font-weight:bold}img{max-width:100%}</style>",
-        "</head><body><h1>momentopt compare</h1>",
-        f"<p>{esc(fairness_text(results))}</p><p>Wall time: {results.seconds:.1f} s.</p>",
-        "<h2>Claims</h2><table><tr><th>scenario</th><th>claim</th><th>verdict</th><th>numbers</th></tr>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>momentopt compare: from SGD to AdamW, tested</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>From SGD to AdamW, tested</h1>",
+        "<p>Every optimizer here is the same four steps — (1) the gradient g, (2) a first moment "
+        "m = φ(g₁…g_t) and a second moment V = ψ(g₁…g_t), (3) the step η = α·m/√V, (4) the "
+        "update w ← w − η — and each step of the lineage changes φ or ψ to fix a problem of the "
+        "one before. This report walks the lineage in order. For each step it states the "
+        "problem, shows what changes in the recipe, and tests the claim made for it with an "
+        "experiment designed to show it, a criterion written down before the run, and the "
+        "number measured.</p>",
+        "<p><b>How to read a verdict.</b> <i>holds</i>: every criterion was met; <i>does not "
+        "hold</i>: none was; <i>mixed</i>: some were, or only at some of the step sizes or "
+        "seeds; <i>not checked</i>: the optimizers compared were not run. Claims about "
+        "<i>dynamics</i> (zig-zag, valley travel, look-ahead, overshoot) are tested at "
+        "<i>matched step sizes</i> — momentum at lr·(1−μ) against SGD at lr, the comparison the "
+        "papers make — so that a difference is the method's, not a bigger step's; the "
+        "<i>tuned</i> runs (each optimizer at its best lr of one shared grid) are shown "
+        "separately. Claims about performance are judged on tuned runs, over several seeds "
+        "where the data are random.</p>",
+        f"<p class='note'>{esc(settings_text(results))} Wall time {results.seconds:.0f} s.</p>",
+        "<nav>" + "".join(f"<a href='#step-{esc(k)}'>{esc(k)}</a>" for k in by_section) + "</nav>",
+        "<h2>The verdicts at a glance</h2><table><tr><th>step</th><th>claim</th>"
+        "<th>criterion</th><th>measured</th><th>verdict</th></tr>",
     ]
     for s in results.scenarios:
         v = results.verdicts[s.name]
-        cls = {True: "yes", False: "no", None: ""}[v.holds]
-        parts.append(
-            f"<tr><td><a href='#{s.name}'>{esc(s.name)}</a></td><td>{esc(s.claim)}</td>"
-            f"<td class='{cls}'>{_verdict_word(v.holds)}</td><td>{esc(v.text)}</td></tr>"
+        criteria = "".join(f"<li>{esc(c.criterion)}</li>" for c in v.checks)
+        measured = "".join(
+            f"<li>{esc(c.measured)} <span class='{c.status.replace(' ', '-')}'>"
+            f"{STATUS_MARK.get(c.status, c.status)}</span></li>"
+            for c in v.checks
         )
-    parts.append("</table><h2>Ranking</h2><table><tr><th>optimizer</th>")
-    names = [s.name for s in results.scenarios]
-    parts += [f"<th>{esc(n)}</th>" for n in names] + ["<th>mean rank</th></tr>"]
-    for name, ranks, mean in ranking(results):
-        cells = "".join(f"<td>{ranks.get(n, '')}</td>" for n in names)
-        parts.append(f"<tr><td>{esc(name)}</td>{cells}<td>{mean:.2f}</td></tr>")
+        parts.append(
+            f"<tr><td>{esc(s.section)}</td><td><a href='#{s.name}'>{esc(s.title)}</a></td>"
+            f"<td><ol>{criteria}</ol></td><td><ol>{measured}</ol></td>"
+            f"<td>{_badge(v.verdict)}</td></tr>"
+        )
     parts.append("</table>")
-    for s in results.scenarios:
-        parts.append(f"<h2 id='{s.name}'>{esc(s.title)}</h2><p>{esc(s.claim)}</p>")
-        parts.append(f"<p>Measure: {esc(s.measure)}. Tuning criterion: {esc(s.criterion)}.</p>")
-        metric_names = sorted({k for r in results.runs[s.name].values() for k in r.metrics})
-        parts.append("<table><tr><th>optimizer</th><th>chosen lr</th>")
-        parts += [f"<th>{esc(k)}</th>" for k in metric_names] + ["</tr>"]
-        for run in results.runs[s.name].values():
-            lr = f"{run.lr:g}" + (" (grid edge)" if run.edge else "")
-            cells = "".join(f"<td>{_fmt(run.metrics[k])}</td>" for k in metric_names)
-            parts.append(f"<tr><td>{esc(run.optimizer)}</td><td>{lr}</td>{cells}</tr>")
-        parts.append("</table>")
-        for image in images.get(s.name, []):
-            data = base64.b64encode(image.read_bytes()).decode()
-            parts.append(f"<p><img alt='{esc(image.stem)}' src='data:image/png;base64,{data}'></p>")
+    number = 0
+    for section in story.SECTIONS:
+        if section.key not in by_section:
+            continue
+        number += 1
+        parts.append(f"<h2 id='step-{esc(section.key)}'>{number}. {esc(section.title)}</h2>")
+        parts.append(f"<p class='problem'><b>The problem.</b> {esc(section.problem)}</p>")
+        parts.append(
+            f"<p class='change'><b>What changes.</b> {esc(section.change)} "
+            f"<i>({esc(section.source)})</i></p>"
+        )
+        parts.append(_recipe_table(section, results, esc))
+        for s in by_section[section.key]:
+            parts.append(_scenario_html(results, s, images))
+    added = [spec for spec in results.specs if spec.added]
+    if added:
+        parts.append("<h2>Your optimizers</h2>")
+        for spec in added:
+            rows = "".join(
+                f"<tr><td>{esc(step)}</td><td class='formula'>{esc(formula)}</td></tr>"
+                for step, formula in story.recipe(spec)
+            )
+            parts.append(f"<h3>{esc(spec.label())}</h3><table>{rows}</table>")
+    parts.append("<h2>Appendix: the tuned runs of every experiment</h2>")
+    for experiment in results.runs:
+        e = EXPERIMENTS[experiment]
+        parts.append(
+            f"<h3 id='experiment-{esc(experiment)}'>{esc(e.title)}</h3><p>{esc(e.setup)}</p>"
+        )
+        parts.append(_tuned_table(results, experiment, esc))
+        for image in images.get(f"experiment:{experiment}", []):
+            parts.append(_image(image, e.title))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+MD_MARK = {"pass": "met", "partial": "met in part", "fail": "NOT met", "not checked": "not checked"}
+
+
+def verdict_rows(scenarios: list[Scenario], verdicts: dict[str, Verdict]) -> list[str]:
+    """The verdict table in Markdown: one row per scenario, one numbered line per criterion
+    (docs/lab.md quotes these rows; a test regenerates them)."""
+    rows = ["| step | scenario | criterion | measured | verdict |", "|---|---|---|---|---|"]
+    for s in scenarios:
+        v = verdicts[s.name]
+        criteria = "<br>".join(f"({i}) {c.criterion}" for i, c in enumerate(v.checks, 1))
+        measured = "<br>".join(
+            f"({i}) {c.measured} — {MD_MARK.get(c.status, c.status)}"
+            for i, c in enumerate(v.checks, 1)
+        )
+        rows.append(f"| {s.section} | `{s.name}` | {criteria} | {measured} | **{v.verdict}** |")
+    return rows
+
+
+def summary_markdown(results: Results, images: dict[str, list[Path]]) -> str:
+    lines = [
+        "# momentopt compare — from SGD to AdamW, tested",
+        "",
+        settings_text(results),
+        "",
+        f"Wall time: {results.seconds:.0f} s.",
+        "",
+        "## Verdicts",
+        "",
+        *verdict_rows(results.scenarios, results.verdicts),
+    ]
+    for section in story.SECTIONS:
+        scenarios = [s for s in results.scenarios if s.section == section.key]
+        if not scenarios:
+            continue
+        lines += ["", f"## {section.title}", "", f"*Problem.* {section.problem}", ""]
+        lines += [f"*What changes.* {section.change} ({section.source})", ""]
+        for s in scenarios:
+            v = results.verdicts[s.name]
+            lines += [f"### {s.title} (`{s.name}`): **{v.verdict}**", "", s.claim, ""]
+            lines += [f"Experiment: {EXPERIMENTS[s.experiment].setup}", ""]
+            for c in v.checks:
+                lines.append(f"- criterion: {c.criterion} — measured: {c.measured} — {c.status}")
+            lines += ["", f"Why: {s.reason}", ""]
+            if v.note:
+                lines += [v.note, ""]
+            lines += [f"![{s.name}](plots/{p.name})" for p in images.get(s.name, [])]
+    return "\n".join(lines) + "\n"
 
 
 def write(results: Results, out: Path, plots: bool = True) -> dict[str, Path]:
@@ -191,10 +367,13 @@ def write(results: Results, out: Path, plots: bool = True) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     images: dict[str, list[Path]] = {}
     if plots:
-        from .plots import plot_scenario
+        from .plots import plot_experiment, plot_scenario
 
+        folder = out / "plots"
         for s in results.scenarios:
-            images[s.name] = plot_scenario(s, results.runs[s.name], out / "plots")
+            images[s.name] = plot_scenario(s, results.runs[s.experiment], folder)
+        for experiment, runs in results.runs.items():
+            images[f"experiment:{experiment}"] = plot_experiment(experiment, runs, folder)
     paths = {
         "json": out / "results.json",
         "csv": out / "results.csv",

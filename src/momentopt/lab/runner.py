@@ -1,4 +1,5 @@
-"""Runs (scenario × optimizer) jobs, in worker processes when there are cores, with progress."""
+"""Runs the (experiment × optimizer) jobs the chosen scenarios need, in worker processes when
+there are cores, and judges every scenario on its experiment's runs."""
 
 from __future__ import annotations
 
@@ -9,34 +10,61 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from .optimizers import BY_NAME, Spec
-from .scenarios import SCENARIOS, Run, Scenario, Verdict
+from .optimizers import Spec
+from .scenarios import EXPERIMENTS, Experiment, Run, Scenario, Verdict
 
-# rough relative cost per step, to start the slow jobs first
-COST = {"reddi": 1.0, "digits": 3.5, "sparse": 2.5, "effective-lr": 3.0}
+# rough relative cost of one job, to start the slow ones first
+COST = {"digits": 8.0, "reddi": 6.0, "sparse": 4.0, "effective-lr": 3.0, "rosenbrock": 2.0}
 
 
 @dataclass
 class Results:
     """Everything a report needs."""
 
-    runs: dict[str, dict[str, Run]]
-    verdicts: dict[str, Verdict]
+    runs: dict[str, dict[str, Run]]  # experiment → optimizer → run
+    verdicts: dict[str, Verdict]  # scenario → verdict
     settings: dict[str, Any]
     seconds: float
     scenarios: list[Scenario] = field(default_factory=list)
+    specs: list[Spec] = field(default_factory=list)
+    registry: dict[str, Spec] = field(default_factory=dict)  # every name the story may show
+
+    @property
+    def experiments(self) -> list[Experiment]:
+        return [EXPERIMENTS[name] for name in self.runs]
 
 
-def run_job(scenario: str, optimizer: str, lrs: Sequence[float], steps: int, seed: int) -> Run:
+def run_job(
+    experiment: str, spec: Spec, lrs: Sequence[float], steps: int, seeds: Sequence[int]
+) -> Run:
     import torch
 
     torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    return SCENARIOS[scenario].run(BY_NAME[optimizer], list(lrs), steps, seed)
+    torch.manual_seed(seeds[0])
+    return EXPERIMENTS[experiment].run(spec, list(lrs), steps, list(seeds))
 
 
 def default_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
+
+
+def experiments_for(scenarios: Sequence[Scenario]) -> list[Experiment]:
+    """The experiments the scenarios need, in the order they first appear."""
+    names = list(dict.fromkeys(s.experiment for s in scenarios))
+    return [EXPERIMENTS[n] for n in names]
+
+
+def plan(
+    scenarios: Sequence[Scenario], specs: Sequence[Spec], steps: int | None
+) -> list[tuple[Experiment, Spec, int]]:
+    """(experiment, optimizer, steps) for every job, the slow ones first."""
+    jobs = [
+        (e, spec, steps or e.default_steps)
+        for e in experiments_for(scenarios)
+        for spec in specs
+        if e.runs_with(spec)
+    ]
+    return sorted(jobs, key=lambda j: -COST.get(j[0].name, 1.0) * j[2] / j[0].default_steps)
 
 
 def run_all(
@@ -44,53 +72,56 @@ def run_all(
     specs: Sequence[Spec],
     lrs: Sequence[float],
     steps: int | None,
-    seed: int,
+    seeds: Sequence[int],
     jobs: int = 1,
     on_done: Callable[[str, str], None] | None = None,
+    registry: dict[str, Spec] | None = None,
 ) -> Results:
-    """Run every scenario with every optimizer over the lr grid; ``steps`` None → defaults."""
+    """Run every job the scenarios need; ``steps`` None → each experiment's own horizon."""
     start = time.perf_counter()
-    tasks = [
-        (s.name, spec.name, list(lrs), steps or s.default_steps, seed)
-        for s in scenarios
-        for spec in specs
-    ]
-    tasks.sort(key=lambda t: -t[3] * COST.get(t[0], 1.0))
+    tasks = plan(scenarios, specs, steps)
     done: dict[tuple[str, str], Run] = {}
     if jobs <= 1:
-        for task in tasks:
-            done[task[:2]] = run_job(*task)
+        for e, spec, n in tasks:
+            done[(e.name, spec.name)] = run_job(e.name, spec, lrs, n, seeds)
             if on_done:
-                on_done(*task[:2])
+                on_done(e.name, spec.name)
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(run_job, *task): task for task in tasks}
+            futures = {
+                pool.submit(run_job, e.name, spec, list(lrs), n, list(seeds)): (e.name, spec.name)
+                for e, spec, n in tasks
+            }
             for future in as_completed(futures):
-                task = futures[future]
-                done[task[:2]] = future.result()
+                key = futures[future]
+                done[key] = future.result()
                 if on_done:
-                    on_done(*task[:2])
-    runs = {s.name: {spec.name: done[(s.name, spec.name)] for spec in specs} for s in scenarios}
-    verdicts = {s.name: s.verdict(runs[s.name]) for s in scenarios}
+                    on_done(*key)
+    runs = {
+        e.name: {
+            spec.name: done[(e.name, spec.name)] for spec in specs if (e.name, spec.name) in done
+        }
+        for e in experiments_for(scenarios)
+    }
+    verdicts = {s.name: s.verdict(runs[s.experiment]) for s in scenarios}
     settings = {
         "lr_grid": [float(v) for v in lrs],
-        "steps": {s.name: steps or s.default_steps for s in scenarios},
-        "seed": seed,
+        "steps": {e.name: steps or e.default_steps for e in experiments_for(scenarios)},
+        "seeds": list(seeds),
         "optimizers": [spec.name for spec in specs],
         "optimizer_kwargs": {spec.name: dict(spec.kwargs) for spec in specs},
+        "added_optimizers": {
+            spec.name: f"{spec.cls.__module__}:{spec.cls.__name__}" for spec in specs if spec.added
+        },
         "gradient_clipping": "none",
         "jobs": jobs,
     }
-    return Results(runs, verdicts, settings, time.perf_counter() - start, list(scenarios))
-
-
-def ranking(results: Results) -> list[tuple[str, dict[str, int], float]]:
-    """Per optimizer: its rank in each scenario (by the scenario's tuning score at the chosen
-    lr, 1 = best) and the mean rank, best first."""
-    ranks: dict[str, dict[str, int]] = {}
-    for scenario, runs in results.runs.items():
-        ordered = sorted(runs.values(), key=lambda r: r.scores[r.grid.index(r.lr)])
-        for i, run in enumerate(ordered, 1):
-            ranks.setdefault(run.optimizer, {})[scenario] = i
-    rows = [(name, r, sum(r.values()) / len(r)) for name, r in ranks.items()]
-    return sorted(rows, key=lambda row: row[2])
+    return Results(
+        runs,
+        verdicts,
+        settings,
+        time.perf_counter() - start,
+        list(scenarios),
+        list(specs),
+        dict(registry or {s.name: s for s in specs}),
+    )

@@ -64,6 +64,9 @@ def resolve(name: str) -> tuple[type, dict[str, Any]]:
             "Adam",
             "NAdam",
             "AdamW",
+            "Adamax",
+            "RAdam",
+            "SparseAdam",
             "LBFGS",
             "Rprop",
             "ASGD",
@@ -74,7 +77,7 @@ def resolve(name: str) -> tuple[type, dict[str, Any]]:
         return seeds[key]
     if key in classes:
         return classes[key], {}
-    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, LBFGS, Rprop, ASGD, or module:Class"
+    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, Adamax, RAdam, SparseAdam, LBFGS, Rprop, ASGD, or module:Class"
     raise UnknownOptimizer(f"unknown optimizer {name!r}; choose from {choices}")
 
 
@@ -90,6 +93,27 @@ def render(optimizer: Any, title: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def mismatch(key: str, value: Any, defaults: dict[str, Any]) -> str | None:
+    """Why ``value`` cannot be hyperparameter ``key`` whose default is ``defaults[key]``: a
+    number is expected where the default is a number, as many numbers where it is a tuple.
+    None if it can, or if ``key`` is unknown or a flag (the constructor then decides)."""
+    if key not in defaults or defaults[key] is None:
+        return None
+    default = defaults[key]
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        return None  # flags: the constructor decides what it accepts
+    if is_number(default):
+        return None if is_number(value) else f"expected a number, got {value!r}"
+    if isinstance(default, tuple):
+        ok = isinstance(value, tuple) and len(value) == len(default) and all(map(is_number, value))
+        return None if ok else f"expected {len(default)} numbers such as {default}, got {value!r}"
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
     import ast
 
@@ -100,15 +124,30 @@ def main(args: argparse.Namespace) -> int:
     except UnknownOptimizer as error:
         print(f"momentopt show: {error}", file=sys.stderr)
         return 2
+    try:
+        defaults = cls([torch.zeros(1, requires_grad=True)], **kwargs).param_groups[0]
+    except (TypeError, ValueError) as error:
+        print(f"momentopt show: {error}", file=sys.stderr)
+        return 2
     for item in args.set:
         key, sep, value = item.partition("=")
-        if not sep:
+        key = key.strip()
+        if not sep or not key:
             print(f"momentopt show: --set needs KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         try:
-            kwargs[key] = ast.literal_eval(value)
+            kwargs[key] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
-            kwargs[key] = value
+            print(
+                f"momentopt show: --set {key}={value}: not a Python literal (a number, True, "
+                "False, None or a tuple such as (0.9, 0.999))",
+                file=sys.stderr,
+            )
+            return 2
+        problem = mismatch(key, kwargs[key], defaults)
+        if problem:
+            print(f"momentopt show: --set {key}={value}: {problem}", file=sys.stderr)
+            return 2
     try:
         optimizer = cls([torch.zeros(1, requires_grad=True)], **kwargs)
     except (TypeError, ValueError) as error:

@@ -1,14 +1,25 @@
-"""What a scenario is, and the one loop that runs an optimizer over the whole lr grid at once.
+"""Experiments, the claims they test, and the one loop that runs many copies of a problem.
 
-Every lr of the grid gets its own copy of the problem's parameters in its own param group of
-*one* optimizer, and the copies' losses are summed before ``backward()``: the copies never
-interact (their losses are separate terms), so this is exactly G independent runs — sharing
-one forward/backward and one ``step()`` call per step.
+An :class:`Experiment` is a problem (a surface, a data set, an online loss). For every
+optimizer it runs, in one go, *copies* of the problem: one per (lr, seed) of the shared lr
+grid — the **tuned** runs, of which the best lr (by the experiment's score, averaged over the
+seeds) is kept — and one per (lr, seed) of the experiment's **matched** ladders, where the
+optimizers a claim compares take the same step size (:func:`..optimizers.step_match`).
+
+A :class:`Scenario` is one claim of the story, tested on one experiment's runs: pre-stated
+criteria (:class:`Check`), each measured and marked pass / partial / fail, and a verdict that
+follows from them alone.
+
+Every copy has its own parameters; the copies sharing an lr share a param group of *one*
+optimizer, and their losses are summed before ``backward()``. The copies never interact (their
+losses are separate terms and every optimizer here acts per parameter tensor), so this is
+exactly that many independent runs, with one forward/backward and one ``step()`` per step.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,168 +28,373 @@ import torch
 from torch import Tensor
 
 from .. import lrsearch
-from ..optimizers import Spec
+from ..optimizers import Spec, step_match
+
+HOLDS, FAILS, MIXED, UNCHECKED = "holds", "does not hold", "mixed", "not checked"
+VERDICTS = (HOLDS, FAILS, MIXED, UNCHECKED)
+
+
+# -- runs ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Copy:
+    """One copy of the problem: its lr, its seed, and the ladder rung (None: the grid)."""
+
+    lr: float
+    seed: int
+    base_lr: float | None = None
+
+
+@dataclass
+class CopyResult:
+    """What one copy produced: the series the score reads, curves and end-of-run numbers."""
+
+    loss: list[float]
+    curves: dict[str, list[Any]] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class Run:
-    """One optimizer on one scenario: the grid, the chosen lr and what the plots need."""
+    """One optimizer on one experiment.
+
+    ``lr`` is the tuned lr (``grid``'s best by ``scores``, the experiment's score averaged
+    over ``seeds``); ``curves`` and ``metrics`` hold one entry per seed at that lr.
+    ``matched[f"{base_lr:g}"]`` holds the ladder runs: ``lr`` (the lr actually used, the base
+    lr times the step-size match), ``curves`` and ``metrics`` per seed.
+    """
 
     optimizer: str
     lr: float
     grid: list[float]
     scores: list[float]
     edge: bool
-    curves: dict[str, list[float]] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int]
+    curves: dict[str, list[list[Any]]] = field(default_factory=dict)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    matched: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grid_metrics: dict[str, list[float]] = field(default_factory=dict)
+
+    def metric(self, name: str) -> float:
+        """The mean over seeds of ``name`` at the tuned lr (NaN if missing)."""
+        return mean(self.metrics.get(name, []))
+
+    def matched_metric(self, base_lr: float, name: str) -> float:
+        entry = self.matched.get(f"{base_lr:g}")
+        return mean(entry["metrics"].get(name, [])) if entry else math.nan
 
 
-@dataclass
-class Verdict:
-    """A scenario's claim checked on its runs: the numbers, and whether the claim held."""
-
-    holds: bool | None
-    numbers: dict[str, Any]
-    text: str
-
-
-class Scenario:
-    """One claim of the explainer, a problem that shows it, and the number that measures it."""
-
-    name: str = ""
-    title: str = ""
-    claim: str = ""
-    measure: str = ""
-    default_steps: int = 100
-    criterion: str = "mean loss over the horizon"
-    kind: str = "curves"  # "2d" for contour plots
-    optimizer_kwargs: dict[str, dict[str, Any]] = {}
-
-    def run(self, spec: Spec, lrs: Sequence[float], steps: int, seed: int) -> Run:
-        raise NotImplementedError
-
-    def verdict(self, runs: dict[str, Run]) -> Verdict:
-        raise NotImplementedError
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "claim": self.claim,
-            "measure": self.measure,
-            "criterion": self.criterion,
-            "optimizer_kwargs": self.optimizer_kwargs,
-        }
+def mean(values: Sequence[float]) -> float:
+    """Mean of ``values``; inf if any is inf (a diverged seed), NaN if empty."""
+    if not values:
+        return math.nan
+    if any(math.isinf(v) for v in values):
+        return math.inf
+    return statistics.fmean(values)
 
 
+def spread(values: Sequence[float], fmt: str = ".3g") -> str:
+    """``mean`` or ``mean (min–max)`` over seeds."""
+    if len(values) <= 1:
+        return format(values[0], fmt) if values else "n/a"
+    return f"{format(mean(values), fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+# -- the loop ------------------------------------------------------------------------------
 @dataclass
 class GridTrace:
-    """Per-step records of all G copies: ``losses[t][i]`` and anything ``watch`` returned."""
+    """Per-step losses of all copies (``losses[t][i]``) and the final parameters."""
 
     losses: list[list[float]]
-    watched: list[Any]
     optimizer: Any
     params: list[list[Tensor]]
-    recorder: Any = None
 
     def column(self, i: int) -> list[float]:
         return [row[i] for row in self.losses]
 
 
-def build_grid_optimizer(
-    spec: Spec, params: list[list[Tensor]], lrs: Sequence[float], **kwargs: Any
-) -> Any:
-    """One optimizer of ``spec`` with one param group (one lr) per copy of the parameters."""
-    groups = [{"params": ps, "lr": lr} for ps, lr in zip(params, lrs, strict=True)]
-    return spec.build(groups, **kwargs)
+def build_grid_optimizer(spec: Spec, params: list[list[Tensor]], lrs: Sequence[float]) -> Any:
+    """One optimizer of ``spec`` with one param group per distinct lr."""
+    groups: dict[float, list[Tensor]] = {}
+    for ps, lr in zip(params, lrs, strict=True):
+        groups.setdefault(float(lr), []).extend(ps)
+    return spec.build([{"params": ps, "lr": lr} for lr, ps in groups.items()])
 
 
 def run_grid(
     spec: Spec,
-    lrs: Sequence[float],
+    copies: Sequence[Copy],
     steps: int,
-    init: Callable[[], list[Tensor]],
+    init: Callable[[Copy], list[Tensor]],
     losses: Callable[[list[list[Tensor]], int], Tensor],
     *,
-    optimizer_kwargs: dict[str, Any] | None = None,
     after_step: Callable[[list[list[Tensor]], int], None] | None = None,
-    watch: Callable[[list[list[Tensor]], int], Any] | None = None,
-    schedule: Callable[[int], float] | None = None,
-    record: bool = False,
+    watch: Callable[[list[list[Tensor]], int], None] | None = None,
+    optimizer_kwargs: dict[str, Any] | None = None,
 ) -> GridTrace:
-    """Run ``spec`` at every lr of ``lrs`` for ``steps`` steps.
+    """Run ``spec`` on every copy for ``steps`` steps.
 
-    ``init()`` makes one copy of the parameters (called once per lr, same values each time);
-    ``losses(copies, t)`` returns the G losses at step ``t`` (1-based) as a tensor;
-    ``after_step`` may project parameters (a constraint of the problem, not clipping);
-    ``watch`` records anything per step; ``schedule(t)`` multiplies the lr
-    (``torch.optim.lr_scheduler.LambdaLR``); ``record`` turns on :mod:`momentopt.diagnostics`.
+    ``init(copy)`` makes one copy's parameters; ``losses(params, t)`` returns the copies'
+    losses at step ``t`` (1-based) as one tensor; ``after_step`` may project the parameters
+    (a constraint of the problem, not clipping); ``watch(params, t)`` is called after each
+    step (``t = 0``: before the first) and may read the parameters and, for ``t ≥ 1``, the
+    gradients of step ``t``. A copy whose loss is not finite is left out of ``backward()``,
+    so a diverging lr cannot poison the others.
     """
-    from momentopt import diagnostics
-
-    copies = [init() for _ in lrs]
-    opt = build_grid_optimizer(spec, copies, lrs, **(optimizer_kwargs or {}))
-    scheduler = (
-        torch.optim.lr_scheduler.LambdaLR(opt, lambda k: schedule(k + 1)) if schedule else None
+    params = [init(c) for c in copies]
+    opt = build_grid_optimizer(
+        Spec(spec.name, spec.cls, {**spec.kwargs, **(optimizer_kwargs or {})}),
+        params,
+        [c.lr for c in copies],
     )
-    recorder = diagnostics.record(opt) if record else None
     rows: list[list[float]] = []
-    watched: list[Any] = []
     if watch is not None:
-        watched.append(watch(copies, 0))
+        watch(params, 0)
     for t in range(1, steps + 1):
         opt.zero_grad()
-        loss = losses(copies, t)
+        loss = losses(params, t)
         finite = torch.isfinite(loss)
         rows.append(
-            [
-                float(v) if ok else math.inf
-                for v, ok in zip(loss.tolist(), finite.tolist(), strict=False)
-            ]
+            [v if ok else math.inf for v, ok in zip(loss.tolist(), finite.tolist(), strict=True)]
         )
-        # a diverged copy must not poison the others: its loss term is left out
         torch.where(finite, loss, torch.zeros_like(loss)).sum().backward()
         opt.step()
-        if scheduler is not None:
-            scheduler.step()
         if after_step is not None:
             with torch.no_grad():
-                after_step(copies, t)
+                after_step(params, t)
         if watch is not None:
-            watched.append(watch(copies, t))
-    if recorder is not None:
-        recorder.close()
-    return GridTrace(rows, watched, opt, copies, recorder)
-
-
-def choose(
-    spec: Spec,
-    lrs: Sequence[float],
-    trace: GridTrace,
-    score: Callable[[list[float]], float] | None = None,
-) -> tuple[int, Run]:
-    """Pick the grid's best lr by ``score`` (default: mean loss) and start its :class:`Run`."""
-    score = score or lrsearch.score
-    scores = [score(trace.column(i)) for i in range(len(lrs))]
-    best = lrsearch.pick(scores)
-    run = Run(
-        optimizer=spec.name,
-        lr=float(lrs[best]),
-        grid=[float(v) for v in lrs],
-        scores=[float(s) for s in scores],
-        edge=lrsearch.at_edge(best, len(lrs)),
-        curves={"loss": trace.column(best)},
-    )
-    return best, run
-
-
-def mean_log_score(losses: list[float]) -> float:
-    """Mean of log10(loss) (for losses ≥ 0 that span decades); +inf on divergence."""
-    if not losses or not all(math.isfinite(v) for v in losses):
-        return math.inf
-    return sum(math.log10(max(v, 1e-30)) for v in losses) / len(losses)
+            watch(params, t)
+    return GridTrace(rows, opt, params)
 
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+# -- experiments ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ladder:
+    """Matched runs: ``optimizers`` at each base lr, every lr times its step-size match."""
+
+    optimizers: tuple[str, ...]
+    base_lrs: tuple[float, ...]
+    note: str
+
+
+class Experiment:
+    """A problem, run by every optimizer on the shared lr grid (tuned) and on its ladders."""
+
+    name: str = ""
+    title: str = ""
+    setup: str = ""
+    default_steps: int = 100
+    noisy: bool = False  # several seeds only where the data or the batches are random
+    tuned: bool = True  # False: every optimizer runs at its own default lr only
+    criterion: str = "mean loss over the horizon"
+    ladders: dict[str, Ladder] = {}
+    only: tuple[str, ...] = ()  # if set: the lineage optimizers that run it (added ones always do)
+    optimizer_kwargs: dict[str, dict[str, Any]] = {}
+
+    def score(self, result: CopyResult) -> float:
+        return lrsearch.score(result.loss)
+
+    def simulate(self, spec: Spec, copies: Sequence[Copy], steps: int) -> list[CopyResult]:
+        raise NotImplementedError
+
+    def runs_with(self, spec: Spec) -> bool:
+        """Whether ``spec`` runs this experiment (see ``only``)."""
+        return not self.only or spec.added or spec.name in self.only
+
+    def base_lrs_for(self, spec: Spec) -> list[float]:
+        """The ladder rungs ``spec`` runs: those of every ladder naming it; an optimizer the
+        user added runs every ladder, to be compared with the story's."""
+        rungs: list[float] = []
+        for ladder in self.ladders.values():
+            if spec.added or spec.name in ladder.optimizers:
+                rungs += [lr for lr in ladder.base_lrs if lr not in rungs]
+        return rungs
+
+    def run(self, spec: Spec, lrs: Sequence[float], steps: int, seeds: Sequence[int]) -> Run:
+        seeds = list(seeds) if self.noisy else list(seeds)[:1]
+        if not self.tuned:
+            lrs = [float(spec.group()["lr"])]
+        factor = step_match(spec)
+        rungs = self.base_lrs_for(spec)
+        copies = [Copy(float(lr), s) for lr in lrs for s in seeds]
+        copies += [Copy(base * factor, s, base) for base in rungs for s in seeds]
+        # a rung whose lr is on the grid reuses the grid's run: one simulation per (lr, seed)
+        distinct = list(dict.fromkeys((c.lr, c.seed) for c in copies))
+        simulated = self.simulate(spec, [Copy(lr, s) for lr, s in distinct], steps)
+        by_key = dict(zip(distinct, simulated, strict=True))
+        results = [by_key[(c.lr, c.seed)] for c in copies]
+        n = len(seeds)
+        scores = [
+            mean([self.score(r) for r in results[i * n : (i + 1) * n]]) for i in range(len(lrs))
+        ]
+        best = lrsearch.pick(scores)
+        run = Run(
+            optimizer=spec.name,
+            lr=float(lrs[best]),
+            grid=[float(v) for v in lrs],
+            scores=[float(s) for s in scores],
+            edge=lrsearch.at_edge(best, len(lrs)),
+            seeds=seeds,
+        )
+        tuned = results[best * n : (best + 1) * n]
+        run.curves = {"loss": [r.loss for r in tuned]}
+        for key in tuned[0].curves:
+            run.curves[key] = [r.curves[key] for r in tuned]
+        run.metrics = {key: [r.metrics[key] for r in tuned] for key in tuned[0].metrics}
+        run.metrics["score"] = [self.score(r) for r in tuned]
+        run.grid_metrics = {
+            key: [
+                mean([r.metrics[key] for r in results[i * n : (i + 1) * n]])
+                for i in range(len(lrs))
+            ]
+            for key in tuned[0].metrics
+        }
+        for j, base in enumerate(rungs):
+            chunk = results[(len(lrs) + j) * n : (len(lrs) + j + 1) * n]
+            run.matched[f"{base:g}"] = {
+                "base_lr": base,
+                "lr": base * factor,
+                "curves": {"loss": [r.loss for r in chunk]}
+                | {k: [r.curves[k] for r in chunk] for k in chunk[0].curves},
+                "metrics": {k: [r.metrics[k] for r in chunk] for k in chunk[0].metrics},
+            }
+        return run
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "setup": self.setup,
+            "tuning_criterion": self.criterion,
+            "noisy": self.noisy,
+            "tuned": self.tuned,
+            "only": list(self.only),
+            "ladders": {
+                k: {"optimizers": list(v.optimizers), "base_lrs": list(v.base_lrs), "note": v.note}
+                for k, v in self.ladders.items()
+            },
+            "optimizer_kwargs": self.optimizer_kwargs,
+        }
+
+
+# -- claims --------------------------------------------------------------------------------
+PASS, PARTIAL, FAIL, SKIP = "pass", "partial", "fail", "not checked"
+
+
+@dataclass
+class Check:
+    """One pre-stated criterion, what was measured, and whether it was met."""
+
+    criterion: str
+    measured: str
+    status: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    """A claim's verdict: "holds" if every checked criterion passed, "does not hold" if none
+    did (not even in part), "mixed" otherwise, "not checked" if none could be checked."""
+
+    verdict: str
+    checks: list[Check]
+    note: str = ""
+
+    @classmethod
+    def of(cls, checks: list[Check], note: str = "") -> Verdict:
+        statuses = [c.status for c in checks if c.status != SKIP]
+        if not statuses:
+            word = UNCHECKED
+        elif all(s == PASS for s in statuses):
+            word = HOLDS
+        elif all(s == FAIL for s in statuses):
+            word = FAILS
+        else:
+            word = MIXED
+        return cls(word, checks, note)
+
+    @property
+    def criterion(self) -> str:
+        return " AND ".join(c.criterion for c in self.checks)
+
+    @property
+    def measured(self) -> str:
+        return "; ".join(c.measured for c in self.checks)
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        return {k: v for c in self.checks for k, v in c.figures.items()}
+
+
+def status_of(passed: Sequence[bool]) -> str:
+    """All → pass, none → fail, some → partial, nothing to judge → not checked."""
+    if not passed:
+        return SKIP
+    if all(passed):
+        return PASS
+    return FAIL if not any(passed) else PARTIAL
+
+
+def missing(runs: dict[str, Run], names: Sequence[str]) -> Check | None:
+    """A not-checked Check if any of ``names`` did not run."""
+    absent = [n for n in names if n not in runs]
+    if not absent:
+        return None
+    return Check("", f"not run: {', '.join(absent)} (select them with --optimizers)", SKIP)
+
+
+class Scenario:
+    """One claim of the story, the experiment that tests it, and its pre-stated criteria.
+
+    ``criteria`` are fixed texts, written before any run; :meth:`judge` measures each and
+    returns one :class:`Check` per criterion, in order. ``reason`` says where each criterion
+    comes from (the theory or the paper).
+    """
+
+    name: str = ""
+    section: str = ""  # the lineage step it belongs to (story.SECTIONS)
+    experiment: str = ""
+    title: str = ""
+    claim: str = ""
+    kind: str = ""  # "dynamics (matched step sizes)" or "tuned performance"
+    ladder: str | None = None  # the experiment's matched ladder the criteria use, if any
+    reason: str = ""
+    participants: tuple[str, ...] = ()
+    criteria: tuple[str, ...] = ()
+
+    def judge(self, runs: dict[str, Run]) -> list[Check]:
+        raise NotImplementedError
+
+    def verdict(self, runs: dict[str, Run]) -> Verdict:
+        absent = missing(runs, self.participants)
+        if absent is not None:
+            return Verdict.of(
+                [Check(c, absent.measured, SKIP) for c in self.criteria],
+                note=absent.measured,
+            )
+        checks = self.judge(runs)
+        return Verdict.of(checks, self.note(runs))
+
+    def note(self, runs: dict[str, Run]) -> str:
+        """Measured but not judged: what a reader should also know (default: nothing)."""
+        return ""
+
+    def check(self, index: int, measured: str, passed: Sequence[bool], **figures: Any) -> Check:
+        return Check(self.criteria[index], measured, status_of(passed), figures)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "section": self.section,
+            "experiment": self.experiment,
+            "title": self.title,
+            "claim": self.claim,
+            "kind": self.kind,
+            "ladder": self.ladder,
+            "reason": self.reason,
+            "participants": list(self.participants),
+            "criteria": list(self.criteria),
+        }
