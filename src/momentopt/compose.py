@@ -62,6 +62,11 @@ def check_hyperparameter(name: str, value: Any) -> None:
     if name not in RANGES:
         return
     bound = RANGES[name]
+    if isinstance(value, tuple) and not bound.pair:  # a pair of them (Adafactor's eps)
+        for v in value:
+            if v is not None:
+                check_hyperparameter(name, v)
+        return
     allowed = bound.describe(name)
     try:
         inside = bound.contains(value)

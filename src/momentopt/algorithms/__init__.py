@@ -1,11 +1,13 @@
 """The seed's lineage as drop-in replacements for torch.optim, each a short recipe."""
 
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
 from .asgd import ASGD
 from .lbfgs import LBFGS
+from .muon import Muon
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -27,4 +29,6 @@ __all__ = [
     "LBFGS",
     "ASGD",
     "Rprop",
+    "Adafactor",
+    "Muon",
 ]

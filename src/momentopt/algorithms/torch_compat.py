@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from ..engine.recipe import Recipe
 from ..engine.torch_kernels import TorchKernel, flag, number
 from ..rules.base import AfterUpdate, FirstMoment, GradientRule, LrSchedule, SecondMoment
@@ -35,6 +37,9 @@ STATE_ORDER = (
     "ax",
     "prev",
     "step_size",
+    "row_var",
+    "col_var",
+    "variance",
 )
 """The order in which torch.optim's classes create their state keys (the state_dict
 layout); a class uses the keys of its own recipe."""
@@ -64,6 +69,18 @@ def torch_recipe(
         state_order=STATE_ORDER,
         fill_from_defaults=fill_from_defaults,
     )
+
+
+def refuse_complex_and_sparse(name: str, group: Mapping[str, Any]) -> None:
+    """The refusals of torch's classes that take neither complex parameters nor sparse
+    gradients (Adafactor, Muon), in torch's order: parameter by parameter, complex first."""
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        if torch.is_complex(p):
+            raise RuntimeError(f"{name} does not support complex parameters")
+        if p.grad.is_sparse:
+            raise RuntimeError(f"{name} does not support sparse gradients")
 
 
 # -- torch's fused kernels -----------------------------------------------------------------

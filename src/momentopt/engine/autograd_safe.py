@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .ops import EITHER, METHODS, Op, out_call
+from .ops import EITHER, METHODS, TENSORWISE, Op, TensorOp, out_call
 
 
 def _plain(x: Any) -> Any:
@@ -84,6 +84,18 @@ def _method(op: Op) -> Callable[..., AutogradSafe]:
     return method
 
 
+def _tensorwise(op: TensorOp) -> Callable[..., Any]:
+    """A tensorwise op: out of place already; a tensor result stays :class:`AutogradSafe`."""
+
+    def method(self: AutogradSafe, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self.tensor, op.name)(*map(_plain, args), **kwargs)
+        return AutogradSafe(result) if isinstance(result, Tensor) else result
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = f"``Tensor.{op.name}`` ({op.what})."
+    return method
+
+
 class AutogradSafe:
     """One tensor seen through the op vocabulary, every op computed out of place.
 
@@ -102,6 +114,10 @@ class AutogradSafe:
     def __repr__(self) -> str:
         return f"AutogradSafe({self.tensor!r})"
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tensor.dtype
+
     @staticmethod
     def unwrap(x: Any) -> Any:
         """The tensor of an :class:`AutogradSafe`; anything else as it is."""
@@ -118,3 +134,5 @@ class AutogradSafe:
 
 for _op in METHODS:
     setattr(AutogradSafe, _op.name, _method(_op))
+for _tensor_op in TENSORWISE:
+    setattr(AutogradSafe, _tensor_op.name, _tensorwise(_tensor_op))

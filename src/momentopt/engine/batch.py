@@ -78,8 +78,9 @@ BucketKey = tuple[torch.device, torch.dtype, tuple[float, ...], tuple[bool, ...]
 
 def buckets(batch: GroupTensors) -> tuple[dict[BucketKey, list[int] | None], list[int]]:
     """Positions of the dense-gradient tensors grouped by (device, dtype, scalar state
-    values, which states created during a step exist) — None for "all of them", the usual
-    case — and the positions of the sparse ones."""
+    values, which states created during a step exist and which states kept for some shapes
+    only the tensor keeps) — None for "all of them", the usual case — and the positions of
+    the sparse ones."""
     layout, states = batch.recipe.state, batch.states
     names = layout.scalar_names
     sparse = [i for i, g in enumerate(batch.grads) if g.is_sparse]
@@ -90,9 +91,13 @@ def buckets(batch: GroupTensors) -> tuple[dict[BucketKey, list[int] | None], lis
     else:
         scalars = [tuple(float(s[n]) for n in names if n in s) for s in states]
     lazy = layout.created_in_step(batch.group)
+    shaped = layout.by_shape(batch.group)
     present = (
-        list(zip(*([n in s for s in states] for n in lazy), strict=True))
-        if lazy
+        [
+            (*(n in s for n in lazy), *(spec.applies(p.shape) for spec in shaped))
+            for p, s in zip(batch.params, states, strict=True)
+        ]
+        if lazy or shaped
         else ([()] * len(states))
     )
     columns = ([p.device for p in batch.params], [p.dtype for p in batch.params], scalars, present)

@@ -7,9 +7,10 @@
 * each group, completed by torch's defaults for the flags it lacks (as loading will): every
   key the constructor sets, numbers where the constructor takes numbers, the constructor's own
   checks (the class's ``check_hyperparameters``, torch's messages) and no NaN;
-* each parameter's state: the keys its recipe keeps; tensors of the parameter's shape, of a
-  floating-point dtype (or complex, for a complex parameter; torch casts them to the
-  parameter's); ``step`` and the other counters one finite number (``step`` >= 0).
+* each parameter's state: the keys its recipe keeps for its shape; tensors of the parameter's
+  shape (or the shape the state declares for it), of a floating-point dtype (or complex, for a
+  complex parameter; torch casts them to the parameter's); ``step`` and the other counters
+  one finite number (``step`` >= 0).
 
 Errors are ``TypeError`` (a value of the wrong kind) or ``ValueError``, and name the group
 index, the parameter and the key.
@@ -197,13 +198,18 @@ def check_group(opt: RecipeOptimizer, gi: int, group: Mapping[str, Any]) -> None
         _check_kind(gi, key, group[key], default)
     _run_constructor_checks(opt, gi, group)
     for key, default in opt.defaults.items():
-        if _kind(default) in ("number", "numbers") and _has_nan(group[key]):
+        if _kind(key, default) in ("number", "numbers") and _has_nan(group[key]):
             _fail(f"param_groups[{gi}]: {key!r} must not be NaN, got {group[key]}")
 
 
-def _kind(default: Any) -> str | None:
+FLAGS_DEFAULT_NONE = ("foreach", "fused")
+"""torch's implementation flags whose default is None; any other key whose default is None
+(Muon's ``adjust_lr_fn``) holds what the constructor's own checks allow."""
+
+
+def _kind(key: str, default: Any) -> str | None:
     """What a group key holds, judged from the constructor's default (None: anything)."""
-    if default is None or isinstance(default, bool):
+    if isinstance(default, bool) or (default is None and key in FLAGS_DEFAULT_NONE):
         return "flag"
     if _is_list(default):
         return "numbers"
@@ -220,13 +226,15 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_kind(gi: int, key: str, value: Any, default: Any) -> None:
-    kind, where = _kind(default), f"param_groups[{gi}]: {key!r}"
+    kind, where = _kind(key, default), f"param_groups[{gi}]: {key!r}"
     if kind == "flag" and not (value is None or isinstance(value, numbers.Integral)):
         _fail(f"{where} must be True, False or None, got {_what(value)}", TypeError)
     if kind == "number" and not _is_number(value):
         _fail(f"{where} must be a number or a 1-element tensor, got {_what(value)}", TypeError)
-    if kind == "numbers" and not (
-        _is_list(value) and len(value) == len(default) and all(_is_number(v) for v in value)
+    if kind == "numbers" and not (  # None where the constructor allows it (Adafactor's eps)
+        _is_list(value)
+        and len(value) == len(default)
+        and all(_is_number(v) or v is None for v in value)
     ):
         _fail(f"{where} must be {len(default)} numbers, got {_what(value)}", TypeError)
 
@@ -263,7 +271,7 @@ def expected_state(
     opt: RecipeOptimizer, param: Tensor, group: Mapping[str, Any]
 ) -> tuple[set[str], set[str]]:
     """The (required, optional) state keys of ``param`` once it has stepped under ``group``."""
-    return opt.recipe.state.expected(group)
+    return opt.recipe.state.expected(group, param.shape)
 
 
 def _check_param_state(
@@ -289,7 +297,8 @@ def _check_param_state(
             if key == "step" and not float(value) >= 0:
                 _fail(f"{where}: state 'step' must be >= 0, got {float(value)}")
         else:
-            _check_buffer(f"{where}: state {key!r}", value, param)
+            shape = opt.recipe.state.shape_of(key, param.shape)
+            _check_buffer(f"{where}: state {key!r}", value, param, shape)
 
 
 def _check_counter(where: str, value: Any) -> None:
@@ -306,14 +315,17 @@ def _check_counter(where: str, value: Any) -> None:
         _fail(f"{where} must be finite, got {float(value)}")
 
 
-def _check_buffer(where: str, value: Any, param: Tensor) -> None:
-    """A tensor of ``param``'s shape; floating-point (complex too, for a complex ``param``)
-    where ``param`` is, since torch casts it to ``param``'s dtype."""
+def _check_buffer(where: str, value: Any, param: Tensor, shape: tuple[int, ...]) -> None:
+    """A tensor of ``shape`` (the state's shape for ``param``: usually ``param``'s own);
+    floating-point (complex too, for a complex ``param``) where ``param`` is, since torch casts
+    it to ``param``'s dtype."""
     if not isinstance(value, Tensor):
         _fail(f"{where} must be a tensor, got {type(value).__name__}", TypeError)
-    if value.shape != param.shape:
+    if tuple(value.shape) != shape:
+        kept = "" if shape == tuple(param.shape) else f" (its state has shape {shape})"
         _fail(
-            f"{where} has shape {tuple(value.shape)} but the parameter has shape {tuple(param.shape)}"
+            f"{where} has shape {tuple(value.shape)} but the parameter has shape "
+            f"{tuple(param.shape)}{kept}"
         )
     if param.is_floating_point() or param.is_complex():
         allowed = value.is_floating_point() or (value.is_complex() and param.is_complex())

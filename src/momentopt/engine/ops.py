@@ -12,7 +12,9 @@ implementation of the vocabulary is generated from :data:`VOCABULARY`:
   updates only the rows it holds.
 
 Adding an op is one entry here; ``tests/test_ops.py`` runs every entry on every
-implementation and compares the results with the plain tensor op.
+implementation and compares the results with the plain tensor op. Ops of each tensor as a
+whole (norms, means along dims, matrix products, per-tensor numbers) are a second, smaller
+table, :data:`TENSORWISE`: the compiled path does not record them.
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ VOCABULARY: tuple[Op, ...] = (
     Op("addcmul_", (TENSOR, TENSOR), (("value", 1),), "_foreach_addcmul_", _addcmul),
     Op("addcdiv_", (TENSOR, TENSOR), (("value", 1),), "_foreach_addcdiv_", _addcdiv),
     Op("lerp_", (TENSOR, EITHER), foreach="_foreach_lerp_", form=_lerp),
+    Op("lerp", (TENSOR, EITHER), foreach="_foreach_lerp", form=_lerp),
+    Op("clamp_min_", (EITHER,), foreach="_foreach_clamp_min_"),
     Op("copy_", (TENSOR,), foreach="_foreach_copy_", outplace=_copy),
     Op("maximum", (TENSOR,), foreach="_foreach_maximum_", out=True),
     Op("sign", foreach="_foreach_sign"),
@@ -155,6 +159,43 @@ VOCABULARY: tuple[Op, ...] = (
 BY_NAME: dict[str, Op] = {op.name: op for op in VOCABULARY}
 METHODS: tuple[Op, ...] = tuple(op for op in VOCABULARY if not op.out)
 """The ops called as tensor methods (the others are torch functions writing into ``out``)."""
+
+
+@dataclass(frozen=True)
+class TensorOp:
+    """A tensorwise op: of each tensor as a whole, not elementwise (a reduction over a tensor
+    or over some of its dimensions, a matrix product, a number the tensor gives).
+
+    On one tensor it is torch's method; on a bucket (:class:`~.tensorlist.TensorList`) it is
+    the method of each tensor, or ``foreach`` where that computes it; a number is one per
+    tensor (:class:`~momentopt.rules.contract.Scalars`). The compiled path records none of
+    them: a step that calls one runs multi-tensor, and the plan says why (``what``).
+
+    Attributes:
+        name: the ``torch.Tensor`` method (``__matmul__`` is ``a @ b``).
+        number: the op gives a number (a Python number; on a bucket, Scalars) rather than
+            a tensor.
+        foreach: the ``torch._foreach_*`` function computing it for a list, when called with
+            no other operand than ``p`` (``x.norm()``, ``x.norm(2)``).
+        what: what it computes, in words (the plan's reason for not compiling).
+    """
+
+    name: str
+    number: bool = False
+    foreach: str | None = None
+    what: str = ""
+
+
+TENSORWISE: tuple[TensorOp, ...] = (
+    TensorOp("norm", foreach="_foreach_norm", what="a norm of each tensor or along its dims"),
+    TensorOp("mean", what="a mean along dims"),
+    TensorOp("__matmul__", what="a matrix product"),
+    TensorOp("item", number=True, what="a tensor's value as a number"),
+    TensorOp("numel", number=True, what="a tensor's number of elements"),
+    TensorOp("size", number=True, what="a tensor's size along a dim"),
+)
+"""The tensorwise ops a rule may use (on the paths that run them: per-tensor, multi-tensor,
+and under autograd)."""
 
 
 def out_call(

@@ -136,6 +136,13 @@ class RecipeOptimizer(Optimizer):
     squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr",)
     """Group keys whose 1-element tensors torch's step reads as 0-d ones (``_to_scalar``)."""
 
+    def step_hyperparameters(
+        self, group: Mapping[str, Any], params: list[Tensor]
+    ) -> Mapping[str, Any]:
+        """The hyperparameters the rules see for this step of ``params`` (those with a
+        gradient): ``group``, or a copy with a value torch derives from the parameters."""
+        return group
+
     foreach_differentiable: ClassVar[bool] = False
     """Whether torch's multi-tensor implementation runs with ``differentiable=True``
     (some torch.optim classes' do; the others refuse: "_foreach ops don't support autograd")."""
@@ -221,7 +228,7 @@ class RecipeOptimizer(Optimizer):
             params,
             grads,
             states,
-            _squeezed(flags, self.squeezed_hyperparameters),
+            self.step_hyperparameters(_squeezed(flags, self.squeezed_hyperparameters), params),
             differentiable=bool(group.get("differentiable", False)),
             scalars=scalars,
             cache=cache,
@@ -251,7 +258,7 @@ class RecipeOptimizer(Optimizer):
                 params,
                 grads,
                 states,
-                _squeezed(flags, self.squeezed_hyperparameters),
+                self.step_hyperparameters(_squeezed(flags, self.squeezed_hyperparameters), params),
                 differentiable=bool(group.get("differentiable", False)),
                 cache=cache,
             )

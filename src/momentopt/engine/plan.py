@@ -15,7 +15,9 @@ The order of the decisions:
    torch's kernel where one computes the recipe exactly, for the tensors whose layout it
    takes; otherwise the recipe compiled, for dense tensors, when the step has more than one
    op and (with default flags) the group is large enough to pay for a compile; otherwise
-   multi-tensor. Sparse gradients always run per-tensor.
+   multi-tensor. A step that is not elementwise (a norm of each tensor, a factored moment, a
+   function of matrices) is not recorded for compiling: multi-tensor, with what it uses as
+   the reason. Sparse gradients always run per-tensor.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from .batch import BucketKey, GroupTensors, buckets
 from .compiled import kernel_key
 from .executors import COMPILED, MULTI_TENSOR, PER_TENSOR, TORCH_KERNEL, Assignment
 from .selection import default_path, fusable, is_dense, takes_fast_path
-from .tape import Tape
+from .tape import CannotRecord, Tape
 from .torch_kernels import TorchKernel, kernel_fits, kernel_for
 from .views import TapeView
 
@@ -171,6 +173,8 @@ def _plan_compiled(
     )
     try:
         recipe.run(view)  # records the step (scalar-state updates deferred)
+    except CannotRecord as err:  # by design: tensorwise ops, functions of matrices
+        return Assignment(MULTI_TENSOR, members, f"not compiled: {err}", key)
     except (TypeError, AttributeError) as err:  # an op the tape cannot record (own rule code)
         compiled.COMPILE_HEALTH.cannot_record(recipe, err)
         return Assignment(MULTI_TENSOR, members, f"step cannot be recorded: {err}", key)

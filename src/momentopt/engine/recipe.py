@@ -83,15 +83,17 @@ class Recipe:
 
     def run(self, view: Any) -> None:
         """One step on ``view`` (an :class:`~momentopt.rules.contract.UpdateView` that also
-        offers ``add_to_param`` and ``observer``): the four steps of the framework."""
+        offers ``add_to_param`` and ``observer``): the four steps of the framework. The step
+        size is computed first: ``α_t`` depends on what the step starts from (``t``, ``α``, the
+        weights before any decay), never on the gradient."""
+        lr = view.group["lr"]  # 3. step size
+        for rule in self.schedule:
+            lr = rule.lr(view, lr)
         g = view.grad
         for rule in self.gradient:  # 1. gradient
             g = rule.apply(view, g)
         denom = self.second.denominator(view, g)  # 2. ψ then φ (φ may divide by √V)
         direction = self.first.direction(view, g, denom)
-        lr = view.group["lr"]  # 3. step size
-        for rule in self.schedule:
-            lr = rule.lr(view, lr)
         if view.observer is not None:
             view.observer(view, g, denom, direction, lr)
         update(view, direction, lr)  # 4. update

@@ -65,9 +65,21 @@ class StateLayout:
         """Names of the scalar states (``step`` first)."""
         return tuple(s.name for s in self.specs if s.scalar)
 
-    def kept(self, group: Mapping[str, Any]) -> tuple[StateSpec, ...]:
-        """The declarations that exist under ``group``'s hyperparameters."""
-        return tuple(s for s in self.specs if s.kept(group))
+    def kept(
+        self, group: Mapping[str, Any], shape: Sequence[int] | None = None
+    ) -> tuple[StateSpec, ...]:
+        """The declarations that exist under ``group``'s hyperparameters (for a parameter of
+        ``shape``, if given)."""
+        return tuple(s for s in self.specs if s.kept(group) and (shape is None or s.applies(shape)))
+
+    def by_shape(self, group: Mapping[str, Any]) -> tuple[StateSpec, ...]:
+        """The declarations under ``group`` kept for some parameter shapes only (parameters
+        that differ in them step in separate buckets)."""
+        return tuple(s for s in self.kept(group) if s.kept_for is not None)
+
+    def shape_of(self, name: str, shape: Sequence[int]) -> tuple[int, ...]:
+        """The shape of state ``name`` for a parameter of ``shape``."""
+        return next(s for s in self.specs if s.name == name).shape_for(shape)
 
     def created_in_step(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         """Names of the states created during a step (:attr:`Start.FIRST_VALUE`)."""
@@ -86,7 +98,7 @@ class StateLayout:
     ) -> dict[str, Any]:
         """The state of ``param`` before its first step; scalars of ``dtype`` on ``device``."""
         state: dict[str, Any] = {}
-        for spec in self.kept(group):
+        for spec in self.kept(group, param.shape):
             if spec.start is Start.FIRST_VALUE:
                 continue
             if spec.scalar:
@@ -95,7 +107,10 @@ class StateLayout:
                     value = self._fill_value(spec, group, defaults)
                 state[spec.name] = torch.full((), value, dtype=dtype, device=device)
                 continue
-            tensor = torch.zeros_like(param, memory_format=torch.preserve_format)
+            if spec.shape is None:
+                tensor = torch.zeros_like(param, memory_format=torch.preserve_format)
+            else:
+                tensor = param.new_zeros(spec.shape_for(param.shape))
             if spec.start is Start.FILL:
                 fill = self._fill_value(spec, group, defaults)
                 if fill != 0:
@@ -111,9 +126,11 @@ class StateLayout:
         fill = (defaults if self.fill_from_defaults else group).get(spec.value, 0.0)
         return fill.item() if isinstance(fill, Tensor) else fill
 
-    def expected(self, group: Mapping[str, Any]) -> tuple[set[str], set[str]]:
-        """The (required, optional) state keys of a parameter that has stepped under
-        ``group``: optional ones are created during a step."""
-        kept = self.kept(group)
+    def expected(
+        self, group: Mapping[str, Any], shape: Sequence[int] | None = None
+    ) -> tuple[set[str], set[str]]:
+        """The (required, optional) state keys of a parameter (of ``shape``) that has stepped
+        under ``group``: optional ones are created during a step."""
+        kept = self.kept(group, shape)
         optional = {s.name for s in kept if s.start is Start.FIRST_VALUE}
         return {s.name for s in kept} - optional, optional

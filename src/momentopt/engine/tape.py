@@ -25,9 +25,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .ops import BY_NAME, METHODS, TENSORS, Op, out_call
+from .ops import BY_NAME, METHODS, TENSORS, TENSORWISE, Op, TensorOp, out_call
 
 Arg = tuple[str, Any]  # ("t", var) | ("s", slot) | ("c", constant)
+
+
+class CannotRecord(Exception):
+    """The step uses what the tape does not record by design (a tensorwise op of
+    :data:`~.ops.TENSORWISE`, a function of matrices): the message says what; the plan runs
+    the step multi-tensor and gives it as the reason."""
 
 
 class Tape:
@@ -113,6 +119,18 @@ def _recorder(op: Op) -> Callable[..., TapeTensor]:
     return method
 
 
+def _refuser(op: TensorOp) -> Callable[..., Any]:
+    def method(self: TapeTensor, *args: Any, **kwargs: Any) -> Any:
+        raise CannotRecord(
+            f"the step uses {op.name.strip('_')} ({op.what}), which the compiled path does "
+            "not record"
+        )
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = f"Refuse ``Tensor.{op.name}`` ({op.what}): :class:`CannotRecord`."
+    return method
+
+
 class TapeTensor:
     """A stand-in tensor: answers the op vocabulary by recording each op on its tape.
 
@@ -128,6 +146,11 @@ class TapeTensor:
         self.tape = tape
         self.var = var
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """Unknown while recording (the kernel is compiled per dtype): :class:`CannotRecord`."""
+        raise CannotRecord("the tensors' dtype, which one recorded step does not fix")
+
     @classmethod
     def __torch_function__(
         cls, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
@@ -139,6 +162,8 @@ class TapeTensor:
 
 for _op in METHODS:
     setattr(TapeTensor, _op.name, _recorder(_op))
+for _tensor_op in TENSORWISE:
+    setattr(TapeTensor, _tensor_op.name, _refuser(_tensor_op))
 
 
 class _Source:

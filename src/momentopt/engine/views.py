@@ -17,6 +17,7 @@ Every view also does step 4, the update, with :meth:`TensorsView.add_to_param`.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from .autograd_safe import AutogradSafe
 from .sparse_rows import Rows, SparseGrad
-from .tape import Tape, TapeTensor
+from .tape import CannotRecord, Tape, TapeTensor
 from .tensorlist import TensorList
 
 Observer = Callable[..., None]
@@ -118,6 +119,24 @@ class TensorsView:
     def set_scalar(self, name: str, value: Any) -> None:
         set_scalars(self._states, name, value)
 
+    def map_matrices(self, fn: Callable[[Tensor], Tensor], x: Any) -> Any:
+        """``fn`` of ``x`` (one matrix), or of a bucket's matrices stacked by shape: one
+        call per shape (a shape held by one tensor: that tensor, unstacked)."""
+        if not isinstance(x, TensorList):
+            return fn(x)
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, t in enumerate(x.tensors):
+            by_shape[tuple(t.shape)].append(i)
+        out: list[Tensor] = [x.tensors[0]] * len(x.tensors)
+        for members in by_shape.values():
+            if len(members) == 1:
+                out[members[0]] = fn(x.tensors[members[0]])
+                continue
+            batch = fn(torch.stack([x.tensors[i] for i in members]))
+            for k, i in enumerate(members):
+                out[i] = batch[k]
+        return TensorList(out)
+
     def add_to_param(self, tensor: Any, denom: Any, scale: Any) -> None:
         """Step 4 for one term: ``w ← w + scale · tensor / denom`` (``denom`` None: 1)."""
         if denom is None:
@@ -159,6 +178,9 @@ class AutogradView(TensorsView):
         tensor = value.tensor if isinstance(value, AutogradSafe) else value
         self._safe[name] = AutogradSafe(tensor.detach().clone())
         return self._safe[name]
+
+    def map_matrices(self, fn: Callable[[Tensor], Tensor], x: Any) -> AutogradSafe:
+        return AutogradSafe(fn(AutogradSafe.unwrap(x)))
 
     def scale_scalar_(self, name: str, factor: Any) -> Tensor:
         """The scaled scalar as a float64 tensor that carries autograd's history (the same
@@ -277,6 +299,12 @@ class TapeView:
         self.pending.append(("set_scalar", name, value))
 
     add_to_param = TensorsView.add_to_param
+
+    def map_matrices(self, fn: Callable[[Tensor], Tensor], x: Any) -> Any:
+        raise CannotRecord(
+            f"the step uses {getattr(fn, '__name__', 'a function')} (a function of matrices), "
+            "which the compiled path does not record"
+        )
 
     def commit(self, batch: Any) -> None:
         """Apply the deferred scalar-state updates to ``batch``'s states (its

@@ -14,7 +14,8 @@ from .base import (
     SecondMoment,
     Term,
 )
-from .contract import Start, StateSpec, UpdateView
+from .contract import Scalars, Start, StateSpec, UpdateView, each, matrix_function
+from .factored import FactoredSquaredAverage, RelativeStepSize, RmsClipped
 from .first_moment import (
     BiasCorrectedAverage,
     DeltaScaledGradient,
@@ -25,6 +26,7 @@ from .first_moment import (
 )
 from .gradient import Maximize, WeightDecay
 from .iterate_averaging import DecayingStepSize, IterateAverage, StepSizeDecay
+from .orthogonal import AveragedMomentum, Orthogonalized, ShapeAdjustedLr, newton_schulz
 from .rectification import Rectification, RectifiedSquaredAverage
 from .schedule import InverseTimeDecay, SecondMomentCorrection
 from .second_moment import (
@@ -40,6 +42,16 @@ from .second_moment import (
 from .sign_step import ResilientStep, UnitStepSize
 
 __all__ = [
+    "AveragedMomentum",
+    "FactoredSquaredAverage",
+    "Orthogonalized",
+    "RelativeStepSize",
+    "RmsClipped",
+    "Scalars",
+    "ShapeAdjustedLr",
+    "each",
+    "matrix_function",
+    "newton_schulz",
     "AfterUpdate",
     "DecayingStepSize",
     "IterateAverage",
