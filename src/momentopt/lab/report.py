@@ -316,15 +316,20 @@ def index_html(results: Results, images: dict[str, list[Path]]) -> str:
 MD_MARK = {"pass": "met", "partial": "met in part", "fail": "NOT met", "not checked": "not checked"}
 
 
+def _md(text: str) -> str:
+    """Text for a Markdown table cell (a ``|`` would end the cell)."""
+    return text.replace("|", "\\|")
+
+
 def verdict_rows(scenarios: list[Scenario], verdicts: dict[str, Verdict]) -> list[str]:
     """The verdict table in Markdown: one row per scenario, one numbered line per criterion
     (docs/lab.md quotes these rows; a test regenerates them)."""
     rows = ["| step | scenario | criterion | measured | verdict |", "|---|---|---|---|---|"]
     for s in scenarios:
         v = verdicts[s.name]
-        criteria = "<br>".join(f"({i}) {c.criterion}" for i, c in enumerate(v.checks, 1))
+        criteria = "<br>".join(f"({i}) {_md(c.criterion)}" for i, c in enumerate(v.checks, 1))
         measured = "<br>".join(
-            f"({i}) {c.measured} — {MD_MARK.get(c.status, c.status)}"
+            f"({i}) {_md(c.measured)} — {MD_MARK.get(c.status, c.status)}"
             for i, c in enumerate(v.checks, 1)
         )
         rows.append(f"| {s.section} | `{s.name}` | {criteria} | {measured} | **{v.verdict}** |")
