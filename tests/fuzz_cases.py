@@ -23,6 +23,7 @@ NAMES = ALGORITHMS
 PAIRS: dict[str, tuple[type, type]] = {name: case.pair for name, case in OPTIMIZERS.items()}
 FUSED_NAMES = names(supports("fused"))  # the classes torch has fused kernels for
 SPARSE_NAMES = names(lambda case: case.sparse_grads)  # the classes that take sparse gradients
+SPARSE_ONLY_NAMES = names(lambda case: case.sparse_only)  # ... and nothing else (SparseAdam)
 EXECUTOR_FLAGS: dict[str, dict[str, Any]] = {
     "default": {},
     "per_tensor": {"foreach": False},
@@ -257,6 +258,8 @@ def grad_spec(draw: st.DrawFn, name: str, param: ParamSpec) -> GradSpec:
     values = _choice(draw, GRAD_VALUES, 1)
     if values == "sparse" and (name not in SPARSE_NAMES or param.shape == "0d"):
         values = "normal"
+    if values == "normal" and name in SPARSE_ONLY_NAMES and param.shape != "0d":
+        values = "sparse"  # what it takes; the other values are dense gradients it refuses
     if param.dtype == "complex64" and values in NON_FINITE:
         # a deliberate deviation, pinned in test_fuzz_regressions.py: momentopt updates a
         # complex parameter as its real view, where torch's complex arithmetic turns an

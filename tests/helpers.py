@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -34,6 +34,19 @@ class Net(nn.Module):
         h = (h if h.is_complex() else h.tanh()).flatten(1)[:, :12]  # complex tanh has poles
         h = self.fc(h) @ self.transposed.t()
         return h * self.scale + self.bias0
+
+
+SPARSE_ONLY = tuple(cls for case in OPTIMIZERS.values() if case.sparse_only for cls in case.pair)
+"""The classes that take sparse gradients only (the table's ``sparse_only``: SparseAdam)."""
+
+
+def sparse_if_needed(opt: torch.optim.Optimizer, params: Iterable[torch.Tensor]) -> None:
+    """``params``' gradients made sparse (``Tensor.to_sparse()``) when ``opt`` takes sparse
+    gradients only, as torch's own tests give them to it."""
+    if isinstance(opt, SPARSE_ONLY):
+        for p in params:
+            if p.grad is not None:
+                p.grad = p.grad.to_sparse()
 
 
 def loss_of(out: torch.Tensor) -> torch.Tensor:
@@ -75,6 +88,7 @@ def train_together(
                 model.bias0.grad = None
             if 5 <= i < 10:
                 model.fc.bias.grad = None
+            sparse_if_needed(opt, model.parameters())
             opt.step()
         yield i
 

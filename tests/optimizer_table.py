@@ -31,6 +31,9 @@ IMPLS = ("foreach", "fused", "capturable", "differentiable")
 COMPILED = "compiled"
 """``OptimizerCase.fused_path`` of an algorithm torch has no fused kernel for: momentopt's
 fused executor compiles its recipe."""
+SPARSE_ROWS = "per-tensor"
+"""``OptimizerCase.fused_path`` of an algorithm that takes sparse gradients only (SparseAdam):
+every path runs it one tensor at a time, on the rows the gradient holds (engine/sparse_rows.py)."""
 
 
 # -- tolerances --------------------------------------------------------------------------------
@@ -198,6 +201,10 @@ class OptimizerCase:
     """Group keys torch's ``__setstate__`` fills in when a loaded group lacks them."""
     differentiable_constants: tuple[str, ...] = ()
     """State torch refuses to take requiring grad in differentiable mode."""
+    sparse_only: bool = False
+    """Takes sparse gradients only, and refuses dense ones (torch's ``only_supports_sparse_grads``:
+    SparseAdam): the suites give it their models' gradients made sparse (``Tensor.to_sparse()``,
+    as torch's own tests do), and leave it out where dense gradients are the subject."""
     no_derivative_through: tuple[str, ...] = ()
     """State torch's differentiable step reads as a number (``.item()``) or only through a
     sign or a branch: no derivative flows through its value, and finite differences see a
@@ -215,7 +222,7 @@ class OptimizerCase:
     @property
     def fused_kernel(self) -> str | None:
         """torch's fused kernel's name (``torch.<name>``), or None where the path compiles."""
-        return None if self.fused_path == COMPILED else self.fused_path
+        return None if self.fused_path in (COMPILED, SPARSE_ROWS) else self.fused_path
 
     @property
     def counts_steps(self) -> bool:

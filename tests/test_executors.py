@@ -22,6 +22,7 @@ from .helpers import (
     assert_matches_torch,
     assert_state_dicts_close,
     assert_state_dicts_match,
+    sparse_if_needed,
 )
 from .optimizer_table import ALGORITHMS, OPTIMIZERS, Tolerances
 
@@ -60,6 +61,7 @@ def train(
         for i, p in enumerate(params):
             with torch.no_grad():
                 p.grad = torch.cos(p * (step + 1)) + 0.3 * p if mask(step, i) else None
+        sparse_if_needed(opt, params)
         opt.step()
     return opt
 
@@ -156,6 +158,7 @@ RICH = {
     "NAdam": {"decoupled_weight_decay": True, "weight_decay": 0.1, "momentum_decay": 0.01},
     "Adamax": {"weight_decay": 0.1, "maximize": True},
     "RAdam": {"decoupled_weight_decay": True, "weight_decay": 0.1, "betas": (0.9, 0.9)},
+    "SparseAdam": {"betas": (0.8, 0.9), "maximize": True},
     "Rprop": {"etas": (0.4, 1.5), "step_sizes": (1e-3, 0.05), "maximize": True},
     "ASGD": {"lambd": 0.1, "t0": 4.0, "weight_decay": 0.1, "maximize": True},
 }
@@ -211,5 +214,6 @@ def _group_added_later(cls: type, name: str, executor: str, dtype: torch.dtype) 
         for p in params:
             with torch.no_grad():
                 p.grad = torch.cos(p * (step + 1)) + 0.3 * p
+        sparse_if_needed(opt, params)
         opt.step()
     return params, opt

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+from .helpers import sparse_if_needed
 from .optimizer_table import ALGORITHMS, OPTIMIZERS, names, supports
 
 FUSED = names(supports("fused"))  # torch's fused CPU optimizers
@@ -94,6 +95,7 @@ def test_scaling_attributes_without_fused_as_torch(name: str) -> None:
         p = torch.nn.Parameter(torch.ones(3))
         p.grad = torch.ones(3)
         opt = cls([p], lr=0.1)
+        sparse_if_needed(opt, [p])
         opt.found_inf = torch.ones(())
         try:
             opt.step()

@@ -25,11 +25,11 @@ def _table(name: str) -> HyperparameterTable:
 
 
 def _outside(row: Hyperparameter) -> list[Any]:
-    """Values just outside ``row``'s range: below 0 and (if bounded) above its top; for a pair,
-    each number in turn with the other one at its default."""
+    """Values just outside ``row``'s range: below 0 (0 itself for an open bottom) and (if
+    bounded) above its top; for a pair, each number in turn with the other one at its default."""
     assert row.bound is not None
     bound = row.bound
-    numbers = [-1e-3]
+    numbers = [0.0 if bound.open_low else -1e-3]
     if bound.high is not None:
         numbers.append(bound.high if bound.open_high else bound.high + 1e-3)
     if not bound.pair:
@@ -109,10 +109,14 @@ def test_range_refuses_just_outside_like_torch(name: str, key: str, value: Any) 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_range_edges_accepted_like_torch(name: str) -> None:
-    """0, and a closed range's top, pass in torch and in ours."""
+    """0 (a tiny positive number for an open bottom), and a closed range's top, pass in torch
+    and in ours."""
     for row in _ranged(name):
         assert row.bound is not None
-        numbers = [0.0] + ([row.bound.high] if row.bound.high and not row.bound.open_high else [])
+        bottom = 1e-30 if row.bound.open_low else 0.0
+        numbers = [bottom] + (
+            [row.bound.high] if row.bound.high and not row.bound.open_high else []
+        )
         values = [(x, x) for x in numbers] if row.bound.pair else numbers
         for value in values:
             assert _refusal(PAIRS[name][0], {row.name: value}) is None, (row.name, value)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from .helpers import Net, assert_state_dicts_close, loss_of, make_inputs
+from .helpers import Net, assert_state_dicts_close, loss_of, make_inputs, sparse_if_needed
 from .optimizer_table import ALGORITHMS, OPTIMIZERS
 
 DTYPE = torch.float32
@@ -29,6 +29,7 @@ KWARGS = {
     "NAdam": {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1},
     "Adamax": {"lr": 0.01, "weight_decay": 0.1},
     "RAdam": {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1},
+    "SparseAdam": {"lr": 0.01, "betas": (0.8, 0.9)},
     "Rprop": {"lr": 0.01, "etas": (0.4, 1.5)},
     "ASGD": {"lr": 0.01, "t0": 2.0, "weight_decay": 0.1},
 }
@@ -52,6 +53,7 @@ def closure_for(
         opt.zero_grad()
         loss = loss_of(model(x))
         loss.backward()
+        sparse_if_needed(opt, model.parameters())
         return loss
 
     return closure
@@ -66,6 +68,7 @@ def run(
             loss_of(model(x)).backward()
             if before_step:
                 before_step(model, i)
+            sparse_if_needed(opt, model.parameters())
             opt.step()
 
 
@@ -136,8 +139,10 @@ def test_zero_grad_like_torch(name: str, set_to_none: bool) -> None:
     for pt, po in zip(mt.parameters(), mo.parameters(), strict=True):
         if set_to_none:
             assert pt.grad is None and po.grad is None
-        else:
-            assert po.grad is not None and torch.equal(po.grad, pt.grad) and not po.grad.any()
+        else:  # (sparse gradients, SparseAdam's, compared as dense ones)
+            assert po.grad is not None and po.grad.is_sparse == pt.grad.is_sparse
+            go, gt = (g.to_dense() if g.is_sparse else g for g in (po.grad, pt.grad))
+            assert torch.equal(go, gt) and not go.any()
 
 
 @algorithms
@@ -294,6 +299,7 @@ PER_GROUP = {
     "NAdam": {"momentum_decay": 0.1, "decoupled_weight_decay": False, "weight_decay": 0.2},
     "Adamax": {"betas": (0.5, 0.6), "maximize": True, "weight_decay": 0.2},
     "RAdam": {"betas": (0.5, 0.9), "decoupled_weight_decay": True, "weight_decay": 0.2},
+    "SparseAdam": {"betas": (0.5, 0.6), "eps": 1e-3, "maximize": True},
     "Rprop": {"etas": (0.3, 1.1), "step_sizes": (1e-4, 1.0), "maximize": True},
     "ASGD": {"lambd": 0.01, "alpha": 0.5, "t0": 3.0, "maximize": True},
 }

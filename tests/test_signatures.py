@@ -22,6 +22,7 @@ EXTRA_KWARGS = {
     "NAdam": [{"decoupled_weight_decay": True, "momentum_decay": 0.1, "differentiable": True}],
     "Adamax": [{"betas": (0.5, 0.6), "eps": 1e-3, "foreach": True, "capturable": True}],
     "RAdam": [{"decoupled_weight_decay": True, "weight_decay": 0.1, "differentiable": True}],
+    "SparseAdam": [{"betas": (0.5, 0.6), "eps": 1e-3, "maximize": True}],
     "Rprop": [{"etas": (0.3, 1.1), "step_sizes": (1e-4, 2.0), "capturable": True}],
     "ASGD": [{"lambd": 1e-3, "alpha": 0.5, "t0": 10.0, "weight_decay": 0.1, "foreach": True}],
 }
@@ -129,7 +130,8 @@ def test_table_agrees_with_torchs_optim_db(name: str) -> None:
     declared = set(info.supported_impls) | ({"capturable"} if info.has_capturable_arg else set())
     assert declared == case.impls
     assert ("cpu" in info.supports_fused_on) == case.supports("fused")
-    assert info.supports_sparse == case.sparse_grads
+    assert (info.supports_sparse or info.only_supports_sparse_grads) == case.sparse_grads
+    assert info.only_supports_sparse_grads == case.sparse_only
     assert info.supports_complex == case.complex_params
 
 

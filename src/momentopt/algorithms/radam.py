@@ -22,7 +22,7 @@ from .hyperparameters import (
     WEIGHT_DECAY,
     HyperparameterTable,
 )
-from .torch_compat import torch_recipe
+from .torch_compat import loop_stand_in, shaped_betas, torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
     LR.of(1e-3, since="1.10"),
@@ -85,10 +85,25 @@ class RAdam(RecipeOptimizer):
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
         cls.hyperparameter_table.check(group)
 
+    squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr", "betas")
+
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """torch's step unpacks ``betas`` before anything: another length raises ValueError."""
         super().check_step_group(group)
         _beta1, _beta2 = group["betas"]
+
+    def check_step_update(self, group: Mapping[str, Any]) -> None:
+        """torch's loop uses a beta tensor of one element that is not 0-d as it is, and its
+        ops refuse it: as a lerp weight of another dtype, where it does not broadcast, as the
+        ``value`` of ``addcmul_`` (a number). Those ops on a stand-in raise torch's error;
+        betas they take are computed with as 0-d tensors (the same numbers)."""
+        super().check_step_update(group)
+        if shaped_betas(group):
+            beta1, beta2 = group["betas"]
+            w = loop_stand_in(group)
+            w.lerp_(w, 1 - beta1)
+            w.mul_(beta2).addcmul_(w, w, value=1 - beta2)
+            w.add_(w / (1 - beta1) * group["lr"], alpha=-1.0)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

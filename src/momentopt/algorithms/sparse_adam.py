@@ -93,6 +93,12 @@ class SparseAdam(RecipeOptimizer):
         super().check_step_group(group)
         _beta1, _beta2 = group["betas"]
 
+    @classmethod
+    def read_defaults(cls) -> dict[str, Any]:
+        """torch's SparseAdam reads ``group.get("maximize", False)``: a group saved before
+        torch had the flag (2.2) loads and steps without it."""
+        return {"maximize": False}
+
     def state_dict(self) -> dict[str, Any]:
         """The state as torch's SparseAdam lays it out: ``step`` a Python int."""
         state_dict = super().state_dict()

@@ -162,3 +162,18 @@ FUSED_ADAGRAD = TorchKernel(
     # suite), so with default flags the recipe runs instead
     with_default_flags=False,
 )
+
+
+# -- betas as torch's loop takes them -----------------------------------------------------
+def shaped_betas(group: Mapping[str, Any]) -> bool:
+    """Whether a beta is a tensor of one element that is not 0-d: torch's for-loop of a class
+    that does not squeeze its betas (Adamax, RAdam) uses it as it is."""
+    return any(isinstance(b, torch.Tensor) and b.dim() > 0 for b in group["betas"])
+
+
+def loop_stand_in(group: Mapping[str, Any]) -> torch.Tensor:
+    """An uninitialized tensor like the real view of the group's first parameter with a
+    gradient (the first torch's loop updates), to run torch's ops on: where they refuse a
+    value, they raise torch's own error."""
+    p = next(p for p in group["params"] if p.grad is not None)
+    return torch.empty_like(torch.view_as_real(p) if p.is_complex() else p)

@@ -444,6 +444,13 @@ class RecipeOptimizer(Optimizer):
         """Group keys filled in when a loaded state_dict predates them (torch's list)."""
         return {}
 
+    @classmethod
+    def read_defaults(cls) -> dict[str, Any]:
+        """Group keys a loaded group may lack because torch's step reads them with a default
+        (``group.get``), with that default; loading does not fill them in (the rules read them
+        so too)."""
+        return {}
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load ``state_dict`` after checking it fits; on error nothing changes.
 

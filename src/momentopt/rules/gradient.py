@@ -10,15 +10,16 @@ from .contract import UpdateView
 
 
 class Maximize(GradientRule):
-    """``g ← −g`` when the group's ``maximize`` flag is set (ascend instead of descend)."""
+    """``g ← −g`` when the group's ``maximize`` flag is set (ascend instead of descend; a
+    group without the flag descends)."""
 
     hyperparameters = {"maximize": False}
 
     def apply(self, view: UpdateView, g: Any) -> Any:
-        return g.neg() if view.group["maximize"] else g
+        return g.neg() if view.group.get("maximize", False) else g
 
     def formula(self, group: Mapping[str, Any]) -> str:
-        return "g ← −∇f(w)   (maximize)" if group["maximize"] else "g ← ∇f(w)"
+        return "g ← −∇f(w)   (maximize)" if group.get("maximize", False) else "g ← ∇f(w)"
 
 
 class WeightDecay(GradientRule):
