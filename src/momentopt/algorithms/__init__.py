@@ -7,6 +7,7 @@ from .adam import Adam, AdamW
 from .adamax import Adamax
 from .asgd import ASGD
 from .lbfgs import LBFGS
+from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
 from .radam import RAdam
@@ -31,4 +32,5 @@ __all__ = [
     "Rprop",
     "Adafactor",
     "Muon",
+    "Lion",
 ]

@@ -179,10 +179,11 @@ def _describe(group_index: int, position: int, saved: Mapping[str, Any], index: 
 # -- hyperparameters ---------------------------------------------------------------------------
 def loaded_group(opt: RecipeOptimizer, saved: Mapping[str, Any]) -> dict[str, Any]:
     """The group as loading makes it: the saved keys (not ``params``) over torch's defaults for
-    the flags older state_dicts lack (and, to be checked, the defaults its step reads for keys
-    that loading leaves out); the optimizer's current values never leak into it."""
+    the flags older state_dicts lack and the optimizer's kept options (and, to be checked, the
+    defaults its step reads for keys that loading leaves out); the optimizer's current values
+    of its other keys never leak into it."""
     saved = {k: v for k, v in saved.items() if k != "params"}
-    return {**opt.read_defaults(), **opt.flag_defaults(), **saved}
+    return {**opt.read_defaults(), **opt.flag_defaults(), **opt.kept_options(), **saved}
 
 
 def check_group(opt: RecipeOptimizer, gi: int, group: Mapping[str, Any]) -> None:

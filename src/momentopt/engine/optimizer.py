@@ -425,7 +425,7 @@ class RecipeOptimizer(Optimizer):
         running products) into tensors, as torch does."""
         super().__setstate__(state)
         for group in self.param_groups:
-            for key, value in self.flag_defaults().items():
+            for key, value in {**self.flag_defaults(), **self.kept_options()}.items():
                 group.setdefault(key, value)
             on_device = bool(group.get("capturable", False) or group.get("fused", False))
             on_device = on_device or self.scalars_on_param_device
@@ -443,6 +443,15 @@ class RecipeOptimizer(Optimizer):
     def flag_defaults(cls) -> dict[str, Any]:
         """Group keys filled in when a loaded state_dict predates them (torch's list)."""
         return {}
+
+    kept_on_load: ClassVar[tuple[str, ...]] = ("cautious",)
+    """Group keys of constructor options that a checkpoint written without them lacks
+    (another library's, or one saved by an optimizer made without the option): loading keeps
+    this optimizer's own value (``cautious=True``)."""
+
+    def kept_options(self) -> dict[str, Any]:
+        """The :attr:`kept_on_load` options this optimizer was made with, and their values."""
+        return {k: self.defaults[k] for k in self.kept_on_load if k in self.defaults}
 
     @classmethod
     def read_defaults(cls) -> dict[str, Any]:

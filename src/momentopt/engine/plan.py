@@ -115,7 +115,11 @@ def _plan_bucket(
     if real not in FAST_DTYPES:
         path, why = default_path(sub.params)
         return [Assignment(path, members, f"{dtype}: {why}", key)]
-    kernel = kernel_for(kernels, batch.group, device)
+    kernel = (
+        None
+        if sub.recipe.changes_direction(batch.group)  # torch's kernels: no sign, no mask
+        else kernel_for(kernels, batch.group, device)
+    )
     if (
         total is not None
         and kernel is not None

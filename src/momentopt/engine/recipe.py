@@ -18,6 +18,7 @@ from ..rules.base import (
     Rule,
     SecondMoment,
 )
+from ..rules.direction import DirectionRule
 from .state import StateLayout
 
 
@@ -31,6 +32,7 @@ class Recipe:
         second: ψ, the second-moment rule (gives the denominator √V).
         gradient: rules applied to ``g`` (and ``w``) before the moments, in order.
         schedule: rules that turn the group's learning rate into ``α_t``, in order.
+        direction: rules that change the whole direction after φ, in order (a sign, a mask).
         after: rules that run after the update (:class:`~momentopt.rules.base.AfterUpdate`),
             in order, after those of the other slots that are AfterUpdate rules too.
         counts_steps: keep a ``step`` count per parameter.
@@ -46,6 +48,7 @@ class Recipe:
     gradient: tuple[GradientRule, ...] = ()
     schedule: tuple[LrSchedule, ...] = ()
     after: tuple[AfterUpdate, ...] = ()
+    direction: tuple[DirectionRule, ...] = ()
     counts_steps: bool = True
     eager_state: bool = False
     state_order: Sequence[str] = field(default=())
@@ -53,7 +56,14 @@ class Recipe:
 
     @cached_property
     def rules(self) -> tuple[Rule, ...]:
-        return (*self.gradient, self.first, self.second, *self.schedule, *self.after)
+        return (
+            *self.gradient,
+            self.first,
+            self.second,
+            *self.direction,
+            *self.schedule,
+            *self.after,
+        )
 
     @cached_property
     def after_rules(self) -> tuple[AfterUpdate, ...]:
@@ -81,6 +91,11 @@ class Recipe:
         """The rules that would make a sparse gradient dense under ``group``."""
         return [rule for rule in self.rules if rule.densifies_sparse(group)]
 
+    def changes_direction(self, group: Mapping[str, Any]) -> bool:
+        """Whether a direction rule changes the direction under ``group`` (torch's kernels
+        compute recipes without one)."""
+        return any(rule.active(group) for rule in self.direction)
+
     def run(self, view: Any) -> None:
         """One step on ``view`` (an :class:`~momentopt.rules.contract.UpdateView` that also
         offers ``add_to_param`` and ``observer``): the four steps of the framework. The step
@@ -94,6 +109,8 @@ class Recipe:
             g = rule.apply(view, g)
         denom = self.second.denominator(view, g)  # 2. ψ then φ (φ may divide by √V)
         direction = self.first.direction(view, g, denom)
+        for modifier in self.direction:  # the whole direction changed (a sign, a mask)
+            direction = modifier.modify(view, g, direction)
         if view.observer is not None:
             view.observer(view, g, denom, direction, lr)
         update(view, direction, lr)  # 4. update
@@ -110,6 +127,11 @@ class Recipe:
             ("1. gradient", ";  ".join(line for line in gradient if line)),
             ("2. φ (first moment)", self.first.formula(group)),
             ("2. ψ (second moment)", self.second.formula(group)),
+            *(
+                [("2. direction u", ";  ".join(changes))]
+                if (changes := [line for r in self.direction if (line := r.formula(group))])
+                else []
+            ),
             ("3. step", "η = α_t·m/√V;  " + ";  ".join(schedule)),
             ("4. update", "w ← w − η"),
             *(

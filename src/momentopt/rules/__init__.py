@@ -15,6 +15,7 @@ from .base import (
     Term,
 )
 from .contract import Scalars, Start, StateSpec, UpdateView, each, matrix_function
+from .direction import Cautious, DirectionRule, Sign
 from .factored import FactoredSquaredAverage, RelativeStepSize, RmsClipped
 from .first_moment import (
     BiasCorrectedAverage,
@@ -26,6 +27,7 @@ from .first_moment import (
 )
 from .gradient import Maximize, WeightDecay
 from .iterate_averaging import DecayingStepSize, IterateAverage, StepSizeDecay
+from .mixed_moments import InterpolatedMomentum, MixedAverage
 from .orthogonal import AveragedMomentum, Orthogonalized, ShapeAdjustedLr, newton_schulz
 from .rectification import Rectification, RectifiedSquaredAverage
 from .schedule import InverseTimeDecay, SecondMomentCorrection
@@ -40,8 +42,15 @@ from .second_moment import (
     SquaredAverage,
 )
 from .sign_step import ResilientStep, UnitStepSize
+from .weight_decay import RelativeWeightDecay
 
 __all__ = [
+    "Cautious",
+    "DirectionRule",
+    "InterpolatedMomentum",
+    "MixedAverage",
+    "RelativeWeightDecay",
+    "Sign",
     "AveragedMomentum",
     "FactoredSquaredAverage",
     "Orthogonalized",
