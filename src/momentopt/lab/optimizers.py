@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -88,15 +88,13 @@ class Registry:
         return next((s for n, s in self.specs.items() if n.lower() == lower), None)
 
     def put(self, spec: Spec) -> None:
-        """Add ``spec``, or replace the spec of the same name (case-insensitive)."""
+        """Add ``spec``, or replace the spec of the same name (case-insensitive; the
+        replacement takes the registry's spelling, which the claims name)."""
         old = self.find(spec.name)
         if old is None:
             self.specs[spec.name] = spec
         else:
-            self.specs = {
-                (spec.name if n == old.name else n): (spec if n == old.name else s)
-                for n, s in self.specs.items()
-            }
+            self.specs[old.name] = replace(spec, name=old.name)
 
     def resolve(self, names: Iterable[str] | None) -> list[Spec]:
         """Specs for ``names`` (case-insensitive); None → all, with every added one."""

@@ -223,7 +223,9 @@ def _matched_pair(
             exp,
             [(n, data[n], n)],
             frame,
-            f"matched: {n} at lr {data[n]['lr']:.3g} ({rung_label(rung)})",
+            f"matched: {n} ({rung_label(rung)})"
+            if data[n]["lr"] == rung
+            else f"matched: {n} at lr {data[n]['lr']:.3g} ({rung_label(rung)})",
         )
     axes[1].sharey(axes[0])
     ax = axes[2]
@@ -351,7 +353,7 @@ def fig_nadam(scenario: Scenario, runs: dict[str, Run], path: Path) -> Path:
         ("Adam", "NAdam"),
         ADAM_RUNGS[1],
         ADAM_RUNGS,
-        lambda r: f"lr {r:g}",
+        lambda r: f"lr {r:g} for both",
         RAVINE_ZOOM,
     )
 
@@ -728,7 +730,7 @@ def tuned_losses(experiment: str, runs: dict[str, Run], path: Path) -> Path:
         )
     if isinstance(exp, Surface) and exp.log_levels:
         _log_floor(ax, series)
-        ax.set_ylabel("loss (log, cut 12 decades below the start)", fontsize=8)
+        ax.set_ylabel("loss (log, cut 12 decades below the largest value)", fontsize=8)
     else:
         ax.set_ylabel("loss", fontsize=8)
     ax.set_xlabel("step", fontsize=8)

@@ -98,8 +98,9 @@ SECTIONS: tuple[Section, ...] = (
         "RMSprop has no momentum, and both of its averages start at zero, which biases the "
         "first steps.",
         "φ is momentum's average m ← β1·m + (1−β1)·g, ψ is RMSprop's v ← β2·v + (1−β2)·g², each "
-        "divided by (1 − β^t) to undo the zero start. Its known flaw — v forgets a rare large "
-        "gradient — has a fix, AMSGrad, which divides by the running maximum of v.",
+        "divided by (1 − β^t) to undo the zero start. Its known flaw — with a short memory "
+        "v underweights a rare large gradient — has a fix, AMSGrad, which divides by the "
+        "running maximum of v.",
         "Kingma & Ba (2015); Reddi, Kale & Kumar (2018) for AMSGrad",
     ),
     Section(
@@ -107,7 +108,7 @@ SECTIONS: tuple[Section, ...] = (
         "NAdam: Nesterov inside Adam",
         "Adam",
         "Adam took momentum, but not Nesterov's look-ahead.",
-        "φ mixes the current gradient and the momentum with the coefficients of the *next* "
+        "φ mixes the current gradient and the momentum with the coefficients of the next "
         "step, μ_t and μ_{t+1}: Nesterov's correction in Adam's averages.",
         "Dozat (2016)",
     ),

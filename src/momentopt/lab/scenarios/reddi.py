@@ -1,9 +1,9 @@
 """Reddi, Kale & Kumar (ICLR 2018), "On the convergence of Adam and beyond", §3 and Fig. 1.
 
 Online problem on x ∈ [−1, 1]: f_t(x) = 1010·x if t mod 101 = 1, else −10·x. The average
-gradient is +10/101 > 0, so the optimum is x = −1. Adam (β1 = 0.9, β2 = 0.99) forgets the rare
-large gradient within a few dozen steps and drifts towards the worst point x = +1; AMSGrad
-keeps the maximum of v and heads for −1. x starts at 0 and is projected back onto [−1, 1]
+gradient is +10/101 > 0, so the optimum is x = −1. Adam (β1 = 0.9, β2 = 0.99) normalises the rare
+large gradient by its own size but the frequent small ones by a shrinking √v, and drifts
+towards the worst point x = +1; AMSGrad keeps the maximum of v and heads for −1. x starts at 0 and is projected back onto [−1, 1]
 after each step (the problem's constraint, not clipping). The lr is constant (the paper's
 proof uses α/√t; over the steps the lab can afford, a constant lr shows the drift clearly).
 """
@@ -86,17 +86,20 @@ class AmsgradReddi(Scenario):
     experiment = "reddi"
     title = "Adam can drift to the worst point; AMSGrad does not"
     claim = (
-        "On Reddi, Kale & Kumar's online problem Adam's short memory of v lets it forget the "
+        "On Reddi, Kale & Kumar's online problem Adam's short memory of v underweights the "
         "rare large gradient, and it drifts to the worst point x = +1; AMSGrad, which keeps "
         "the running maximum of v, heads for the optimum x = −1."
     )
     kind = "dynamics (matched step sizes)"
     ladder = "adam"
     reason = (
-        "With β2 = 0.99, v forgets the gradient 1010 within ≈ 100 steps, so the hundred small "
-        "steps of −10 are taken at full size while the one large +1010 step is damped: the net "
-        "drift is towards +1 (Reddi et al. 2018, Theorem 1 and Fig. 1). AMSGrad's v̂ = max v "
-        "keeps 1010² and so takes the small steps small: the drift follows the mean gradient."
+        "Adam divides each step by √v, a running RMS of the gradients with a memory of "
+        "≈ 1/(1−β2) = 100 steps: the one large gradient (+1010) moves x by only ≈ α (it is "
+        "divided by its own size), while each of the hundred small ones (−10) moves it by "
+        "α·10/√v, with √v shrinking between the large ones — in sum towards +1, although the "
+        "gradients sum towards −1 (Reddi et al. 2018, §3, Theorem 1 and Fig. 1). AMSGrad's "
+        "v̂ = max v keeps 1010² in the denominator, so the small steps stay small and x follows "
+        "the mean gradient, towards −1."
     )
     participants = ("Adam", "AMSGrad")
     criteria = (

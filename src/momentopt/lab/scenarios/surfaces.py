@@ -372,7 +372,7 @@ class NadamRavine(Scenario):
     ladder = "adam"
     reason = (
         "Dozat (2016) replaces Adam's m̂ by (1−μ_t)/(1−Π)·g + μ_{t+1}/(1−Π·μ_{t+1})·m: the "
-        "momentum part is the one the *next* step will use, so — as in Nesterov's method — "
+        "momentum part is the one the next step will use, so — as in Nesterov's method — "
         "the current gradient corrects an overshoot one step earlier. A factor of two is "
         "asked for, so that a tie or noise cannot pass."
     )
