@@ -2,6 +2,7 @@
 
 from . import diagnostics, rules
 from .algorithms import (
+    ADOPT,
     ASGD,
     LBFGS,
     SGD,
@@ -42,6 +43,7 @@ __all__ = [
     "Adafactor",
     "Muon",
     "Lion",
+    "ADOPT",
     "ComposedOptimizer",
     "Recipe",
     "RecipeOptimizer",

@@ -5,6 +5,7 @@ from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .adopt import ADOPT
 from .asgd import ASGD
 from .lbfgs import LBFGS
 from .lion import Lion
@@ -33,4 +34,5 @@ __all__ = [
     "Adafactor",
     "Muon",
     "Lion",
+    "ADOPT",
 ]

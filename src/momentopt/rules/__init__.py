@@ -29,6 +29,7 @@ from .gradient import Maximize, WeightDecay
 from .iterate_averaging import DecayingStepSize, IterateAverage, StepSizeDecay
 from .mixed_moments import InterpolatedMomentum, MixedAverage
 from .orthogonal import AveragedMomentum, Orthogonalized, ShapeAdjustedLr, newton_schulz
+from .previous_moment import DecayFromFirstUpdate, NormalizedAverage, PreviousSquaredAverage
 from .rectification import Rectification, RectifiedSquaredAverage
 from .schedule import InverseTimeDecay, SecondMomentCorrection
 from .second_moment import (
@@ -46,6 +47,9 @@ from .weight_decay import RelativeWeightDecay
 
 __all__ = [
     "Cautious",
+    "DecayFromFirstUpdate",
+    "NormalizedAverage",
+    "PreviousSquaredAverage",
     "DirectionRule",
     "InterpolatedMomentum",
     "MixedAverage",
