@@ -107,6 +107,16 @@ POOLS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
     "alpha": FRACTION,
     "momentum_decay": ((4e-3, 0.0, 1.0), (-0.1, NAN, INF, 1e30, *WRONG_TYPES)),
     "betas": BETAS,
+    "etas": (
+        ((0.5, 1.2), (0.1, 3.0), (0.999999, 1.000001)),
+        ((1.0, 0.5), (0.5, 1.0), (0.0, 1.2), (NAN, 1.2), (0.5, INF), (0.5,), 0.5, None, ("a", "b")),
+    ),
+    "step_sizes": (
+        ((1e-6, 50), (0.0, 1.0), (1e-3, 1e-3), (1e-30, 1e30)),
+        ((50, 1e-6), (NAN, 50), (-1.0, 50), (None, 50), (1e-6, None), (1e-6,), None, ("a", 1)),
+    ),
+    "lambd": ((1e-4, 0.0, 0.1, 1.0), (-0.1, NAN, INF, 1e30, *WRONG_TYPES)),
+    "t0": ((1e6, 0.0, 2.0, 100.0), (-1.0, NAN, INF, -INF, *WRONG_TYPES)),
     **{
         flag: FLAG
         for flag in (

@@ -5,6 +5,7 @@ from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .asgd import ASGD
 from .lbfgs import LBFGS
@@ -35,4 +36,5 @@ __all__ = [
     "Muon",
     "Lion",
     "ADOPT",
+    "AdEMAMix",
 ]

@@ -99,6 +99,17 @@ class ASGD(RecipeOptimizer):
         """Every check the constructor makes of ``group``'s values, with torch's messages."""
         cls.hyperparameter_table.check(group)
 
+    def check_step_update(self, group: Mapping[str, Any]) -> None:
+        """torch computes the next η and μ (``α/(1 + λ·α·t)^alpha``, ``1/max(1, t − t0)``) at
+        the end of each parameter's step, so an ``alpha`` or ``t0`` they cannot take (a
+        string, None) raises its TypeError once the first parameter is updated; here before
+        any update (after the capturable check), on every path alike — unless that first
+        update raises (an expanded parameter: torch's in-place ops refuse it)."""
+        super().check_step_update(group)
+        first = next(p for p in group["params"] if p.grad is not None)
+        if not any(st == 0 and n > 1 for st, n in zip(first.stride(), first.shape, strict=True)):
+            _power, _count = 1.0 ** group["alpha"], max(1, 1.0 - group["t0"])
+
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
         """Group keys filled in when a loaded state_dict predates them (torch's list)."""

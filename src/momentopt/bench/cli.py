@@ -42,6 +42,8 @@ CONFIGS: dict[str, tuple[Any, Any, dict[str, Any], int, bool]] = {
     "AMSGrad": (momentopt.Adam, torch.optim.Adam, {"amsgrad": True}, 3, True),
     "AdamW": (momentopt.AdamW, torch.optim.AdamW, {}, 2, True),
     "NAdam": (momentopt.NAdam, torch.optim.NAdam, {}, 2, False),
+    "Rprop": (momentopt.Rprop, torch.optim.Rprop, {}, 2, False),
+    "ASGD": (momentopt.ASGD, torch.optim.ASGD, {}, 1, False),
     "Adamax": (momentopt.Adamax, torch.optim.Adamax, {}, 2, False),
     "RAdam": (momentopt.RAdam, torch.optim.RAdam, {}, 2, False),
 }

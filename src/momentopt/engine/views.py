@@ -46,9 +46,8 @@ def real_views(tensors: Sequence[Tensor], is_complex: bool = True) -> list[Tenso
 def set_scalars(states: Sequence[dict[str, Any]], name: str, value: Any) -> None:
     """``s[name] ← value`` in place for every state, as torch's
     ``s.copy_(torch.as_tensor(value))`` (a number is first a tensor of the default dtype)."""
-    source = torch.as_tensor(value)
-    for s in states:
-        s[name].copy_(source)
+    targets = [s[name] for s in states]
+    torch._foreach_copy_(targets, [torch.as_tensor(value)] * len(targets))
 
 
 def as_stored(param: Tensor, real: Tensor) -> Tensor:
@@ -192,7 +191,7 @@ class AutogradView(TensorsView):
     def set_scalar(self, name: str, value: Any) -> None:
         """In place, as torch does: the new value is a copy, and the state keeps its
         autograd history (its gradient with respect to the old value is zero)."""
-        super().set_scalar(name, value)
+        self._states[0][name].copy_(torch.as_tensor(value))
 
     def add_to_param(self, tensor: Any, denom: Any, scale: Any) -> None:
         tensor, denom = AutogradSafe.unwrap(tensor), AutogradSafe.unwrap(denom)

@@ -116,7 +116,7 @@ class BiasCorrectedSquaredAverage(SecondMoment):
     )
 
     def denominator(self, view: UpdateView, g: Any) -> Any:
-        _, beta2 = view.group["betas"]
+        beta2 = view.group["betas"][1]  # (AdEMAMix's betas have a third)
         v = ema_of_squares_(view.state("exp_avg_sq"), g, beta2)
         if view.group.get("amsgrad", False):
             running_max = view.state("max_exp_avg_sq")
