@@ -51,7 +51,8 @@ def run_cli(args, capsys):
         (["--optimizer", "Momentum"], "--optimizer needs NAME=module:Class"),
         (["--optimizer", "X=nowhere_xyz:A"], "cannot load nowhere_xyz:A"),
         (["--optimizer", "X=momentopt:SGD:{oops"], "bad JSON"),
-        (["--optimizer", 'X=momentopt:SGD:{"momentum": "abc"}'], "--optimizer X: SGD("),
+        (["--optimizer", 'X=momentopt:SGD:{"momentum": "abc"}'], "expected a number, got 'abc'"),
+        (["--optimizer", 'X=momentopt:SGD:{"momentum": -1}'], "Invalid momentum value: -1"),
     ],
 )
 def test_errors_exit_2_with_a_clear_message(args, message, capsys, tmp_path):

@@ -231,13 +231,13 @@ def test_window_claims_without_a_window_do_not_hold():
 
 
 def test_reddi_is_mixed_on_a_short_horizon_and_fails_without_the_max():
-    """At 1515 steps Adam at lr 0.01 has not yet reached the worst point: one rung of three
-    fails, and the verdict says "mixed" rather than hiding it."""
-    runs = run("reddi", ["Adam", "AMSGrad"], [0.01], steps=1515)
+    """After 1010 steps Adam at lr 0.01 has not yet reached the worst point: rungs fail, and
+    the verdict says "mixed" rather than hiding it."""
+    runs = run("reddi", ["Adam", "AMSGrad"], [0.01], steps=1010)
     v = verdict("reddi", runs)
     assert v.verdict == MIXED and v.checks[0].status == PARTIAL
     x = v.figures["x_last_period"]
-    assert 0 < x["0.01"]["Adam"] < 0.5 and x["0.03"]["Adam"] > 0.5
+    assert 0 < x["0.01"]["Adam"] < 0.5 and x["0.1"]["Adam"] > 0.5 and x["0.1"]["AMSGrad"] < 0
     runs = run("reddi", ["Adam", "AMSGrad"], [0.03], steps=505, swap=["AMSGrad=momentopt:Adam"])
     assert verdict("reddi", runs).verdict == FAILS
 

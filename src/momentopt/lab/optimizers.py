@@ -18,6 +18,8 @@ import torch
 
 import momentopt
 
+from .show import mismatch
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -160,6 +162,14 @@ def parse_optimizer(text: str) -> Spec:
     if "lr" in kwargs:
         raise BadOptimizer(f"--optimizer {name}: lr is the lab's to choose (it tunes it); drop it")
     spec = Spec(name, cls, kwargs, added=True)
+    try:
+        defaults = Spec(name, cls).group()
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise BadOptimizer(f"--optimizer {name}: {cls.__name__}() fails: {error}") from None
+    for key, value in kwargs.items():
+        problem = mismatch(key, value, defaults)
+        if problem:
+            raise BadOptimizer(f"--optimizer {name}: {key}={value!r}: {problem}")
     try:
         spec.group()
     except (TypeError, ValueError, RuntimeError) as error:

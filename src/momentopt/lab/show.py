@@ -70,6 +70,8 @@ def resolve(name: str) -> tuple[type, dict[str, Any]]:
             "LBFGS",
             "Rprop",
             "ASGD",
+            "Adafactor",
+            "Muon",
         )
     }
     key = name.lower()
@@ -77,7 +79,7 @@ def resolve(name: str) -> tuple[type, dict[str, Any]]:
         return seeds[key]
     if key in classes:
         return classes[key], {}
-    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, Adamax, RAdam, SparseAdam, LBFGS, Rprop, ASGD, or module:Class"
+    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, Adamax, RAdam, SparseAdam, LBFGS, Rprop, ASGD, Adafactor, Muon, or module:Class"
     raise UnknownOptimizer(f"unknown optimizer {name!r}; choose from {choices}")
 
 
@@ -109,7 +111,14 @@ def mismatch(key: str, value: Any, defaults: dict[str, Any]) -> str | None:
     if is_number(default):
         return None if is_number(value) else f"expected a number, got {value!r}"
     if isinstance(default, tuple):
-        ok = isinstance(value, tuple) and len(value) == len(default) and all(map(is_number, value))
+        ok = (  # (None where the default has None: Adafactor's eps)
+            isinstance(value, tuple)
+            and len(value) == len(default)
+            and all(
+                is_number(v) or (v is None and d is None)
+                for v, d in zip(value, default, strict=True)
+            )
+        )
         return None if ok else f"expected {len(default)} numbers such as {default}, got {value!r}"
     return None
 
@@ -125,7 +134,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"momentopt show: {error}", file=sys.stderr)
         return 2
     try:
-        defaults = cls([torch.zeros(1, requires_grad=True)], **kwargs).param_groups[0]
+        # a 1×1 matrix: Muon takes matrices only
+        defaults = cls([torch.zeros(1, 1, requires_grad=True)], **kwargs).param_groups[0]
     except (TypeError, ValueError) as error:
         print(f"momentopt show: {error}", file=sys.stderr)
         return 2
@@ -149,7 +159,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"momentopt show: --set {key}={value}: {problem}", file=sys.stderr)
             return 2
     try:
-        optimizer = cls([torch.zeros(1, requires_grad=True)], **kwargs)
+        optimizer = cls([torch.zeros(1, 1, requires_grad=True)], **kwargs)
     except (TypeError, ValueError) as error:
         print(f"momentopt show: {error}", file=sys.stderr)
         return 2
