@@ -122,6 +122,21 @@ def test_no_plots_and_json_on_stdout(tmp_path, capsys):
     assert "data:image/png" not in (out_dir / "index.html").read_text()
 
 
+def test_one_step_runs_every_scenario(tmp_path, capsys):
+    """Degenerate horizons must not crash a measurement or a figure."""
+    args = ["compare", "--steps", "1", "--lr-points", "1", "--seeds", "1", "--jobs", "1"]
+    code, out, err = run_cli(
+        [*args, "--optimizers", "SGD,Adam", "--no-plots", "--json", "--out", str(tmp_path / "a")],
+        capsys,
+    )
+    assert code == 0, err
+    assert set(json.loads(out)["scenarios"]) == set(SCENARIOS)
+    args += ["--scenario", "effective-lr", "--optimizers", "Adagrad,Adadelta"]
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "b")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "b" / "plots" / "effective-lr.png").exists()
+
+
 def test_replacing_momentum_by_sgd_flips_the_dynamics_verdicts(tmp_path, capsys):
     """The verdicts can fail: with plain SGD under the name Momentum (μ = 0, so its matched lr
     is SGD's), neither the ravine nor the Rosenbrock criteria can be met."""

@@ -500,7 +500,7 @@ def _effective(
     series = []
     for n in names:
         curves = runs[n].curves["lr_eff"]
-        steps = int(len(curves[0]) * stop)
+        steps = max(1, int(len(curves[0]) * stop))
         x = np.arange(1, steps + 1)
         part = [cv[:steps] for cv in curves]
         _seed_band(ax, x, part, color(n, list(runs)), lw=1.4, label=f"{n} (lr {runs[n].lr:g})")
@@ -522,7 +522,8 @@ def fig_effective_lr(scenario: Scenario, runs: dict[str, Run], path: Path) -> Pa
         np.vstack([_finite(c[:half]) for c in runs["Adagrad"].curves["lr_eff"]]), axis=0
     )
     anchor = int(0.2 * 2 * half)
-    ax.plot(t, ref[anchor] * np.sqrt(anchor / t), "k:", lw=1, label="∝ t^(−1/2)")
+    if anchor > 0:
+        ax.plot(t, ref[anchor] * np.sqrt(anchor / t), "k:", lw=1, label="∝ t^(−1/2)")
     for lo, hi in ((0.2, 0.25), (0.45, 0.5)):
         ax.axvspan(lo * 2 * half, hi * 2 * half, color="gray", alpha=0.15)
     ax.text(
