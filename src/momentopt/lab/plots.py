@@ -150,13 +150,13 @@ def _path(
 
 def _markers(ax: Any, exp: Surface) -> None:
     ax.plot(*exp.start, marker="o", ms=6, color="black", zorder=6, ls="none")
-    if exp.minimum is not None:
-        ax.plot(*exp.minimum, marker="*", ms=11, color="gold", mec="black", zorder=6, ls="none")
+    for point in exp.minima():
+        ax.plot(*point, marker="*", ms=11, color="gold", mec="black", zorder=6, ls="none")
 
 
 def _key(exp: Surface) -> list[Line2D]:
     handles = [Line2D([], [], marker="o", color="black", ls="none", label="start")]
-    if exp.minimum is not None:
+    if exp.minima():
         handles.append(
             Line2D([], [], marker="*", color="gold", mec="black", ms=11, ls="none", label="minimum")
         )

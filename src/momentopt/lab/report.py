@@ -221,13 +221,13 @@ def _tuned_table(results: Results, experiment: str, esc: Callable[[str], str]) -
         cells = "".join(f"<td>{esc(spread(run.metrics[k]))}</td>" for k in metric_names)
         rows.append(f"<tr><td>{esc(run.optimizer)}</td><td>{lr}</td>{cells}</tr>")
     how = (
-        "at torch's default lr (not tuned)"
+        "at torch's default lr (not tuned); <i>score</i>: the mean loss over the run"
         if not e.tuned
-        else f"at the lr of the grid with the best score ({esc(e.criterion)})"
+        else f"at the lr of the grid with the best score; <i>score</i>: {esc(e.criterion)}"
     )
     spread_note = f"; mean over {seeds} seeds (min–max)" if seeds > 1 else ""
     return (
-        f"<p>Each optimizer {how}{spread_note}. <i>score</i> is that criterion.</p>"
+        f"<p>Each optimizer {how}{spread_note}.</p>"
         f"<table><tr><th>optimizer</th><th>lr</th>{head}</tr>{''.join(rows)}</table>"
     )
 

@@ -38,6 +38,10 @@ class Surface(Experiment):
         """The surface at points ``xy`` of shape (..., 2)."""
         raise NotImplementedError
 
+    def minima(self) -> tuple[tuple[float, float], ...]:
+        """The surface's minima (for the plots' markers)."""
+        return () if self.minimum is None else (self.minimum,)
+
     def score(self, result: CopyResult) -> float:
         losses = result.loss
         if not losses or not all(math.isfinite(v) for v in losses):
@@ -529,6 +533,9 @@ class SaddleSurface(Surface):
     def f(self, xy: Tensor) -> Tensor:
         x, y = xy[..., 0], xy[..., 1]
         return x**2 - y**2 + 0.25 * y**4
+
+    def minima(self) -> tuple[tuple[float, float], ...]:
+        return ((0.0, math.sqrt(2.0)), (0.0, -math.sqrt(2.0)))
 
     def score(self, result: CopyResult) -> float:
         return Experiment.score(self, result)
