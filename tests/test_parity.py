@@ -34,7 +34,8 @@ def _cases():
             if dtype.is_complex and not case.complex_params:
                 continue
             for inp in case.inputs(dtype):
-                for executor in EXECUTORS:
+                # a class without foreach (SparseAdam): its one implementation
+                for executor in EXECUTORS if case.supports("foreach") else ("default",):
                     yield pytest.param(
                         name,
                         dtype,
@@ -61,7 +62,7 @@ def test_lockstep_parity(
     model_t = Net(dtype)
     model_o = copy.deepcopy(model_t)
     model_r = widened(model_t) if dtype in WIDE else None
-    kw = _kwargs(kwargs, EXECUTORS[executor])
+    kw = _kwargs(kwargs, EXECUTORS.get(executor, {}))
     judge = case.judge_kwargs(kw)  # torch's numbers for ours (a foreach that differs: its loop)
     opt_t = torch_cls(model_t.parameters(), **copy.deepcopy(judge))
     opt_o = ours_cls(model_o.parameters(), **copy.deepcopy(kw))

@@ -76,6 +76,11 @@ TRAINS_WITH = {
         {"lr": 0.1, "initial_accumulator_value": 0.2, "foreach": False},
         {"lr": 0.1, "maximize": True, "eps": 1e-3},
     ],
+    "SparseAdam": [
+        {"lr": 0.04},  # torch's optim_db's configuration for sparse gradients
+        {"lr": 0.01, "betas": (0.8, 0.9), "maximize": True},
+        {"lr": torch.tensor(0.01), "eps": 1e-3},
+    ],
 }
 # ... and configurations torch refuses them with (weight decay, and fused=True where it exists).
 REFUSED_WITH = {
@@ -86,6 +91,7 @@ REFUSED_WITH = {
         {"differentiable": True, "momentum": 0.9},
     ],
     "Adagrad": [{"weight_decay": 0.1}, {"fused": True}],
+    "SparseAdam": [{}],  # the linear layer's dense gradient
 }
 # The others refuse sparse gradients whatever the executor.
 DENSE_ONLY_FLAGS = ({}, {"foreach": True})
