@@ -426,12 +426,10 @@ def fig_saddle(scenario: Scenario, runs: dict[str, Run], path: Path) -> Path:
     frame = _surface_frame(exp, [e[1]["path"] for e in entries])
     _surface_panel(a, exp, entries, frame, "tuned paths from (1, 10⁻⁴)")
     a.legend(
-        handles=[*a.get_legend_handles_labels()[0], *_key(exp)[:1]], fontsize=7, loc="lower left"
+        handles=[*a.get_legend_handles_labels()[0], *_key(exp)[:2]], fontsize=7, loc="lower left"
     )
-    series = []
     for n in names:
         ys = np.abs(_finite([p[1] for p in runs[n].curves["path"][0]]))
-        series.append(ys)
         b.plot(ys, color=color(n), lw=1.2, label=f"{n}, lr {runs[n].lr:g}")
     b.axhline(1.0, color="black", ls="--", lw=0.8, label="|y| = 1: escaped")
     b.set_yscale("log")
@@ -439,6 +437,7 @@ def fig_saddle(scenario: Scenario, runs: dict[str, Run], path: Path) -> Path:
     b.set_ylabel("|y| (log)", fontsize=8)
     b.set_title("distance from the saddle along the escape direction", fontsize=9)
     b.legend(fontsize=7)
+    b.tick_params(labelsize=7)
     fig.suptitle(scenario.title, fontsize=10)
     return _save(fig, path)
 
