@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -200,8 +200,3 @@ def split_names(text: str | None) -> list[str] | None:
     if text is None or text.strip().lower() == "all":
         return None
     return [part for part in (p.strip() for p in text.split(",")) if part]
-
-
-def lineage_spec(name: str, specs: Sequence[Spec]) -> Spec | None:
-    """The spec named ``name`` among ``specs`` (the run's, so a replacement is found)."""
-    return next((s for s in specs if s.name.lower() == name.lower()), None)

@@ -133,10 +133,9 @@ tr.changed td{background:#fff7d6} td.formula{font-family:ui-monospace,monospace;
 
 
 def _recipe_table(section: story.Section, results: Results, esc: Callable[[str], str]) -> str:
-    spec = results.registry.get(section.key)
-    if spec is None:
-        return ""
     _, now, previous = next(t for t in story.sections_for(results.registry) if t[0] is section)
+    if now is None:
+        return ""
     rows = story.changes(now, previous)
     if previous is None:
         head = f"<tr><th>step</th><th>{esc(now.label())}</th></tr>"

@@ -29,10 +29,6 @@ class Results:
     specs: list[Spec] = field(default_factory=list)
     registry: dict[str, Spec] = field(default_factory=dict)  # every name the story may show
 
-    @property
-    def experiments(self) -> list[Experiment]:
-        return [EXPERIMENTS[name] for name in self.runs]
-
 
 def run_job(
     experiment: str, spec: Spec, lrs: Sequence[float], steps: int, seeds: Sequence[int]

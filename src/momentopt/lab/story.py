@@ -124,7 +124,6 @@ SECTIONS: tuple[Section, ...] = (
         {"weight_decay": 0.01},
     ),
 )
-BY_KEY: dict[str, Section] = {s.key: s for s in SECTIONS}
 
 
 def recipe(spec: Spec) -> list[tuple[str, str]]:
