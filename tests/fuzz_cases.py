@@ -30,6 +30,26 @@ EXECUTOR_FLAGS: dict[str, dict[str, Any]] = {
     "multi_tensor": {"foreach": True},
     "fused": {"fused": True},
 }
+FLAGLESS_NAMES = names(lambda case: not case.supports("foreach"))
+"""Classes without torch's ``foreach`` flag (Muon): their per-tensor and multi-tensor runs are
+chosen by ``MOMENTOPT_EXECUTOR`` (:func:`forced_executor`), not by flags."""
+
+
+def executor_flags(case: Case) -> dict[str, Any]:
+    """The flags ``case``'s executor passes to the constructors."""
+    if case.name in FLAGLESS_NAMES and case.executor in ("per_tensor", "multi_tensor"):
+        return dict(case.executor_extra)
+    return {**EXECUTOR_FLAGS[case.executor], **case.executor_extra}
+
+
+def forced_executor(name: str, executor: str) -> dict[str, str]:
+    """The environment that runs ``executor`` for class ``name`` (empty but for the classes
+    without a ``foreach`` flag)."""
+    if name in FLAGLESS_NAMES and executor in ("per_tensor", "multi_tensor"):
+        return {"MOMENTOPT_EXECUTOR": executor.replace("_", "-")}
+    return {}
+
+
 DTYPES = ("float32", "float64", "float16", "bfloat16", "complex64")
 
 
@@ -117,6 +137,14 @@ POOLS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
     ),
     "lambd": ((1e-4, 0.0, 0.1, 1.0), (-0.1, NAN, INF, 1e30, *WRONG_TYPES)),
     "t0": ((1e6, 0.0, 2.0, 100.0), (-1.0, NAN, INF, -INF, *WRONG_TYPES)),
+    "beta2_decay": ((-0.8, -1.0, -0.5, 0.0), (0.5, NAN, -INF, *WRONG_TYPES)),
+    "d": ((1.0, 1.5, 100.0), (0.5, NAN, INF, -1.0, *WRONG_TYPES)),
+    "ns_coefficients": (
+        ((3.4445, -4.775, 2.0315), (3.4, -4.7, 2.0), (1.5, -0.5, 0.0)),
+        ((1.0, 2.0), (NAN, 1.0, 1.0), (INF, 0.0, 0.0), None, "abc"),
+    ),
+    "ns_steps": ((5, 1, 6, 0), (100, -1, 2.5, *WRONG_TYPES)),
+    "adjust_lr_fn": ((None, "original", "match_rms_adamw"), ("arbitrary", 1, "")),
     **{
         flag: FLAG
         for flag in (
@@ -147,9 +175,18 @@ def hyperparameters(name: str) -> tuple[str, ...]:
     return names
 
 
+CLASS_POOLS: dict[tuple[str, str], tuple[tuple[Any, ...], tuple[Any, ...]]] = {
+    ("Adafactor", "eps"): (
+        ((None, 1e-3), (1e-30, 1e-3), (0.0, 0.0), (None, 1.0)),
+        ((-1e-30, 1e-3), (None, -1.0), (NAN, 1e-3), (None, NAN), (1e-3,), 1e-3, None),
+    ),
+}
+"""Pools of a key that one class takes in another form (Adafactor's ``eps``: ``(ε₁, ε₂)``)."""
+
+
 def pool(name: str, key: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """(usual, edge) values of ``key`` for class ``name``."""
-    usual, edge = POOLS[key]
+    usual, edge = CLASS_POOLS.get((name, key), POOLS[key])
     if key in TENSOR_VALUES and key in OPTIMIZERS[name].tensor_hyperparameters:
         usual = (*usual, *TENSOR_VALUES[key])
     return usual, edge

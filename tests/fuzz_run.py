@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .fuzz_cases import EXECUTOR_FLAGS, PAIRS, Case, GradSpec, ParamSpec, TensorValue
+from .fuzz_cases import PAIRS, Case, GradSpec, ParamSpec, TensorValue, executor_flags
 
 # -- building tensors -------------------------------------------------------------------------
 _SHAPES: dict[str, tuple[tuple[int, ...], Callable[[Tensor], Tensor]]] = {
@@ -429,7 +429,7 @@ def assert_step_matches(case: Case, n: int, ours: Run, ref: Run, before: list[Te
 def run_case(case: Case) -> None:
     """Run ``case`` on momentopt and torch.optim; raise AssertionError on any disagreement."""
     torch_cls, ours_cls = PAIRS[case.name]
-    flags = {**EXECUTOR_FLAGS[case.executor], **case.executor_extra}
+    flags = executor_flags(case)
     ours, same = start(ours_cls, case, flags), start(torch_cls, case, flags)
     if not assert_same_outcome(ours, same, same, "construction"):
         return

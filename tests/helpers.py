@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .optimizer_table import DEFAULT_TOLERANCES, OPTIMIZERS, Tolerances
+from .optimizer_table import DEFAULT_TOLERANCES, OPTIMIZERS, OptimizerCase, Tolerances
 
 # For test files that do not read tests/optimizer_table.py themselves (the suites do).
 ALGORITHMS = tuple(OPTIMIZERS)
@@ -34,6 +34,57 @@ class Net(nn.Module):
         h = (h if h.is_complex() else h.tanh()).flatten(1)[:, :12]  # complex tanh has poles
         h = self.fc(h) @ self.transposed.t()
         return h * self.scale + self.bias0
+
+
+class MatrixNet(nn.Module):
+    """:class:`Net` for an optimizer of matrices only (Muon): every parameter 2-D, with
+    :class:`Net`'s names for the ones :func:`train_together` skips (``fc.bias``, ``bias0``), a
+    non-contiguous (transposed) matrix, wide, tall, square and 1×1 matrices.
+
+    Each shape once: momentopt orthogonalises same-shape matrices as one batch, whose bfloat16
+    products round like torch's single ones except in rare elements, and a lock-step run
+    would then amplify that into an unrelated difference; batches are judged step by step
+    (tests/test_tensorwise.py), these runs bit for bit."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.w_in = nn.Parameter(torch.randn(12, 40, dtype=dtype) / 6)
+        self.fc = nn.Linear(12, 4, dtype=dtype)
+        self.fc.bias = nn.Parameter(torch.randn(1, 4, dtype=dtype))
+        self.square = nn.Parameter(torch.randn(4, 4, dtype=dtype) / 2)
+        self.tall = nn.Parameter(torch.randn(6, 4, dtype=dtype) / 2)
+        self.transposed = nn.Parameter(torch.randn(6, 5, dtype=dtype).t())  # non-contiguous
+        self.scale = nn.Parameter(torch.randn(1, 5, dtype=dtype))
+        self.bias0 = nn.Parameter(torch.randn(1, 1, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = (x.flatten(1) @ self.w_in.t()).tanh()
+        h = self.fc(h) @ self.square @ self.tall.t() @ self.transposed.t()
+        return h * self.scale + self.bias0
+
+
+def model_for(case: OptimizerCase, dtype: torch.dtype) -> nn.Module:
+    """The suites' model for ``case``: :class:`Net`, or :class:`MatrixNet` for a class that
+    takes matrices only (``only_matrices``), as torch's own tests give Muon its own."""
+    return MatrixNet(dtype) if case.only_matrices else Net(dtype)
+
+
+def taken(case: OptimizerCase, params: Any) -> list[torch.Tensor]:
+    """The parameters of ``params`` that ``case``'s class takes: all of them, or the matrices
+    (``only_matrices``: Muon), as torch's own tests give it."""
+    return [p for p in params if p.dim() == 2] if case.only_matrices else list(params)
+
+
+EXECUTOR_FLAGS = {"per_tensor": {"foreach": False}, "multi_tensor": {"foreach": True}}
+
+
+def choose_executor(case: OptimizerCase, executor: str, monkeypatch: Any) -> dict[str, Any]:
+    """The flags that run ``executor`` ("per_tensor" or "multi_tensor"): torch's ``foreach``,
+    or for a class without it (Muon) ``MOMENTOPT_EXECUTOR``, set with ``monkeypatch``."""
+    if case.supports("foreach"):
+        return dict(EXECUTOR_FLAGS[executor])
+    monkeypatch.setenv("MOMENTOPT_EXECUTOR", executor.replace("_", "-"))
+    return {}
 
 
 SPARSE_ONLY = tuple(cls for case in OPTIMIZERS.values() if case.sparse_only for cls in case.pair)

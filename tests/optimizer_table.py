@@ -28,9 +28,16 @@ import momentopt
 IMPLS = ("foreach", "fused", "capturable", "differentiable")
 """The implementation flags a constructor may have (torch's "global-cliquey" flags and
 ``capturable``)."""
+MOMENTOPT_OPTIONS = ("cautious",)
+"""Keyword-only options every momentopt recipe optimizer adds after torch's signature, off by
+default (``cautious``: tests/test_modern_cautious.py)."""
 COMPILED = "compiled"
 """``OptimizerCase.fused_path`` of an algorithm torch has no fused kernel for: momentopt's
 fused executor compiles its recipe."""
+NOT_ELEMENTWISE = "multi-tensor"
+"""``OptimizerCase.fused_path`` of an algorithm whose step is not elementwise (norms of each
+tensor, a factored moment, a function of matrices): it is not compiled, and momentopt's
+default path runs it multi-tensor (its plan says why)."""
 SPARSE_ROWS = "per-tensor"
 """``OptimizerCase.fused_path`` of an algorithm that takes sparse gradients only (SparseAdam):
 every path runs it one tensor at a time, on the rows the gradient holds (engine/sparse_rows.py)."""
@@ -184,8 +191,8 @@ class OptimizerCase:
     impls: frozenset[str]
     """Which of IMPLS the constructor has."""
     fused_path: str
-    """What ``fused=True`` (and momentopt's default path) runs: torch's kernel's name, or
-    COMPILED."""
+    """What ``fused=True`` (and momentopt's default path) runs: torch's kernel's name,
+    COMPILED or NOT_ELEMENTWISE."""
     sparse_grads: bool
     """Trains on sparse gradients (nn.Embedding(sparse=True)); else refuses them."""
     complex_params: bool
@@ -209,6 +216,12 @@ class OptimizerCase:
     """State torch's differentiable step reads as a number (``.item()``) or only through a
     sign or a branch: no derivative flows through its value, and finite differences see a
     step function, so gradcheck holds it constant (as it holds ``step``)."""
+    only_matrices: bool = False
+    """torch's constructor takes 2-D parameters only (Muon): the suites give it a model of
+    matrices (tests.helpers.MatrixNet), as torch's own tests give it its own."""
+    refuses_amp_scaling: bool = False
+    """torch's step refuses GradScaler's ``grad_scale``/``found_inf`` though the class has no
+    fused implementation (Adafactor: "Grad scaling should occur outside of optimizer.step()")."""
     torch_foreach_differs: str = ""
     """Why torch's ``foreach=True`` computes other numbers than its for-loop (empty: it does
     not). momentopt gives the for-loop's numbers on every path (a deliberate deviation), so
@@ -222,7 +235,9 @@ class OptimizerCase:
     @property
     def fused_kernel(self) -> str | None:
         """torch's fused kernel's name (``torch.<name>``), or None where the path compiles."""
-        return None if self.fused_path in (COMPILED, SPARSE_ROWS) else self.fused_path
+        return (
+            None if self.fused_path in (COMPILED, NOT_ELEMENTWISE, SPARSE_ROWS) else self.fused_path
+        )
 
     @property
     def counts_steps(self) -> bool:
@@ -433,17 +448,6 @@ _ROWS = (
         ),
     ),
     _case(
-        "SparseAdam",
-        hyperparameters=("lr", "betas", "eps", "maximize"),
-        impls=frozenset(),
-        fused_path=SPARSE_ROWS,
-        sparse_grads=True,
-        complex_params=False,
-        tensor_hyperparameters=frozenset({"lr"}),
-        state_keys=("step", "exp_avg", "exp_avg_sq"),
-        sparse_only=True,
-    ),
-    _case(
         "Rprop",
         hyperparameters=("lr", "etas", "step_sizes", "maximize"),
         impls=frozenset({"foreach", "capturable", "differentiable"}),
@@ -484,6 +488,40 @@ _ROWS = (
                 "so they are equal to the last bit on every CPU."
             ),
         ),
+    ),
+    _case(
+        "Adafactor",
+        hyperparameters=("lr", "beta2_decay", "eps", "d", "weight_decay", "maximize"),
+        impls=frozenset({"foreach"}),
+        fused_path=NOT_ELEMENTWISE,
+        sparse_grads=False,
+        complex_params=False,
+        tensor_hyperparameters=frozenset({"lr"}),
+        # row_var and col_var for parameters of 2+ dimensions, variance for the others
+        state_keys=("step", "row_var", "col_var", "variance"),
+        load_defaults=frozenset({"foreach"}),
+        refuses_amp_scaling=True,
+    ),
+    _case(
+        "Muon",
+        hyperparameters=(
+            "lr",
+            "weight_decay",
+            "momentum",
+            "nesterov",
+            "ns_coefficients",
+            "eps",
+            "ns_steps",
+            "adjust_lr_fn",
+        ),
+        impls=frozenset(),
+        fused_path=NOT_ELEMENTWISE,
+        sparse_grads=False,
+        complex_params=False,
+        tensor_hyperparameters=frozenset(),
+        state_keys=("momentum_buffer",),
+        lazy_state=True,
+        only_matrices=True,
     ),
 )
 

@@ -167,7 +167,7 @@ def test_bad_hyperparameter_same_error(name: str, case: BadCase) -> None:
 def test_duplicate_params_warn_like_torch(name: str) -> None:
     """A group with a parameter twice warns with torch's category and message."""
     torch_cls, ours_cls = OPTIMIZERS[name].pair
-    p = Parameter(torch.randn(2))
+    p = Parameter(torch.randn(2, 2))  # a matrix: Muon takes no other
     messages = []
     for cls in (torch_cls, ours_cls):
         with warnings.catch_warnings(record=True) as caught:

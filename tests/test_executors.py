@@ -22,11 +22,11 @@ from .helpers import (
     assert_matches_torch,
     assert_state_dicts_close,
     assert_state_dicts_match,
+    choose_executor,
     sparse_if_needed,
+    taken,
 )
-from .optimizer_table import OPTIMIZERS, Tolerances, names, supports
-
-ALGORITHMS = names(supports("foreach"))  # the executors are foreach's (SparseAdam has one)
+from .optimizer_table import ALGORITHMS, OPTIMIZERS, Tolerances
 
 STEPS = 12
 Dtypes = tuple[torch.dtype, ...]
@@ -58,7 +58,7 @@ def train(
     cls: type, kwargs: dict[str, Any], params: list[Parameter], mask: GradMask = every_grad
 ) -> torch.optim.Optimizer:
     """STEPS steps with gradients ``cos((t+1)·w) + 0.3·w`` where ``mask`` allows."""
-    opt = cls(params, **copy.deepcopy(kwargs))
+    opt = cls(_taken(cls, params), **copy.deepcopy(kwargs))
     for step in range(STEPS):
         for i, p in enumerate(params):
             with torch.no_grad():
@@ -66,6 +66,20 @@ def train(
         sparse_if_needed(opt, params)
         opt.step()
     return opt
+
+
+def _taken(cls: type, params: list[Parameter]) -> list[Parameter]:
+    """The parameters ``cls`` (torch's class or ours) takes (Muon: the matrices)."""
+    return taken(next(c for c in OPTIMIZERS.values() if cls in c.pair), params)
+
+
+def _flags(case: Any, label: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The flags of the executor ``label`` for ``case`` (a class without ``foreach``:
+    MOMENTOPT_EXECUTOR)."""
+    if label == "default":
+        monkeypatch.delenv("MOMENTOPT_EXECUTOR", raising=False)
+        return {}
+    return choose_executor(case, label, monkeypatch)
 
 
 def _kwargs(kwargs: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
@@ -77,8 +91,7 @@ def _kwargs(kwargs: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
 
 def configs(richest: int = 2) -> list[Any]:
     out = []
-    for name in ALGORITHMS:
-        case = OPTIMIZERS[name]
+    for name, case in OPTIMIZERS.items():
         inputs = case.inputs(torch.float32)
         for inp in [inputs[0], *sorted(inputs[1:], key=lambda i: -len(i.kwargs))[:richest]]:
             out.append(pytest.param(name, inp.kwargs, id=f"{name}-{inp.desc.replace(' ', '_')}"))
@@ -125,15 +138,16 @@ def assert_identical_runs(a: Run, b: Run) -> None:
 
 
 @pytest.mark.parametrize("name,kwargs", configs())
-def test_executors_agree(name: str, kwargs: dict) -> None:
+def test_executors_agree(name: str, kwargs: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """foreach=False and foreach=True run the same torch ops on each tensor (the CPU's
     ``_foreach_*`` kernels loop over the per-tensor ones): identical numbers. foreach=None and
     both of them match torch.optim."""
     case = OPTIMIZERS[name]
     ours = case.ours_cls
     runs = {}
-    for label, flags in FLAGS.items():
+    for label in FLAGS:
         params = make_params()
+        flags = _flags(case, label, monkeypatch)
         runs[label] = (params, train(ours, _kwargs(kwargs, flags), params, staggered_grads))
     assert_identical_runs(runs["per_tensor"], runs["multi_tensor"])
     params = make_params()
@@ -164,17 +178,21 @@ RICH = {
     "SparseAdam": {"betas": (0.8, 0.9), "maximize": True},
     "Rprop": {"etas": (0.4, 1.5), "step_sizes": (1e-3, 0.05), "maximize": True},
     "ASGD": {"lambd": 0.1, "t0": 4.0, "weight_decay": 0.1, "maximize": True},
+    "Adafactor": {"weight_decay": 0.1, "maximize": True, "beta2_decay": -0.5, "d": 1.5},
+    "Muon": {"nesterov": False, "adjust_lr_fn": "match_rms_adamw", "momentum": 0.8},
 }
 
 
 @pytest.mark.parametrize("executor", ["per_tensor", "multi_tensor"])
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("name", ALGORITHMS)
-def test_heterogeneous_group_matches_torch(name: str, case: str, executor: str) -> None:
+def test_heterogeneous_group_matches_torch(
+    name: str, case: str, executor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """float32 and float64 params in one group, and params at different step counts."""
     dtypes, mask = CASES[case]
     row = OPTIMIZERS[name]
-    kwargs = {**RICH[name], **FLAGS[executor]}
+    kwargs = {**RICH[name], **_flags(row, executor, monkeypatch)}
     params_t, params_o = make_params(dtypes), make_params(dtypes)
     judge = row.judge_kwargs(kwargs)  # torch's numbers for ours (a foreach that differs: its loop)
     opt_t = train(row.torch_cls, judge, params_t, mask)
@@ -191,12 +209,15 @@ def test_heterogeneous_group_matches_torch(name: str, case: str, executor: str) 
 
 @pytest.mark.parametrize("executor", ["per_tensor", "multi_tensor"])
 @pytest.mark.parametrize("name", ALGORITHMS)
-def test_group_added_later_matches_torch(name: str, executor: str) -> None:
+def test_group_added_later_matches_torch(
+    name: str, executor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A param group added after some steps (its params at step 0 while others are not)."""
     case = OPTIMIZERS[name]
     torch_cls, ours_cls = case.pair
+    flags = _flags(case, executor, monkeypatch)
     runs = [
-        _group_added_later(cls, name, executor, dtype)
+        _group_added_later(cls, name, flags, dtype)
         for cls, dtype in (
             (ours_cls, torch.float32),
             (torch_cls, torch.float32),
@@ -206,14 +227,17 @@ def test_group_added_later_matches_torch(name: str, executor: str) -> None:
     assert_same_run(*runs, case.tolerances)
 
 
-def _group_added_later(cls: type, name: str, executor: str, dtype: torch.dtype) -> Run:
+def _group_added_later(cls: type, name: str, flags: dict[str, Any], dtype: torch.dtype) -> Run:
     params = make_params((dtype,) * 4)
-    kwargs = {**RICH[name], **FLAGS[executor]}
+    kwargs = {**RICH[name], **flags}
     case = OPTIMIZERS[name]
-    opt = cls(params[:2], **(case.judge_kwargs(kwargs) if cls is case.torch_cls else kwargs))
+    opt = cls(
+        _taken(cls, params[:2]),
+        **(case.judge_kwargs(kwargs) if cls is case.torch_cls else kwargs),
+    )
     for step in range(STEPS):
         if step == 4:
-            opt.add_param_group({"params": params[2:], "lr": 0.02})
+            opt.add_param_group({"params": _taken(cls, params[2:]), "lr": 0.02})
         for p in params:
             with torch.no_grad():
                 p.grad = torch.cos(p * (step + 1)) + 0.3 * p

@@ -87,13 +87,13 @@ def test_grad_scale_unscales_like_torchs_fused(name: str, index: int, layout: st
 
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_scaling_attributes_without_fused_as_torch(name: str) -> None:
-    """Algorithms with a fused implementation refuse them on their other paths; the others
-    ignore them (torch never reads them there)."""
-    fused = OPTIMIZERS[name].supports("fused")
+    """Algorithms with a fused implementation refuse them on their other paths (and Adafactor,
+    which has none, on its paths); the others ignore them (torch never reads them there)."""
+    fused = OPTIMIZERS[name].supports("fused") or OPTIMIZERS[name].refuses_amp_scaling
     outcomes = []
     for cls in OPTIMIZERS[name].pair:
-        p = torch.nn.Parameter(torch.ones(3))
-        p.grad = torch.ones(3)
+        p = torch.nn.Parameter(torch.ones(1, 3))  # a matrix: Muon takes no other
+        p.grad = torch.ones(1, 3)
         opt = cls([p], lr=0.1)
         sparse_if_needed(opt, [p])
         opt.found_inf = torch.ones(())

@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from .fuzz_cases import EXECUTOR_FLAGS, FUSED_NAMES, NAMES, Case, cases
+from .fuzz_cases import EXECUTOR_FLAGS, FUSED_NAMES, NAMES, Case, cases, forced_executor
 from .fuzz_run import run_case
 
 EXAMPLES = int(os.environ.get("MOMENTOPT_FUZZ_EXAMPLES", "600"))
@@ -75,4 +76,5 @@ def _seeded(test: Callable[..., Any]) -> Callable[..., Any]:
 def test_matches_torch(name: str, executor: str, data: st.DataObject) -> None:
     """momentopt.<name> under ``executor`` does what torch.optim.<name> does."""
     case: Case = data.draw(cases(name, executor), label="case")
-    run_case(case)
+    with mock.patch.dict(os.environ, forced_executor(name, executor)):
+        run_case(case)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from .helpers import Net, assert_state_dicts_close, loss_of, make_inputs, sparse_if_needed
+from .helpers import assert_state_dicts_close, loss_of, make_inputs, model_for, sparse_if_needed
 from .optimizer_table import ALGORITHMS, OPTIMIZERS
 
 DTYPE = torch.float32
@@ -32,13 +32,15 @@ KWARGS = {
     "SparseAdam": {"lr": 0.01, "betas": (0.8, 0.9)},
     "Rprop": {"lr": 0.01, "etas": (0.4, 1.5)},
     "ASGD": {"lr": 0.01, "t0": 2.0, "weight_decay": 0.1},
+    "Adafactor": {"lr": 0.01, "weight_decay": 0.1},
+    "Muon": {"lr": 0.01, "momentum": 0.9},
 }
 Sides = list[tuple[nn.Module, torch.optim.Optimizer]]
 
 
 def twins(name: str, make_params: Callable[[nn.Module], Any] | None = None, **extra: Any) -> Sides:
     """[(model, torch optimizer), (same model copied, our optimizer)]."""
-    model = Net(DTYPE)
+    model = model_for(OPTIMIZERS[name], DTYPE)
     sides = []
     for cls, m in zip(OPTIMIZERS[name].pair, (model, copy.deepcopy(model)), strict=True):
         params = make_params(m) if make_params else m.parameters()
@@ -155,7 +157,7 @@ def test_steps_without_grads_like_torch(name: str) -> None:
     assert_state_dicts_close(oo.state_dict(), ot.state_dict(), rtol=0, atol=0)
 
     def drop(model: nn.Module, i: int) -> None:
-        model.conv.weight.grad = None
+        next(model.parameters()).grad = None  # (Net's conv.weight)
         if i % 2:
             model.scale.grad = None
 
@@ -302,6 +304,8 @@ PER_GROUP = {
     "SparseAdam": {"betas": (0.5, 0.6), "eps": 1e-3, "maximize": True},
     "Rprop": {"etas": (0.3, 1.1), "step_sizes": (1e-4, 1.0), "maximize": True},
     "ASGD": {"lambd": 0.01, "alpha": 0.5, "t0": 3.0, "maximize": True},
+    "Adafactor": {"beta2_decay": -0.5, "d": 2.0, "maximize": True},
+    "Muon": {"nesterov": False, "adjust_lr_fn": "match_rms_adamw", "ns_steps": 3},
 }
 
 

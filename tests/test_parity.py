@@ -14,18 +14,19 @@ import pytest
 import torch
 
 from .helpers import (
+    EXECUTOR_FLAGS,
     WIDE,
-    Net,
     assert_models_match,
     assert_state_dicts_match,
+    choose_executor,
     make_inputs,
+    model_for,
     train_together,
     widened,
 )
 from .optimizer_table import OPTIMIZERS
 
 DTYPES = (torch.float32, torch.float64, torch.complex64)
-EXECUTORS = {"per_tensor": {"foreach": False}, "multi_tensor": {"foreach": True}}
 
 
 def _cases():
@@ -34,8 +35,7 @@ def _cases():
             if dtype.is_complex and not case.complex_params:
                 continue
             for inp in case.inputs(dtype):
-                # a class without foreach (SparseAdam): its one implementation
-                for executor in EXECUTORS if case.supports("foreach") else ("default",):
+                for executor in EXECUTOR_FLAGS:
                     yield pytest.param(
                         name,
                         dtype,
@@ -54,15 +54,15 @@ def _kwargs(kwargs: dict, extra: dict) -> dict:
 
 @pytest.mark.parametrize("name,dtype,kwargs,executor", list(_cases()))
 def test_lockstep_parity(
-    name: str, dtype: torch.dtype, kwargs: dict[str, Any], executor: str
+    name: str, dtype: torch.dtype, kwargs: dict[str, Any], executor: str, monkeypatch: Any
 ) -> None:
     case = OPTIMIZERS[name]
     torch_cls, ours_cls = case.pair
     torch.manual_seed(0)
-    model_t = Net(dtype)
+    model_t = model_for(case, dtype)
     model_o = copy.deepcopy(model_t)
     model_r = widened(model_t) if dtype in WIDE else None
-    kw = _kwargs(kwargs, EXECUTORS.get(executor, {}))
+    kw = _kwargs(kwargs, choose_executor(case, executor, monkeypatch))
     judge = case.judge_kwargs(kw)  # torch's numbers for ours (a foreach that differs: its loop)
     opt_t = torch_cls(model_t.parameters(), **copy.deepcopy(judge))
     opt_o = ours_cls(model_o.parameters(), **copy.deepcopy(kw))

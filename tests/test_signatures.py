@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import Parameter
 
-from .optimizer_table import ALGORITHMS, IMPLS, OPTIMIZERS
+from .optimizer_table import ALGORITHMS, IMPLS, MOMENTOPT_OPTIONS, OPTIMIZERS
 
 # A few non-default configurations per class, on top of torch's optim_db inputs.
 EXTRA_KWARGS = {
@@ -23,6 +23,8 @@ EXTRA_KWARGS = {
     "Adamax": [{"betas": (0.5, 0.6), "eps": 1e-3, "foreach": True, "capturable": True}],
     "RAdam": [{"decoupled_weight_decay": True, "weight_decay": 0.1, "differentiable": True}],
     "SparseAdam": [{"betas": (0.5, 0.6), "eps": 1e-3, "maximize": True}],
+    "Adafactor": [{"eps": (1e-30, 1e-2), "d": 2.0, "beta2_decay": -0.5, "foreach": True}],
+    "Muon": [{"nesterov": False, "adjust_lr_fn": "match_rms_adamw", "ns_steps": 3}],
     "Rprop": [{"etas": (0.3, 1.1), "step_sizes": (1e-4, 2.0), "capturable": True}],
     "ASGD": [{"lambd": 1e-3, "alpha": 0.5, "t0": 10.0, "weight_decay": 0.1, "foreach": True}],
 }
@@ -41,8 +43,12 @@ def _configs() -> list[object]:
 def test_signature_equal(name: str) -> None:
     """Names, order, kinds, defaults of the constructor's parameters."""
     torch_cls, ours_cls = OPTIMIZERS[name].pair
-    ours = inspect.signature(ours_cls).parameters
+    ours = dict(inspect.signature(ours_cls).parameters)
     theirs = inspect.signature(torch_cls).parameters
+    assert list(ours)[-len(MOMENTOPT_OPTIONS) :] == list(MOMENTOPT_OPTIONS)
+    for option in MOMENTOPT_OPTIONS:  # momentopt's own: last, keyword-only, off by default
+        extra = ours.pop(option)
+        assert extra.kind is extra.KEYWORD_ONLY and extra.default is False, option
     assert list(ours) == list(theirs)
     for key in theirs:
         assert ours[key].kind == theirs[key].kind, key
@@ -87,9 +93,10 @@ def test_table_lists_every_algorithm_once() -> None:
         "NAdam",
         "Adamax",
         "RAdam",
-        "SparseAdam",
         "Rprop",
         "ASGD",
+        "Adafactor",
+        "Muon",
     ]
     for name, case in OPTIMIZERS.items():
         assert case.name == name == case.torch_cls.__name__ == case.ours_cls.__name__
@@ -103,7 +110,9 @@ def test_table_keywords_are_the_signatures(name: str) -> None:
     test_signature_equal holds equal to torch's): in order, less the IMPLS; the IMPLS present."""
     case = OPTIMIZERS[name]
     for cls in case.pair:
-        keywords = [k for k in inspect.signature(cls).parameters if k != "params"]
+        keywords = [
+            k for k in inspect.signature(cls).parameters if k not in ("params", *MOMENTOPT_OPTIONS)
+        ]
         assert tuple(k for k in keywords if k not in IMPLS) == case.hyperparameters, cls
         assert {k for k in keywords if k in IMPLS} == case.impls, cls
 

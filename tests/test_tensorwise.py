@@ -330,3 +330,26 @@ def test_adafactor_on_float64_matches_torchs_float64_closely() -> None:
         theirs.step()
     for p, q in zip(ps, qs, strict=True):
         assert_matches_torch(p, q, None, "param")
+
+
+def test_bench_runs_muon_on_the_gpt_like_matrices_only(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``momentopt bench``: Muon on the GPT-like set's block matrices (its only set by
+    default), against torch's one implementation (the set shrunk to width 16 here)."""
+    import json
+
+    from momentopt.bench import cli
+    from momentopt.cli import main
+
+    monkeypatch.setattr(cli, "WARMUP_STEPS", 1)
+    width = 16
+    blocks = [(3 * width, width), (width,), (width, 4 * width)] * 2
+    shapes = [(64, width), (64, width), *blocks, (width,), (width,), (64, width)]
+    monkeypatch.setattr(cli, "gpt_like", lambda quick: [torch.randn(s) for s in shapes])
+    out = tmp_path / "bench.json"
+    args = ["bench", "--quick", "--algos", "Muon", "--rounds", "1", "--json", str(out)]
+    assert main(args) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["config"], row["set"], row["tensors"]) == ("Muon", "gpt-matrices", 4)
+    assert set(row["ms"]) == {"momentopt", "for-loop"} and row["target"] == 0.5

@@ -104,8 +104,13 @@ class Adafactor(RecipeOptimizer):
         return cls.hyperparameter_table.load_defaults()
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
-        """torch's refusals, parameter by parameter: complex, then sparse gradients."""
-        refuse_complex_and_sparse(type(self).__name__, group)
+        """torch's refusals: complex parameters and sparse gradients, parameter by parameter;
+        then ``torch.amp.GradScaler``'s ``grad_scale``/``found_inf`` (Adafactor has no fused
+        implementation to hand them to)."""
+        refuse_complex_and_sparse("Adafactor", group)
+        scaling = (getattr(self, "grad_scale", None), getattr(self, "found_inf", None))
+        if any(value is not None for value in scaling):
+            raise AssertionError("Grad scaling should occur outside of optimizer.step()")
 
     def step_hyperparameters(
         self, group: Mapping[str, Any], params: list[Tensor]

@@ -115,7 +115,7 @@ class RmsClipped(FirstMoment):
         return [Term(u, 1.0, divisor=each(max, 1.0, ratio))]
 
     def formula(self, group: Mapping[str, Any]) -> str:
-        return "u = g/√V;  m = u / max(1, RMS(u)/d)   (update clipping)"
+        return "m = u / max(1, RMS(u)/d), u = g/√V   (update clipping; m holds the 1/√V)"
 
 
 class RelativeStepSize(LrSchedule):

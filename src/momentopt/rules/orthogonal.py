@@ -123,7 +123,7 @@ class Orthogonalized(FirstMoment):
     def formula(self, group: Mapping[str, Any]) -> str:
         return (
             self.first.formula(group)
-            + f";  O = NS(m), {group['ns_steps']} Newton–Schulz steps in bfloat16"
+            + f";  m ← NS(m), {group['ns_steps']} Newton–Schulz steps in bfloat16"
         )
 
     def __repr__(self) -> str:
