@@ -37,6 +37,7 @@ from .algorithms.hyperparameters import (
 from .engine.optimizer import RecipeOptimizer
 from .engine.recipe import Recipe
 from .rules.base import AfterUpdate, FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
+from .rules.direction import Cautious, DirectionRule
 from .rules.first_moment import NoFirstMoment
 from .rules.gradient import Maximize, WeightDecay
 from .rules.second_moment import NoSecondMoment
@@ -85,6 +86,7 @@ SLOTS: dict[str, type[Rule]] = {
     "gradient": GradientRule,
     "schedule": LrSchedule,
     "after": AfterUpdate,
+    "direction": DirectionRule,
 }
 
 
@@ -111,13 +113,13 @@ def _check_rule(owner: str, slot: str, value: Any) -> None:
 
 def check_recipe(owner: str, recipe: Any) -> None:
     """Raise ``TypeError`` naming the slot and the role it takes unless every slot of
-    ``recipe`` holds a rule of its role (``gradient``, ``schedule`` and ``after``: tuples of
-    them)."""
+    ``recipe`` holds a rule of its role (``gradient``, ``schedule``, ``after`` and
+    ``direction``: tuples of them)."""
     if not isinstance(recipe, Recipe):
         raise TypeError(f"{owner}: recipe must be a Recipe, got {_what(recipe)}")
     _check_rule(owner, "first", recipe.first)
     _check_rule(owner, "second", recipe.second)
-    for slot in ("gradient", "schedule", "after"):
+    for slot in ("gradient", "schedule", "after", "direction"):
         rules = getattr(recipe, slot)
         if not isinstance(rules, tuple):
             expected = SLOTS[slot].__name__
@@ -206,16 +208,21 @@ def make_recipe(
     gradient: Sequence[GradientRule] | None = None,
     schedule: Sequence[LrSchedule] = (),
     after: Sequence[AfterUpdate] = (),
+    direction: Sequence[DirectionRule] = (),
 ) -> Recipe:
     """A :class:`~momentopt.engine.recipe.Recipe` from rules, with the defaults of
     :func:`compose`: φ = g, ψ = 1, gradient rules ``(Maximize(), WeightDecay())``, no
-    schedule. The rules are not checked here (the optimizer class checks them)."""
+    schedule; the direction rules end with the ``cautious`` option
+    (:class:`~momentopt.rules.direction.Cautious`). The rules are not checked here (the
+    optimizer class checks them)."""
+    changes = _as_tuple(direction)
     return Recipe(
         first=NoFirstMoment() if first is None else first,  # type: ignore[arg-type]
         second=NoSecondMoment() if second is None else second,  # type: ignore[arg-type]
         gradient=(Maximize(), WeightDecay()) if gradient is None else _as_tuple(gradient),
         schedule=_as_tuple(schedule),
         after=_as_tuple(after),
+        direction=(*changes, Cautious()) if isinstance(changes, tuple) else changes,
     )
 
 
@@ -227,22 +234,31 @@ def compose(
     gradient: tuple[GradientRule, ...] | None = None,
     schedule: tuple[LrSchedule, ...] = (),
     after: tuple[AfterUpdate, ...] = (),
+    direction: tuple[DirectionRule, ...] = (),
     **hyperparameters: Any,
 ) -> type[ComposedOptimizer]:
     """A new optimizer class named ``name`` from φ (``first``), ψ (``second``) and the rest.
 
     ``hyperparameters`` override the rules' defaults (e.g. ``lr=1e-2``). Defaults: φ = g,
     ψ = 1, gradient rules ``(Maximize(), WeightDecay())``; ``after`` holds rules run after
-    the update (:class:`~momentopt.rules.base.AfterUpdate`: an average of the iterates). The
-    class is placed in the
-    caller's module, so instances pickle when it is bound to a module-level ``name``.
+    the update (:class:`~momentopt.rules.base.AfterUpdate`: an average of the iterates);
+    ``direction`` rules change the whole direction before the update
+    (:class:`~momentopt.rules.direction.Sign`). Every composed class takes ``cautious=True``
+    (:class:`~momentopt.rules.direction.Cautious`), as a default here or when it is made.
+    The class is placed in the caller's module, so instances pickle when it is bound to a
+    module-level ``name``.
 
     Raises ``TypeError`` for a slot holding anything but a rule of its role and for a
     hyperparameter no rule reads (naming the ones they read), ``ValueError`` for a value
     outside its range.
     """
     recipe = make_recipe(
-        first=first, second=second, gradient=gradient, schedule=schedule, after=after
+        first=first,
+        second=second,
+        gradient=gradient,
+        schedule=schedule,
+        after=after,
+        direction=direction,
     )
     caller = inspect.currentframe()
     module = (

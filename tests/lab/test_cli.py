@@ -179,23 +179,6 @@ def test_an_added_optimizer_joins_the_story(tmp_path, monkeypatch, capsys):
     assert data["settings"]["added_optimizers"] == {"Mine": "my_opts_lab:AdaMomentum"}
 
 
-def test_an_optimizer_that_raises_is_a_clean_error(tmp_path, monkeypatch, capsys):
-    (tmp_path / "broken_opts_lab.py").write_text(
-        textwrap.dedent("""
-        import momentopt
-        class Broken(momentopt.SGD):
-            def step(self, closure=None):
-                raise RuntimeError("boom")
-    """)
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    args = ["compare", "--scenario", "saddle", "--optimizers", "Broken", "--steps", "3"]
-    args += ["--optimizer", "Broken=broken_opts_lab:Broken", "--jobs", "1", "--no-plots"]
-    code, _, err = run_cli([*args, "--out", str(tmp_path / "r")], capsys)
-    assert code == 2 and "Traceback" not in err
-    assert "Broken failed on the saddle experiment: boom" in err
-
-
 def test_parallel_workers_give_the_same_numbers(tmp_path, capsys):
     args = ["compare", "--scenario", "saddle", "--optimizers", "SGD,Adagrad", "--steps", "20"]
     args += ["--lr-points", "2", "--no-plots", "--json"]

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import FactoredSquaredAverage, Maximize, RelativeStepSize, RmsClipped, WeightDecay
+from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import FOREACH, MAXIMIZE, Bound, Hyperparameter, HyperparameterTable
 from .torch_compat import refuse_complex_and_sparse, torch_recipe
@@ -87,11 +88,12 @@ class Adafactor(RecipeOptimizer):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import AccumulatedSquares, InverseTimeDecay, NoFirstMoment
+from .cautious import with_cautious
 from .hyperparameters import (
     DIFFERENTIABLE,
     EPS,
@@ -71,11 +72,12 @@ class Adagrad(RecipeOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
         fused: bool | None = None,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
         table.check_flags(defaults)
 
     @classmethod

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, BiasCorrectedSquaredAverage
+from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import (
     BETAS,
@@ -122,12 +123,13 @@ class Adam(RecipeOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         defaults["betas"] = tuple(_squeeze(b) for b in betas)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
         table.check_flags(defaults)
 
     @classmethod
@@ -168,6 +170,7 @@ class AdamW(Adam):
         capturable: bool = False,
         differentiable: bool = False,
         fused: bool | None = None,
+        cautious: bool = False,
     ) -> None:
         super().__init__(
             params,
@@ -182,6 +185,7 @@ class AdamW(Adam):
             differentiable=differentiable,
             fused=fused,
             decoupled_weight_decay=True,
+            cautious=cautious,
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from ..rules import (
     StepSizeDecay,
     WeightDecay,
 )
+from .cautious import with_cautious
 from .hyperparameters import (
     CAPTURABLE,
     DIFFERENTIABLE,
@@ -88,11 +89,13 @@ class ASGD(RecipeOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
         capturable: bool = False,
+        *,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

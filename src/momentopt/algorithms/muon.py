@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import AveragedMomentum, Orthogonalized, ShapeAdjustedLr, WeightDecay
 from ..rules.orthogonal import NS_COEFFICIENTS
+from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import Bound, Hyperparameter, HyperparameterTable
 from .torch_compat import refuse_complex_and_sparse, torch_recipe
@@ -81,11 +82,13 @@ class Muon(RecipeOptimizer):
         eps: float = 1e-7,
         ns_steps: int = 5,
         adjust_lr_fn: str | None = None,
+        *,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
         for group in self.param_groups:
             for p in group["params"]:
                 require(

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedSquaredAverage, NesterovAverage
+from .cautious import with_cautious
 from .hyperparameters import (
     BETAS,
     CAPTURABLE,
@@ -65,11 +66,12 @@ class NAdam(RecipeOptimizer):
         maximize: bool = False,
         capturable: bool = False,
         differentiable: bool = False,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import ScaledMomentum, SquaredAverage
+from .cautious import with_cautious
 from .hyperparameters import (
     ALPHA,
     CAPTURABLE,
@@ -63,11 +64,13 @@ class RMSprop(RecipeOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         differentiable: bool = False,
+        *,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

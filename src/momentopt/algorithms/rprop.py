@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import Maximize, ResilientStep, UnitStepSize
+from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import (
     CAPTURABLE,
@@ -77,11 +78,12 @@ class Rprop(RecipeOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         differentiable: bool = False,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.selection import check_fused_param
 from ..rules import HeavyBall
+from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import (
     DIFFERENTIABLE,
@@ -99,11 +100,12 @@ class SGD(RecipeOptimizer):
         foreach: bool | None = None,
         differentiable: bool = False,
         fused: bool | None = None,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
         table.check_flags(defaults)
 
     @classmethod

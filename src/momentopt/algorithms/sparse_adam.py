@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, LazySquaredAverage, Maximize, SecondMomentCorrection
+from .checks import require
 from .hyperparameters import BETAS, EPS, LR, MAXIMIZE, Bound, HyperparameterTable
 from .torch_compat import torch_recipe
 
@@ -61,10 +62,18 @@ class SparseAdam(RecipeOptimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         maximize: bool = False,
+        *,
+        cautious: bool = False,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
+        require(  # its mask's mean over a sparse gradient's rows, or over all: not defined
+            not cautious,
+            "SparseAdam does not support cautious=True (the cautious update needs dense "
+            "gradients)",
+            "cautious=False",
+        )
         super().__init__(params, defaults)
         where = [
             (p, [i, j])

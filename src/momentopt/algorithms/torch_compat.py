@@ -17,6 +17,7 @@ import torch
 from ..engine.recipe import Recipe
 from ..engine.torch_kernels import TorchKernel, flag, number
 from ..rules.base import AfterUpdate, FirstMoment, GradientRule, LrSchedule, SecondMoment
+from ..rules.direction import Cautious
 from ..rules.gradient import Maximize, WeightDecay
 from ..rules.second_moment import NoSecondMoment
 
@@ -57,13 +58,16 @@ def torch_recipe(
     fill_from_defaults: bool = False,
 ) -> Recipe:
     """A recipe with torch.optim's conventions: ``maximize`` then weight decay (coupled, or
-    as the group's ``decoupled_weight_decay`` says) on the gradient, torch's key order."""
+    as the group's ``decoupled_weight_decay`` says) on the gradient, torch's key order; and
+    momentopt's ``cautious`` option (:class:`~momentopt.rules.direction.Cautious`, off unless
+    a group sets it)."""
     return Recipe(
         first=first,
         second=NoSecondMoment() if second is None else second,
         gradient=(Maximize(), WeightDecay()) if gradient is None else gradient,
         schedule=schedule,
         after=after,
+        direction=(Cautious(),),
         counts_steps=counts_steps,
         eager_state=eager_state,
         state_order=STATE_ORDER,

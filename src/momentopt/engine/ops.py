@@ -78,6 +78,12 @@ def _copy(self: Tensor, src: Tensor) -> Tensor:
     return self.clone().copy_(src)
 
 
+def _zero(self: Tensor) -> Tensor:
+    """The out-of-place ``zero_``: zeros like ``self``; under autograd with ``self``'s history
+    (a zero gradient), as after torch's in-place ``zero_``."""
+    return self.clone().zero_()
+
+
 @dataclass(frozen=True)
 class Op:
     """One op of the vocabulary.
@@ -152,9 +158,11 @@ VOCABULARY: tuple[Op, ...] = (
     Op("eq", (EITHER,)),
     Op("masked_fill_", (MASK, NUMBER)),
     Op("clamp_", (NUMBER, NUMBER)),
+    Op("zero_", foreach="_foreach_zero_", outplace=_zero),
 )
 """Every op a rule may use; ``maximum`` is ``torch.maximum(a, b, out=a)``. The comparisons
-(``gt``, ``lt``, ``eq``) give boolean masks, the operand :data:`MASK` of ``masked_fill_``."""
+(``gt``, ``lt``, ``eq``) give boolean masks, the operand :data:`MASK` of ``masked_fill_``;
+``x.zero_().masked_fill_(mask, 1)`` is a mask as numbers."""
 
 BY_NAME: dict[str, Op] = {op.name: op for op in VOCABULARY}
 METHODS: tuple[Op, ...] = tuple(op for op in VOCABULARY if not op.out)

@@ -129,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from . import report
-    from .runner import JobFailed, default_jobs, plan, run_all
+    from .runner import default_jobs, plan, run_all
 
     console = Console(stderr=args.json, width=max(Console().width, 150))
     lrs = lrsearch.grid(points)
@@ -152,20 +152,16 @@ def main(args: argparse.Namespace) -> int:
         def done(experiment: str, optimizer: str) -> None:
             progress.update(task, advance=1, description=f"{experiment}: {optimizer}")
 
-        try:
-            results = run_all(
-                scenarios,
-                specs,
-                lrs,
-                args.steps,
-                seeds,
-                jobs=jobs,
-                on_done=done,
-                registry=registry.specs,
-            )
-        except JobFailed as error:
-            progress.stop()
-            return _fail(str(error))
+        results = run_all(
+            scenarios,
+            specs,
+            lrs,
+            args.steps,
+            seeds,
+            jobs=jobs,
+            on_done=done,
+            registry=registry.specs,
+        )
         progress.update(task, description="writing the report")
         paths = report.write(results, Path(args.out), plots=not args.no_plots)
 

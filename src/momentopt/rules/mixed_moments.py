@@ -4,8 +4,8 @@ schedules (AdEMAMix)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from math import log
 from typing import Any
 
 from .averages import ema_
@@ -54,7 +54,7 @@ def linear_warmup(t: float, end: Any, start: float, warmup: float) -> Any:
 def half_life(beta: Any) -> Any:
     """The half-life of an average with coefficient β, less one step: ``ln ½ / ln(β + 1e-8) − 1``
     (the 1e-8 of AdEMAMix's reference implementation keeps β = 1 finite)."""
-    return math.log(0.5) / math.log(beta + 1e-8) - 1
+    return log(0.5) / log(beta + 1e-8) - 1
 
 
 def half_life_warmup(t: float, end: Any, start: Any, warmup: float) -> Any:
@@ -63,7 +63,7 @@ def half_life_warmup(t: float, end: Any, start: Any, warmup: float) -> Any:
     Algorithm 1): ``h = (1 − a)·h(start) + a·h(end)``, ``β = ½^{1/(h + 1)}``, then ``end``."""
     if t < warmup:
         a = t / float(warmup)
-        return math.pow(0.5, 1 / ((1.0 - a) * half_life(start) + a * half_life(end) + 1))
+        return 0.5 ** (1 / ((1.0 - a) * half_life(start) + a * half_life(end) + 1))
     return end
 
 
