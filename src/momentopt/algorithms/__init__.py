@@ -15,6 +15,7 @@ from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 from .sgd import SGD
 from .sparse_adam import SparseAdam
 
@@ -37,4 +38,6 @@ __all__ = [
     "Lion",
     "ADOPT",
     "AdEMAMix",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
 ]

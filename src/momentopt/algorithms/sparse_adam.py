@@ -70,8 +70,7 @@ class SparseAdam(RecipeOptimizer):
         table.check_values(defaults)
         require(  # its mask's mean over a sparse gradient's rows, or over all: not defined
             not cautious,
-            "SparseAdam does not support cautious=True (the cautious update needs dense "
-            "gradients)",
+            "SparseAdam does not support cautious=True (the cautious update needs dense gradients)",
             "cautious=False",
         )
         super().__init__(params, defaults)

@@ -28,7 +28,7 @@ from .recipe import Recipe
 from .selection import check_fused_param
 from .state import scalar_dtype
 from .torch_kernels import TorchKernel
-from .views import Observer
+from .views import Observer, TensorsView
 
 
 def _squeezed(group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -47,6 +47,13 @@ def _squeezed(group: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     if not any(shaped(group.get(k)) for k in keys):
         return group
     return {**group, **{k: squeeze(group[k]) for k in keys if k in group}}
+
+
+def _with(group: dict[str, Any], keys: tuple[str, ...], values: Mapping[str, Any]) -> Any:
+    """The group as the rules see it: :func:`_squeezed`, with the group schedules' ``values``
+    for this step."""
+    group = _squeezed(group, keys)
+    return {**group, **values} if values else group
 
 
 def _repeat_layers(params: list[Tensor]) -> list[list[int]]:
@@ -98,6 +105,7 @@ class RecipeOptimizer(Optimizer):
         return loss
 
     def _step_group(self, index: int, group: dict[str, Any]) -> None:
+        values = self.recipe.advance_group(group)  # once per step of the group, as its counters
         params: list[Tensor] = []
         grads: list[Tensor] = []
         for p in group["params"]:
@@ -108,12 +116,17 @@ class RecipeOptimizer(Optimizer):
             return
         self.check_step_group(group)
         if self._has_duplicates(group):
-            self._step_repeated(index, group, params, grads)
+            self._step_repeated(index, group, params, grads, values)
             return
-        self._step_params(index, group, params, grads)
+        self._step_params(index, group, params, grads, values)
 
     def _step_repeated(
-        self, index: int, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
+        self,
+        index: int,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        values: Mapping[str, Any],
     ) -> None:
         """A group that lists a parameter more than once, stepped as torch's loop steps it:
         every occurrence in order, one pass per repeat. torch gathers the state before its
@@ -125,7 +138,9 @@ class RecipeOptimizer(Optimizer):
             for i in layer if n else ():
                 for key in missing[params[i]]:
                     self.state[params[i]].pop(key, None)
-            self._step_params(index, group, [params[i] for i in layer], [grads[i] for i in layer])
+            self._step_params(
+                index, group, [params[i] for i in layer], [grads[i] for i in layer], values
+            )
 
     def check_fused_params(self, group: Mapping[str, Any], params: list[Tensor]) -> None:
         """torch's refusal under ``fused=True`` of parameters that are not floating point or
@@ -177,9 +192,15 @@ class RecipeOptimizer(Optimizer):
         )
 
     def _step_params(
-        self, index: int, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
+        self,
+        index: int,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        values: Mapping[str, Any],
     ) -> None:
-        """One step of ``params`` (each listed once) with their ``grads``."""
+        """One step of ``params`` (each listed once) with their ``grads``; ``values``: the
+        group schedules' values for this step (:meth:`Recipe.advance_group`)."""
         if self.dense_grads_message is not None and not all(g.is_sparse for g in grads):
             raise RuntimeError(self.dense_grads_message)
         fused = self._fused(group)
@@ -196,7 +217,7 @@ class RecipeOptimizer(Optimizer):
         states, created = self._states(group, params)
         self._check_capturable(group, params, states)
         self.check_step_update(group)
-        batch = self._batch(group, params, grads, states, grad_scale, found_inf)
+        batch = self._batch(group, params, grads, states, values, grad_scale, found_inf)
         if self._step_observer is not None:
             self._observe(index, batch)
         execute(batch, plan_step(batch, self.torch_kernels))
@@ -214,6 +235,7 @@ class RecipeOptimizer(Optimizer):
         params: list[Tensor],
         grads: list[Tensor],
         states: list[dict[str, Any]],
+        values: Mapping[str, Any],
         grad_scale: Tensor | None = None,
         found_inf: Tensor | None = None,
     ) -> GroupTensors:
@@ -228,7 +250,7 @@ class RecipeOptimizer(Optimizer):
             params,
             grads,
             states,
-            self.step_hyperparameters(_squeezed(flags, self.squeezed_hyperparameters), params),
+            self.step_hyperparameters(_with(flags, self.squeezed_hyperparameters, values), params),
             differentiable=bool(group.get("differentiable", False)),
             scalars=scalars,
             cache=cache,
@@ -252,13 +274,17 @@ class RecipeOptimizer(Optimizer):
                 if "step" in s:
                     s["step"] = s["step"] + 1
             cache = self._executor_cache(group)
-            flags = group if "fused" in self.defaults else {**group, "fused": None}
+            advanced = dict(group)  # the group schedules' next values, the group unchanged
+            values = self.recipe.advance_group(advanced)
+            flags = advanced if "fused" in self.defaults else {**advanced, "fused": None}
             batch = GroupTensors(
                 self.recipe,
                 params,
                 grads,
                 states,
-                self.step_hyperparameters(_squeezed(flags, self.squeezed_hyperparameters), params),
+                self.step_hyperparameters(
+                    _with(flags, self.squeezed_hyperparameters, values), params
+                ),
                 differentiable=bool(group.get("differentiable", False)),
                 cache=cache,
             )
@@ -267,6 +293,20 @@ class RecipeOptimizer(Optimizer):
                 for row in describe_plan(batch, plan_step(batch, self.torch_kernels))
             ]
         return rows
+
+    def over_states(self, group: Mapping[str, Any], fn: Callable[[Any], None]) -> None:
+        """``fn(view)`` over the parameters of ``group`` that have state, outside a step: a
+        switch of what the parameters hold (schedule-free's ``train()``/``eval()``). One view
+        per device and dtype, multi-tensor; it has no gradient (``view.grad`` is the
+        parameters) and no step count (``view.t`` is 0)."""
+        kinds: dict[tuple[Any, Any], list[Tensor]] = {}
+        for p in group["params"]:
+            if self.state.get(p):
+                kinds.setdefault((p.device, p.dtype), []).append(p)
+        with torch.no_grad():
+            for params in kinds.values():
+                states = [self.state[p] for p in params]
+                fn(TensorsView(params, params, states, as_list=True, t=0.0, group=group))
 
     def _check_fused_flags(self, group: Mapping[str, Any]) -> None:
         """torch's fused kernels take their flags as bools only (TypeError otherwise)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -14,6 +14,7 @@ from ..rules.base import (
     Direction,
     FirstMoment,
     GradientRule,
+    GroupSchedule,
     LrSchedule,
     Rule,
     SecondMoment,
@@ -90,6 +91,15 @@ class Recipe:
     def densifying_rules(self, group: Mapping[str, Any]) -> list[Rule]:
         """The rules that would make a sparse gradient dense under ``group``."""
         return [rule for rule in self.rules if rule.densifies_sparse(group)]
+
+    def advance_group(self, group: MutableMapping[str, Any]) -> dict[str, Any]:
+        """Advance the group schedules' counters in ``group`` (once per step of the group) and
+        return this step's values, which the rules read from the group."""
+        values: dict[str, Any] = {}
+        for rule in self.rules:
+            if isinstance(rule, GroupSchedule):
+                values.update(rule.advance(group))
+        return values
 
     def changes_direction(self, group: Mapping[str, Any]) -> bool:
         """Whether a direction rule changes the direction under ``group`` (torch's kernels

@@ -101,6 +101,9 @@ class StateLayout:
         for spec in self.kept(group, param.shape):
             if spec.start is Start.FIRST_VALUE:
                 continue
+            if spec.start is Start.PARAM:
+                state[spec.name] = param.detach().clone(memory_format=torch.preserve_format)
+                continue
             if spec.scalar:
                 value = 1.0 if spec.start is Start.ONE else 0.0
                 if spec.start is Start.FILL:

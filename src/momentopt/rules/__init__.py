@@ -9,6 +9,7 @@ from .base import (
     Direction,
     FirstMoment,
     GradientRule,
+    GroupSchedule,
     LrSchedule,
     Rule,
     SecondMoment,
@@ -32,6 +33,11 @@ from .orthogonal import AveragedMomentum, Orthogonalized, ShapeAdjustedLr, newto
 from .previous_moment import DecayFromFirstUpdate, NormalizedAverage, PreviousSquaredAverage
 from .rectification import Rectification, RectifiedSquaredAverage
 from .schedule import InverseTimeDecay, SecondMomentCorrection
+from .schedule_free import (
+    GroupCorrectedSquaredAverage,
+    ScheduleFreeIterates,
+    ScheduleFreeSchedule,
+)
 from .second_moment import (
     AccumulatedSquares,
     BiasCorrectedSquaredAverage,
@@ -47,6 +53,10 @@ from .weight_decay import RelativeWeightDecay
 
 __all__ = [
     "Cautious",
+    "GroupCorrectedSquaredAverage",
+    "GroupSchedule",
+    "ScheduleFreeIterates",
+    "ScheduleFreeSchedule",
     "DecayFromFirstUpdate",
     "NormalizedAverage",
     "PreviousSquaredAverage",

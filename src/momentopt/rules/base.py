@@ -18,7 +18,7 @@ once against :class:`~.contract.UpdateView` and the tensor vocabulary.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -122,3 +122,20 @@ class AfterUpdate(Rule):
 
     def formula(self, group: Mapping[str, Any]) -> str:
         return self.after_formula(group)
+
+
+class GroupSchedule(Rule):
+    """A schedule of the whole param group: advanced once per step of the group (whether or
+    not its parameters have gradients), before its tensors step. It keeps its counters in the
+    param group itself, under ``hyperparameters`` keys (schedule-free's ``k`` and
+    ``weight_sum``, as its reference implementation keeps them, so their checkpoints load),
+    and gives this step's values to the rules, which read them from the group.
+
+    A rule of another step may be a GroupSchedule too (a learning-rate schedule that keeps its
+    own count).
+    """
+
+    def advance(self, group: MutableMapping[str, Any]) -> dict[str, Any]:
+        """Advance the counters in ``group`` (in place) and return this step's values (keys
+        the rules read from the group during the step)."""
+        raise NotImplementedError

@@ -53,6 +53,8 @@ class Start(Enum):
     """the scalar 1 (a running product)."""
     FIRST_VALUE = "first value"
     """a copy of the first value the rule computes for it (:meth:`UpdateView.start`)."""
+    PARAM = "param"
+    """a copy of the parameter before its first step (a second iterate sequence)."""
 
 
 @dataclass(frozen=True)
