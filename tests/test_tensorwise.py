@@ -353,3 +353,52 @@ def test_bench_runs_muon_on_the_gpt_like_matrices_only(
     (row,) = json.loads(out.read_text())["rows"]
     assert (row["config"], row["set"], row["tensors"]) == ("Muon", "gpt-matrices", 4)
     assert set(row["ms"]) == {"momentopt", "for-loop"} and row["target"] == 0.5
+
+
+@pytest.mark.parametrize("executor", ["per-tensor", "multi-tensor"])
+@pytest.mark.parametrize("cls", [momentopt.Adafactor, momentopt.Muon], ids=str)
+def test_diagnostics_of_per_tensor_step_sizes(
+    cls: type, executor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording leaves the numbers bitwise unchanged (Adafactor's update is written into its
+    denominator: the recorder is shown ψ's denominator as ψ gave it), and the row reports the
+    per-tensor step sizes (Adafactor's relative step, Muon's shape-adjusted lr) by their mean."""
+    from momentopt import diagnostics
+
+    monkeypatch.setenv("MOMENTOPT_EXECUTOR", executor)
+    runs = []
+    for watch in (False, True):
+        ps = [nn.Parameter(t) for t in _tensors([(6, 4), (4, 6), (6, 4)], seed=11)]
+        opt = cls(ps)
+        rec = diagnostics.record(opt) if watch else None
+        for step in range(3):
+            for p in ps:
+                p.grad = torch.cos(p.detach() * (step + 1))
+            opt.step()
+        if rec is not None:
+            rec.close()
+        runs.append((ps, opt, rec))
+    (plain, plain_opt, _), (watched, watched_opt, rec) = runs
+    for a, b in zip(plain, watched, strict=True):
+        assert torch.equal(a, b)
+    assert_state_dicts_close(watched_opt.state_dict(), plain_opt.state_dict(), **EXACT)
+    row = rec.history[-1]
+    assert row["lr_eff_q05"] <= row["lr_eff_q50"] <= row["lr_eff_q95"]
+    assert math.isfinite(row["lr"]) and row["update_to_weight"] > 0
+    if cls is momentopt.Muon:  # the mean of 1e-3·√max(1, A/B) over (6,4), (4,6), (6,4)
+        expected = 1e-3 * (2 * math.sqrt(6 / 4) + 1) / 3
+        assert row["lr"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_diagnostics_see_adafactors_denominator_before_the_update_is_written_into_it() -> None:
+    """At t = 1, β̂₂ = 0: V̂ = g², the denominator is |g| = 0.5 and RMS(u) = 1 (no clipping), so
+    the effective step α_t/√V̂ = max(ε₂, RMS(w))·min(α, 1)/|g| = 2·0.01/0.5 everywhere."""
+    from momentopt import diagnostics
+
+    p = nn.Parameter(torch.full((4,), 2.0))
+    opt = momentopt.Adafactor([p])
+    with diagnostics.record(opt) as rec:
+        p.grad = torch.full((4,), 0.5)
+        opt.step()
+    row = rec.history[-1]
+    assert row["lr_eff_q05"] == row["lr_eff_q95"] == pytest.approx(0.04, rel=1e-6)

@@ -60,6 +60,7 @@ from torch import Tensor
 
 from .engine.optimizer import RecipeOptimizer
 from .engine.views import TensorsView
+from .rules.contract import Scalars
 
 __all__ = ["Recorder", "record"]
 
@@ -70,6 +71,14 @@ def _tensors(x: Any) -> list[Tensor]:
 
 def _number(x: Any) -> float:
     return float(x.detach()) if isinstance(x, Tensor) else float(x)
+
+
+def _numbers(x: Any, n: int) -> list[float]:
+    """``x`` for each of ``n`` tensors: a number for all, or one each (a step size or a
+    divisor that depends on each tensor, as Adafactor's and Muon's do, is a ``Scalars``)."""
+    if isinstance(x, Scalars):
+        return [_number(v) for v in x.values]
+    return [_number(x)] * n
 
 
 class _Pending:
@@ -218,28 +227,35 @@ class Recorder:
             return
         with torch.no_grad():
             acc = self._pending.setdefault(group, _Pending())
-            lr_value = _number(lr)
-            self._group_lr[group] = lr_value
-            coef_sum = sum(_number(term.coef) / _number(term.divisor) for term in direction)
-            floor = self._floor(group, b) if denom is not None else None
             grads = _tensors(g)
+            n = len(grads)
+            lrs = _numbers(lr, n)
+            self._group_lr[group] = sum(lrs) / n  # (per-tensor step sizes: their mean)
+            floor = self._floor(group, b) if denom is not None else None
             weights = _tensors(b.param)
-            denoms = _tensors(denom) if denom is not None else [None] * len(grads)
+            denoms = _tensors(denom) if denom is not None else [None] * n
             terms = [
                 (
                     _tensors(t.tensor),
-                    _number(t.coef) / _number(t.divisor),
-                    _tensors(t.denom) if t.denom is not None else [None] * len(grads),
+                    [
+                        c / d
+                        for c, d in zip(_numbers(t.coef, n), _numbers(t.divisor, n), strict=True)
+                    ],
+                    _tensors(t.denom) if t.denom is not None else [None] * n,
                 )
                 for t in direction
             ]
             for i, (gi, wi, di) in enumerate(zip(grads, weights, denoms, strict=True)):
+                lr_value = lrs[i]
+                coef_sum = sum(coefs[i] for _, coefs, _ in terms)
                 m = torch.zeros_like(gi, dtype=torch.float64)
                 step = torch.zeros_like(gi, dtype=torch.float64)
-                for tensors, coef, tdenoms in terms:
+                for tensors, coefs, tdenoms in terms:
                     ti = tensors[i].double()
-                    m.add_(ti, alpha=coef)
-                    step.add_(ti if tdenoms[i] is None else ti / tdenoms[i].double(), alpha=coef)
+                    m.add_(ti, alpha=coefs[i])
+                    step.add_(
+                        ti if tdenoms[i] is None else ti / tdenoms[i].double(), alpha=coefs[i]
+                    )
                 step.mul_(lr_value)
                 g64 = gi.double()
                 acc.step_sq += float(step.square().sum())

@@ -70,7 +70,7 @@ class Adafactor(RecipeOptimizer):
     """
 
     recipe = torch_recipe(
-        RmsClipped(),
+        RmsClipped(into_denominator=True),
         FactoredSquaredAverage(),
         gradient=(Maximize(), WeightDecay(decoupled=True)),
         schedule=(RelativeStepSize(),),

@@ -92,9 +92,13 @@ def buckets(batch: GroupTensors) -> tuple[dict[BucketKey, list[int] | None], lis
         scalars = [tuple(float(s[n]) for n in names if n in s) for s in states]
     lazy = layout.created_in_step(batch.group)
     shaped = layout.by_shape(batch.group)
+    kinds: dict[tuple[int, ...], tuple[bool, ...]] = {}  # (per shape: many tensors share one)
+    for p in batch.params if shaped else ():
+        if p.shape not in kinds:
+            kinds[p.shape] = tuple(spec.applies(p.shape) for spec in shaped)
     present = (
         [
-            (*(n in s for n in lazy), *(spec.applies(p.shape) for spec in shaped))
+            (*(n in s for n in lazy), *kinds.get(p.shape, ()))
             for p, s in zip(batch.params, states, strict=True)
         ]
         if lazy or shaped

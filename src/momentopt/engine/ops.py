@@ -150,6 +150,7 @@ VOCABULARY: tuple[Op, ...] = (
     Op("lerp_", (TENSOR, EITHER), foreach="_foreach_lerp_", form=_lerp),
     Op("lerp", (TENSOR, EITHER), foreach="_foreach_lerp", form=_lerp),
     Op("clamp_min_", (EITHER,), foreach="_foreach_clamp_min_"),
+    Op("reciprocal_", foreach="_foreach_reciprocal_"),
     Op("copy_", (TENSOR,), foreach="_foreach_copy_", outplace=_copy),
     Op("maximum", (TENSOR,), foreach="_foreach_maximum_", out=True),
     Op("sign", foreach="_foreach_sign"),

@@ -118,11 +118,14 @@ class Recipe:
         for rule in self.gradient:  # 1. gradient
             g = rule.apply(view, g)
         denom = self.second.denominator(view, g)  # 2. ψ then φ (φ may divide by √V)
+        seen = denom  # what the observer is shown: √V as ψ gave it, before a φ writes into it
+        if view.observer is not None and denom is not None:
+            seen = denom.clone()
         direction = self.first.direction(view, g, denom)
         for modifier in self.direction:  # the whole direction changed (a sign, a mask)
             direction = modifier.modify(view, g, direction)
         if view.observer is not None:
-            view.observer(view, g, denom, direction, lr)
+            view.observer(view, g, seen, direction, lr)
         update(view, direction, lr)  # 4. update
         for rule in self.after_rules:  # after the update: averages, the next step size
             rule.after(view)

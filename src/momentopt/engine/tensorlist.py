@@ -77,6 +77,13 @@ def _run_by_keywords(
         runs[tuple(_at(v, i) for v in kwargs.values())].append(i)
     results: list[Any] = [None] * len(tensors)
     for values, members in runs.items():
+        if len(members) == 1:  # the tensor's own op (what the foreach kernel would loop over)
+            (i,) = members
+            own = [_at_list(a, i) for a in args]
+            results[i] = getattr(tensors[i], op.name)(
+                *own, **dict(zip(kwargs, values, strict=True))
+            )
+            continue
         result = _run(
             op,
             [tensors[i] for i in members],

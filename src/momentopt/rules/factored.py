@@ -105,17 +105,32 @@ class RmsClipped(FirstMoment):
         m_t = u_t / \\max\\!\\left(1, \\frac{\\mathrm{RMS}(u_t)}{d}\\right)
 
     (``RMS(u) = ‖u‖/√n`` over each tensor). No state.
+
+    Args:
+        into_denominator: the recipe's ψ returns a tensor of the step's own (not a state, as
+            :class:`FactoredSquaredAverage`'s ``max(√V̂, ε₁)``): ``u = (1/√V̂)·g`` is written
+            into it, as torch's Adafactor does, rather than into a new tensor of the
+            parameter's size.
     """
 
     hyperparameters = {"d": 1.0}
 
+    def __init__(self, into_denominator: bool = False) -> None:
+        self.into_denominator = into_denominator
+
     def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
-        u = g if denom is None else g.div(denom)
+        if denom is None:
+            u = g
+        else:
+            u = denom.reciprocal_().mul_(g) if self.into_denominator else g.div(denom)
         ratio = u.norm(2).item() / ((u.numel() ** 0.5) * view.group["d"])
         return [Term(u, 1.0, divisor=each(max, 1.0, ratio))]
 
     def formula(self, group: Mapping[str, Any]) -> str:
         return "m = u / max(1, RMS(u)/d), u = g/√V   (update clipping; m holds the 1/√V)"
+
+    def __repr__(self) -> str:
+        return f"RmsClipped(into_denominator={self.into_denominator})"
 
 
 class RelativeStepSize(LrSchedule):
