@@ -12,6 +12,7 @@ from .lbfgs import LBFGS
 from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
+from .prodigy import Prodigy
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
@@ -40,4 +41,5 @@ __all__ = [
     "AdEMAMix",
     "ScheduleFreeAdamW",
     "ScheduleFreeSGD",
+    "Prodigy",
 ]

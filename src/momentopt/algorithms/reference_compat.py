@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..engine.recipe import Recipe
-from ..rules.base import AfterUpdate, FirstMoment, GradientRule, LrSchedule, SecondMoment
+from ..rules.base import (
+    AfterUpdate,
+    FirstMoment,
+    GradientRule,
+    LrSchedule,
+    ReducedScalar,
+    SecondMoment,
+)
 from ..rules.direction import Cautious, DirectionRule
 from ..rules.second_moment import NoSecondMoment
 
@@ -29,6 +36,7 @@ def reference_recipe(
     schedule: tuple[LrSchedule, ...] = (),
     direction: tuple[DirectionRule, ...] = (),
     after: tuple[AfterUpdate, ...] = (),
+    reduced: ReducedScalar | None = None,
     state_order: Sequence[str],
     counts_steps: bool = True,
 ) -> Recipe:
@@ -42,6 +50,7 @@ def reference_recipe(
         schedule=schedule,
         direction=(*direction, Cautious()),
         after=after,
+        reduced=reduced,
         counts_steps=counts_steps,
         state_order=state_order,
     )

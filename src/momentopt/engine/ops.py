@@ -197,11 +197,13 @@ class TensorOp:
 
 TENSORWISE: tuple[TensorOp, ...] = (
     TensorOp("norm", foreach="_foreach_norm", what="a norm of each tensor or along its dims"),
-    TensorOp("mean", what="a mean along dims"),
+    TensorOp("mean", what="a mean of a tensor or along its dims"),
     TensorOp("__matmul__", what="a matrix product"),
     TensorOp("item", number=True, what="a tensor's value as a number"),
     TensorOp("numel", number=True, what="a tensor's number of elements"),
     TensorOp("size", number=True, what="a tensor's size along a dim"),
+    TensorOp("flatten", what="a tensor as a vector"),
+    TensorOp("sum", what="a sum over a tensor"),
 )
 """The tensorwise ops a rule may use (on the paths that run them: per-tensor, multi-tensor,
 and under autograd)."""

@@ -16,9 +16,11 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ..rules.contract import Scalars
 from .batch import GroupTensors
 from .executors import execute, multi_tensor, per_tensor
 from .loading import check_state_dict, require_mapping
@@ -100,12 +102,58 @@ class RecipeOptimizer(Optimizer):
                 loss = closure()
         # the flag as given: a non-bool raises TypeError here, as in torch
         with torch.set_grad_enabled(self.defaults.get("differentiable", False)):
-            for index, group in enumerate(self.param_groups):
-                self._step_group(index, group)
+            shared = self._reduce() if self.recipe.reduced is not None else {}
+            if shared is not None:  # (None: the reduced scalar's "no step this time")
+                for index, group in enumerate(self.param_groups):
+                    self._step_group(index, group, shared)
         return loss
 
-    def _step_group(self, index: int, group: dict[str, Any]) -> None:
-        values = self.recipe.advance_group(group)  # once per step of the group, as its counters
+    def _reduce(self) -> dict[str, Any] | None:
+        """The recipe's reduced scalar (:class:`~momentopt.rules.base.ReducedScalar`) for
+        this step: its shared values, every parameter's share of its sums (each group, added
+        in parameter order; then across processes where the parameters are shards), the new
+        scalar. Returns the values the step's rules read, or None for no step. The state of a
+        parameter's first step is made here."""
+        rule, groups = self.recipe.reduced, self.param_groups
+        shared = rule.begin(groups)  # type: ignore[union-attr]
+        totals = [0.0] * rule.sums  # type: ignore[union-attr]
+        for group in groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            self.check_step_group(group)
+            states, created = self._states(group, params)
+            for i in created:
+                if states[i]:
+                    self.state[params[i]] = states[i]
+            kinds: dict[tuple[Any, Any], list[int]] = {}
+            for i, p in enumerate(params):
+                kinds.setdefault((p.device, p.dtype), []).append(i)
+            shares: list[list[float]] = [[] for _ in params]
+            for members in kinds.values():
+                view = TensorsView(
+                    [params[i] for i in members],
+                    [params[i].grad for i in members],  # type: ignore[misc]
+                    [states[i] for i in members],
+                    as_list=True,
+                    t=0.0,
+                    group={**group, **shared},
+                )
+                parts = rule.contribute(view)  # type: ignore[union-attr]
+                for k, i in enumerate(members):
+                    shares[i] = [x.values[k] if isinstance(x, Scalars) else x for x in parts]
+            for share in shares:
+                for j, value in enumerate(share):
+                    totals[j] += value
+        if rule.sharded(groups) and dist.is_available() and dist.is_initialized():  # type: ignore[union-attr]
+            device = next(p.device for group in groups for p in group["params"])
+            summed = torch.tensor(totals, dtype=torch.float64, device=device)
+            dist.all_reduce(summed)
+            totals = summed.tolist()
+        return rule.finish(groups, totals, shared)  # type: ignore[union-attr]
+
+    def _step_group(self, index: int, group: dict[str, Any], shared: Mapping[str, Any]) -> None:
+        values = {**shared, **self.recipe.advance_group(group)}  # once per step of the group
         params: list[Tensor] = []
         grads: list[Tensor] = []
         for p in group["params"]:
@@ -263,6 +311,8 @@ class RecipeOptimizer(Optimizer):
         row per group and path, with the number of tensors and elements, device, dtype and
         why that path runs them (a torch kernel, ``foreach=False``, ...)."""
         rows: list[dict[str, Any]] = []
+        reduced = self.recipe.reduced
+        shared = reduced.begin(self.param_groups) if reduced is not None else {}
         for index, group in enumerate(self.param_groups):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -275,7 +325,7 @@ class RecipeOptimizer(Optimizer):
                     s["step"] = s["step"] + 1
             cache = self._executor_cache(group)
             advanced = dict(group)  # the group schedules' next values, the group unchanged
-            values = self.recipe.advance_group(advanced)
+            values = {**shared, **self.recipe.advance_group(advanced)}
             flags = advanced if "fused" in self.defaults else {**advanced, "fused": None}
             batch = GroupTensors(
                 self.recipe,

@@ -16,6 +16,7 @@ from ..rules.base import (
     GradientRule,
     GroupSchedule,
     LrSchedule,
+    ReducedScalar,
     Rule,
     SecondMoment,
 )
@@ -34,6 +35,8 @@ class Recipe:
         gradient: rules applied to ``g`` (and ``w``) before the moments, in order.
         schedule: rules that turn the group's learning rate into ``α_t``, in order.
         direction: rules that change the whole direction after φ, in order (a sign, a mask).
+        reduced: a scalar of the whole optimizer re-estimated before each step from sums over
+            all parameters (:class:`~momentopt.rules.base.ReducedScalar`), or None.
         after: rules that run after the update (:class:`~momentopt.rules.base.AfterUpdate`),
             in order, after those of the other slots that are AfterUpdate rules too.
         counts_steps: keep a ``step`` count per parameter.
@@ -50,6 +53,7 @@ class Recipe:
     schedule: tuple[LrSchedule, ...] = ()
     after: tuple[AfterUpdate, ...] = ()
     direction: tuple[DirectionRule, ...] = ()
+    reduced: ReducedScalar | None = None
     counts_steps: bool = True
     eager_state: bool = False
     state_order: Sequence[str] = field(default=())
@@ -64,6 +68,7 @@ class Recipe:
             *self.direction,
             *self.schedule,
             *self.after,
+            *((self.reduced,) if self.reduced is not None else ()),
         )
 
     @cached_property

@@ -101,8 +101,10 @@ class StateLayout:
         for spec in self.kept(group, param.shape):
             if spec.start is Start.FIRST_VALUE:
                 continue
-            if spec.start is Start.PARAM:
-                state[spec.name] = param.detach().clone(memory_format=torch.preserve_format)
+            if spec.start is Start.PARAM:  # (a copy of the parameter, in the state's shape)
+                copy = param.detach().clone(memory_format=torch.preserve_format)
+                shaped = spec.shape is not None
+                state[spec.name] = copy.reshape(spec.shape_for(param.shape)) if shaped else copy
                 continue
             if spec.scalar:
                 value = 1.0 if spec.start is Start.ONE else 0.0

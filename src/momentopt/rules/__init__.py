@@ -11,6 +11,7 @@ from .base import (
     GradientRule,
     GroupSchedule,
     LrSchedule,
+    ReducedScalar,
     Rule,
     SecondMoment,
     Term,
@@ -49,10 +50,23 @@ from .second_moment import (
     SquaredAverage,
 )
 from .sign_step import ResilientStep, UnitStepSize
+from .step_size_estimate import (
+    EstimatedStepSize,
+    ProdigyEstimate,
+    ProdigyGradient,
+    ScaledAverage,
+    ScaledSquaredAverage,
+)
 from .weight_decay import RelativeWeightDecay
 
 __all__ = [
     "Cautious",
+    "EstimatedStepSize",
+    "ProdigyEstimate",
+    "ProdigyGradient",
+    "ReducedScalar",
+    "ScaledAverage",
+    "ScaledSquaredAverage",
     "GroupCorrectedSquaredAverage",
     "GroupSchedule",
     "ScheduleFreeIterates",

@@ -18,7 +18,7 @@ once against :class:`~.contract.UpdateView` and the tensor vocabulary.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -138,4 +138,43 @@ class GroupSchedule(Rule):
     def advance(self, group: MutableMapping[str, Any]) -> dict[str, Any]:
         """Advance the counters in ``group`` (in place) and return this step's values (keys
         the rules read from the group during the step)."""
+        raise NotImplementedError
+
+
+class ReducedScalar(Rule):
+    """A scalar of the whole optimizer, shared by every param group and re-estimated before
+    each step from sums over all its parameters — and over all processes, where they hold
+    shards of the parameters (Prodigy's step-size estimate ``d``).
+
+    Whatever runs the recipe runs it in three parts: :meth:`begin` gives this step's shared
+    values from the groups; :meth:`contribute` runs over every parameter with a gradient (every
+    group, tensors in buckets) and returns its share of each of the :attr:`sums`, updating the
+    rule's own state; :meth:`finish` gets the sums (added in parameter order; then across
+    processes where :meth:`sharded`), writes the new scalar into the groups and returns the
+    values the step's rules read from their group (or None: no step this time). Then every
+    group steps.
+    """
+
+    sums: ClassVar[int] = 1
+    """How many sums :meth:`contribute` adds to."""
+
+    def begin(self, groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """This step's shared values (``contribute`` reads them from the view's group)."""
+        raise NotImplementedError
+
+    def contribute(self, view: UpdateView) -> tuple[Any, ...]:
+        """Each sum's share of ``view``'s tensors (a number, or per tensor of a bucket)."""
+        raise NotImplementedError
+
+    def sharded(self, groups: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether the parameters are shards, so the sums are also added across processes."""
+        return False
+
+    def finish(
+        self,
+        groups: Sequence[MutableMapping[str, Any]],
+        sums: Sequence[float],
+        shared: Mapping[str, Any],
+    ) -> dict[str, Any] | None:
+        """Write the new scalar into ``groups``; the values the step's rules read, or None."""
         raise NotImplementedError

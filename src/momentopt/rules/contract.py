@@ -54,7 +54,8 @@ class Start(Enum):
     FIRST_VALUE = "first value"
     """a copy of the first value the rule computes for it (:meth:`UpdateView.start`)."""
     PARAM = "param"
-    """a copy of the parameter before its first step (a second iterate sequence)."""
+    """a copy of the parameter before its first step (a second iterate sequence, a starting
+    point), in the state's :attr:`StateSpec.shape`."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,188 @@
+"""Prodigy: Adam with a step size estimated from the whole model (Mishchenko & Defazio, 2024), as
+prodigyopt 1.1.2 has it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from ..engine.optimizer import RecipeOptimizer
+from ..rules import (
+    EstimatedStepSize,
+    ProdigyEstimate,
+    ProdigyGradient,
+    ScaledAverage,
+    ScaledSquaredAverage,
+)
+from .cautious import with_cautious
+from .checks import require
+from .hyperparameters import FOREACH, FUSED, MAXIMIZE, Hyperparameter, HyperparameterTable
+from .reference_compat import MOMENTOPT, reference_recipe
+from .torch_compat import refuse_complex_and_sparse
+
+PRODIGYOPT = "prodigyopt 1.1.2"
+
+
+def _above_zero(name: str, message: str) -> Any:
+    """prodigyopt's ``if not 0.0 < value: raise ValueError``."""
+    return lambda group: require(0.0 < group[name], message.format(group[name]), f"{name} > 0")
+
+
+def _check_betas(group: Mapping[str, Any]) -> None:
+    for i in (0, 1):
+        beta = group["betas"][i]
+        require(
+            0.0 <= beta < 1.0,
+            f"Invalid beta parameter at index {i}: {beta}",
+            f"0 <= betas[{i}] < 1",
+        )
+
+
+def _check_slice_p(group: Mapping[str, Any]) -> None:
+    """momentopt keeps Prodigy's statistics on every entry (prodigyopt's default)."""
+    require(
+        group["slice_p"] == 1,
+        f"slice_p={group['slice_p']} is not supported: momentopt's Prodigy keeps its statistics "
+        "on every entry (slice_p=1)",
+        "slice_p = 1",
+    )
+
+
+HYPERPARAMETERS = HyperparameterTable(
+    Hyperparameter(
+        "lr", 1.0, since=PRODIGYOPT, check=_above_zero("lr", "Invalid learning rate: {}")
+    ),
+    Hyperparameter("betas", (0.9, 0.999), since=PRODIGYOPT, check=_check_betas),
+    Hyperparameter("beta3", None, since=PRODIGYOPT),
+    Hyperparameter(
+        "eps", 1e-8, since=PRODIGYOPT, check=_above_zero("eps", "Invalid epsilon value: {}")
+    ),
+    Hyperparameter("weight_decay", 0, since=PRODIGYOPT),
+    Hyperparameter("d", 1e-6, since=PRODIGYOPT),
+    Hyperparameter("d0", 1e-6, since=PRODIGYOPT, check=_above_zero("d0", "Invalid d0 value: {}")),
+    Hyperparameter("d_max", 1e-6, since=PRODIGYOPT),
+    Hyperparameter("d_numerator", 0.0, since=PRODIGYOPT),
+    Hyperparameter("d_coef", 1.0, since=PRODIGYOPT),
+    Hyperparameter("k", 0, since=PRODIGYOPT),
+    Hyperparameter("growth_rate", math.inf, since=PRODIGYOPT),
+    Hyperparameter("use_bias_correction", False, since=PRODIGYOPT),
+    Hyperparameter("decouple", True, since=PRODIGYOPT),
+    Hyperparameter("safeguard_warmup", False, since=PRODIGYOPT),
+    Hyperparameter("fsdp_in_use", False, since=PRODIGYOPT),
+    Hyperparameter("slice_p", 1, since=PRODIGYOPT, check=_check_slice_p),
+    MAXIMIZE.of(since=MOMENTOPT, on_load=False),
+    FOREACH.of(since=MOMENTOPT, on_load=None),
+    FUSED.of(
+        since=MOMENTOPT,
+        on_load=None,
+        check=lambda g: require(
+            not (g["fused"] and g["foreach"]),
+            "`fused` and `foreach` cannot be `True` together.",
+            "at most one of fused and foreach is True",
+            RuntimeError,
+        ),
+    ),
+    checks=("d0", "lr", "eps", "betas", "slice_p"),
+    checks_after_init=("fused",),
+)
+"""``prodigyopt.Prodigy``'s group keys in its order (``d``, ``d_max``, ``d_numerator``, ``k`` are
+its estimate's state, kept in the groups), its checks and texts, and momentopt's flags."""
+
+
+class Prodigy(RecipeOptimizer):
+    """Prodigy (Mishchenko & Defazio, "Prodigy: An Expeditiously Adaptive Parameter-Free
+    Learner", ICML 2024), numerically ``prodigyopt.Prodigy`` (prodigyopt 1.1.2): Adam on
+    ``d·g`` with the step size ``d·lr``, where ``d`` is re-estimated before each step from
+    sums over every parameter of every group (:class:`~momentopt.rules.ProdigyEstimate`; across
+    processes with ``fsdp_in_use``, or parameters FSDP flattened, where ``torch.distributed``
+    is initialised).
+
+    .. math::
+        m ← β_1 m + d(1 − β_1) g, \\quad v ← β_2 v + d^2(1 − β_2) g^2, \\quad
+        w ← w − d_k\\,\\text{lr}\\; m/(\\sqrt{v} + d_{k+1} ε)
+
+    Leave ``lr`` at 1. The shared values (``betas``, ``beta3``, ``d``, ``k``...) are read from
+    the first group, as prodigyopt does; groups' lrs must be equal or 0. State ``step``, ``s``,
+    ``p0`` (flat), ``exp_avg`` (kept when β1 > 0), ``exp_avg_sq``. ``slice_p`` must be 1
+    (momentopt computes the statistics on every entry). ``maximize``, ``foreach``, ``fused`` and
+    ``cautious`` are momentopt's; unlike prodigyopt, the step leaves ``p.grad`` as it was.
+    """
+
+    recipe = reference_recipe(
+        ScaledAverage(),
+        ScaledSquaredAverage(),
+        gradient=(ProdigyGradient(),),
+        schedule=(EstimatedStepSize(),),
+        reduced=ProdigyEstimate(),
+        state_order=("s", "p0", "exp_avg", "exp_avg_sq"),
+    )
+    hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        beta3: float | None = None,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decouple: bool = True,
+        use_bias_correction: bool = False,
+        safeguard_warmup: bool = False,
+        d0: float = 1e-6,
+        d_coef: float = 1.0,
+        growth_rate: float = float("inf"),
+        fsdp_in_use: bool = False,
+        slice_p: int = 1,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        cautious: bool = False,
+    ) -> None:
+        table = self.hyperparameter_table
+        defaults = table.defaults_from(
+            {**locals(), "d": d0, "d_max": d0, "d_numerator": 0.0, "k": 0}
+        )
+        table.check_values(defaults)
+        super().__init__(params, with_cautious(defaults, cautious))
+        table.check_flags(defaults)
+
+    @classmethod
+    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
+        """Every check the constructor makes of ``group``'s values."""
+        cls.hyperparameter_table.check(group)
+
+    def check_step_group(self, group: Mapping[str, Any]) -> None:
+        """The step unpacks ``betas`` (another length: ValueError) and refuses complex
+        parameters and sparse gradients."""
+        super().check_step_group(group)
+        _beta1, _beta2 = group["betas"]
+        refuse_complex_and_sparse("Prodigy", group)
+
+    @classmethod
+    def flag_defaults(cls) -> dict[str, Any]:
+        """Group keys filled in when a loaded state_dict lacks them (prodigyopt's groups have
+        none of momentopt's flags)."""
+        return cls.hyperparameter_table.load_defaults()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load ``state_dict`` after checking it fits (see ``RecipeOptimizer.load_state_dict``).
+        prodigyopt keeps ``p0`` of a parameter that was all zeros as a 0-d zero: it is loaded
+        as the zeros it stands for."""
+        try:
+            ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+            state = dict(state_dict["state"])
+        except (TypeError, KeyError):  # not a state_dict: the checked load says what is wrong
+            super().load_state_dict(state_dict)
+            return
+        params = [p for group in self.param_groups for p in group["params"]]
+        for index, p in zip(ids, params, strict=False):
+            saved = state.get(index)
+            p0 = saved.get("p0") if isinstance(saved, Mapping) else None
+            if isinstance(p0, Tensor) and p0.dim() == 0 and p0.item() == 0:
+                state[index] = {**saved, "p0": p0.expand(p.numel()).clone()}
+        super().load_state_dict({**state_dict, "state": state})

@@ -1,0 +1,202 @@
+"""momentopt.Prodigy against prodigyopt 1.1.2's ``Prodigy`` (its reference implementation):
+trajectories, state and the estimate kept in the groups (``d``, ``d_max``, ``d_numerator``,
+``k``...) over a table of hyperparameters; param groups (one at lr 0); checkpoints both ways
+(prodigyopt's 0-d ``p0`` of an all-zero parameter too); the checks; and ``d`` reduced across
+processes when the parameters are shards."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+import pytest
+import torch
+from prodigyopt import Prodigy as ReferenceProdigy
+from torch import nn
+
+import momentopt
+
+from .integration.spawn import run_distributed
+from .modern_reference import compare, executors_agree, train_hand
+
+ESTIMATE = ("d", "d_max", "d_numerator", "k", "d_denom", "d_hat")
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "decoupled-decay": {"weight_decay": 0.1},
+    "coupled-decay": {"weight_decay": 0.1, "decouple": False},
+    "beta1-zero-bias-correction": {"betas": (0.0, 0.99), "use_bias_correction": True},
+    "warmup-growth-coef": {"safeguard_warmup": True, "growth_rate": 1.05, "d_coef": 2.0},
+    "beta3-d0-eps-lr": {"beta3": 0.9, "d0": 1e-4, "eps": 1e-6, "lr": 0.5},
+}
+
+
+def _same_estimate(opts: Any) -> None:
+    """The groups' estimate as prodigyopt keeps it (float64 runs: within rounding)."""
+    for key in ESTIMATE:
+        ours, theirs = opts[0].param_groups[0][key], opts[1].param_groups[0][key]
+        assert math.isclose(ours, theirs, rel_tol=1e-12), (key, ours, theirs)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_matches_prodigyopt(name: str) -> None:
+    kwargs = CONFIGS[name]
+    compare(
+        lambda p: momentopt.Prodigy(p, **kwargs),
+        lambda p: ReferenceProdigy(p, **kwargs),
+        exact_state=("step",),
+        after=_same_estimate,
+    )
+
+
+def test_maximize_and_the_multi_tensor_path() -> None:
+    kwargs = {"weight_decay": 0.1}
+    compare(
+        lambda p: momentopt.Prodigy(p, **kwargs, maximize=True, foreach=True),
+        lambda p: ReferenceProdigy(p, **kwargs),
+        maximize=True,
+        dtypes=(torch.float64,),
+        after=_same_estimate,
+    )
+
+
+def test_groups_share_the_estimate_a_group_at_lr_0_only_decays() -> None:
+    """One ``d`` for every group, from sums over all of them; a group at lr 0 adds nothing to
+    them and keeps its moments, but still takes the step's decay (prodigyopt's global dlr)."""
+
+    def groups(cls: type, params: Any) -> torch.optim.Optimizer:
+        p = list(params)
+        return cls(
+            [{"params": p[:2]}, {"params": [p[2]], "lr": 0.0}, {"params": [p[3]]}],
+            weight_decay=0.1,
+        )
+
+    compare(
+        lambda p: groups(momentopt.Prodigy, p),
+        lambda p: groups(ReferenceProdigy, p),
+        dtypes=(torch.float64,),
+        model=False,
+        exact_state=("step",),
+        after=lambda opts: [
+            math.isclose(a[key], b[key], rel_tol=1e-12) or pytest.fail(key)
+            for a, b in zip(opts[0].param_groups, opts[1].param_groups, strict=True)
+            for key in ESTIMATE
+        ],
+    )
+    p = [nn.Parameter(torch.randn(2)) for _ in range(2)]
+    for cls in (ReferenceProdigy, momentopt.Prodigy):
+        opt = cls([{"params": [p[0]]}, {"params": [p[1]], "lr": 0.5}])
+        for q in p:
+            q.grad = torch.randn(2)
+        with pytest.raises(RuntimeError, match="different lr values in different parameter"):
+            opt.step()
+
+
+def test_no_step_until_a_gradient_is_not_zero() -> None:
+    """While every ``s`` is 0 (zero gradients), prodigyopt steps nothing (nor ``k``)."""
+    p = nn.Parameter(torch.randn(3))
+    opt = momentopt.Prodigy([p])
+    p.grad = torch.zeros(3)
+    before = p.detach().clone()
+    opt.step()
+    assert torch.equal(p, before)
+    assert opt.param_groups[0]["k"] == 0 and opt.state[p]["step"] == 0
+
+
+def test_executors_bit_for_bit() -> None:
+    executors_agree(momentopt.Prodigy, {"weight_decay": 0.1, "use_bias_correction": True})
+
+
+def test_checkpoints_load_both_ways() -> None:
+    """prodigyopt's checkpoint (its ``p0`` of an all-zero parameter a 0-d zero) loads into
+    momentopt, and momentopt's into prodigyopt; training goes on identically."""
+    kwargs = {"weight_decay": 0.1}
+    for first, second in (
+        (ReferenceProdigy, momentopt.Prodigy),
+        (momentopt.Prodigy, ReferenceProdigy),
+    ):
+
+        def make(params: Any, cls: type = first) -> torch.optim.Optimizer:
+            with torch.no_grad():
+                params[1].zero_()  # an all-zero parameter
+            return cls(params, **kwargs)
+
+        (pa, a), (pb, b) = train_hand([make, make], torch.float64, 10)
+        moved = [nn.Parameter(p.detach().clone()) for p in pb]
+        c = second(moved, **kwargs)
+        c.load_state_dict(b.state_dict())
+        gen = torch.Generator().manual_seed(5)
+        for _ in range(5):
+            for p, q in zip(pa, moved, strict=True):
+                p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+                q.grad = p.grad.clone()
+            a.step()
+            c.step()
+        for p, q in zip(pa, moved, strict=True):
+            assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"d0": 0.0}, "Invalid d0 value: 0.0"),
+        ({"lr": 0.0}, "Invalid learning rate: 0.0"),
+        ({"eps": 0.0}, "Invalid epsilon value: 0.0"),
+        ({"betas": (1.0, 0.999)}, "Invalid beta parameter at index 0: 1.0"),
+        ({"betas": (0.9, -0.5)}, "Invalid beta parameter at index 1: -0.5"),
+    ],
+)
+def test_invalid_hyperparameters(kwargs: dict[str, Any], match: str) -> None:
+    p = nn.Parameter(torch.randn(3))
+    for cls in (ReferenceProdigy, momentopt.Prodigy):
+        with pytest.raises(ValueError, match=match):
+            cls([p], **kwargs)
+    with pytest.raises(ValueError, match="slice_p=11 is not supported"):
+        momentopt.Prodigy([p], slice_p=11)
+
+
+def test_signature_group_keys_and_state() -> None:
+    ours = inspect.signature(momentopt.Prodigy).parameters
+    theirs = inspect.signature(ReferenceProdigy).parameters
+    assert list(ours) == [*theirs, "maximize", "foreach", "fused", "cautious"]
+    for key in theirs:
+        assert ours[key].default == theirs[key].default, key
+    p = nn.Parameter(torch.randn(2, 3))
+    opt, ref = momentopt.Prodigy([p]), ReferenceProdigy([nn.Parameter(p.detach().clone())])
+    assert list(opt.defaults) == [*ref.defaults, "maximize", "foreach", "fused"]
+    p.grad = torch.randn(2, 3)
+    opt.step()
+    assert list(opt.state[p]) == ["step", "s", "p0", "exp_avg", "exp_avg_sq"]
+    assert opt.state[p]["p0"].shape == (6,)
+
+
+# -- across processes: shards of one parameter give the single process's d -------------------
+STEPS = 8
+
+
+def _full_run() -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    w = nn.Parameter(torch.randn(10, generator=g, dtype=torch.float64))
+    opt = momentopt.Prodigy([w], weight_decay=0.1)
+    for _ in range(STEPS):
+        w.grad = torch.randn(10, generator=g, dtype=torch.float64)
+        opt.step()
+    return w.detach()
+
+
+def sharded_prodigy(rank: int, world_size: int) -> None:
+    """Each rank holds half of the vector (``fsdp_in_use``): its d is the whole vector's."""
+    g = torch.Generator().manual_seed(7)
+    full = torch.randn(10, generator=g, dtype=torch.float64)
+    w = nn.Parameter(full.chunk(world_size)[rank].clone())
+    opt = momentopt.Prodigy([w], weight_decay=0.1, fsdp_in_use=True)
+    for _ in range(STEPS):
+        w.grad = torch.randn(10, generator=g, dtype=torch.float64).chunk(world_size)[rank].clone()
+        opt.step()
+    expected = _full_run().chunk(world_size)[rank]
+    torch.testing.assert_close(w.detach(), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_d_is_reduced_across_processes_for_shards() -> None:
+    run_distributed(sharded_prodigy, timeout=60)
