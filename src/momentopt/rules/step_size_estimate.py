@@ -19,8 +19,8 @@ shared by all groups is read from the first one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, MutableMapping, Sequence
+from math import inf, prod, sqrt
 from typing import Any
 
 from .base import (
@@ -37,7 +37,7 @@ from .contract import Scalar, Start, StateSpec, UpdateView
 
 def _flat(shape: tuple[int, ...]) -> tuple[int, ...]:
     """A parameter's shape as one vector's (Prodigy's ``flatten()``)."""
-    return (math.prod(shape),)
+    return (prod(shape),)
 
 
 class ProdigyEstimate(ReducedScalar):
@@ -64,7 +64,7 @@ class ProdigyEstimate(ReducedScalar):
         "d_numerator": 0.0,
         "d_coef": 1.0,
         "k": 0,
-        "growth_rate": math.inf,
+        "growth_rate": inf,
         "use_bias_correction": False,
         "decouple": True,
         "safeguard_warmup": False,
@@ -77,7 +77,7 @@ class ProdigyEstimate(ReducedScalar):
     def begin(self, groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         first = groups[0]
         beta1, beta2 = first["betas"]
-        beta3 = first["beta3"] if first["beta3"] is not None else math.sqrt(beta2)
+        beta3 = first["beta3"] if first["beta3"] is not None else sqrt(beta2)
         lr = max(group["lr"] for group in groups)
         for group in groups:
             if group["lr"] not in [lr, 0.0]:
@@ -135,7 +135,8 @@ class ProdigyEstimate(ReducedScalar):
             d_max = max(d_max, d_hat)
             d = min(d_max, d * first["growth_rate"])
         for group in groups:
-            group.update(d_numerator=numerator, d_denom=denominator, d=d, d_max=d_max, d_hat=d_hat)
+            group["d_numerator"], group["d_denom"] = numerator, denominator
+            group["d"], group["d_max"], group["d_hat"] = d, d_max, d_hat
             group["k"] += 1
         return dict(shared)
 
