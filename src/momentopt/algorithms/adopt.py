@@ -119,6 +119,10 @@ class ADOPT(RecipeOptimizer):
         """The group with the optimizer's ``clip_lambda``, which the rules read."""
         return {**group, "clip_lambda": self.clip_lambda}
 
+    def describe(self, group: int = 0) -> list[tuple[str, str]]:
+        """The four steps for ``param_groups[group]``, with the optimizer's ``clip_lambda``."""
+        return self.recipe.describe({**self.param_groups[group], "clip_lambda": self.clip_lambda})
+
     def __getstate__(self) -> dict[str, Any]:
         """torch's state, and ``clip_lambda`` (so a copy clips as the original does)."""
         return {**super().__getstate__(), "clip_lambda": self.clip_lambda}

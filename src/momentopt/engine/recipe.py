@@ -142,6 +142,11 @@ class Recipe:
         gradient = [r.formula(group) for r in self.gradient]
         schedule = [r.formula(group) for r in self.schedule] or ["α_t = α"]
         return [
+            *(
+                [("0. shared scalar", self.reduced.formula(group))]
+                if self.reduced is not None
+                else []
+            ),
             ("1. gradient", ";  ".join(line for line in gradient if line)),
             ("2. φ (first moment)", self.first.formula(group)),
             ("2. ψ (second moment)", self.second.formula(group)),

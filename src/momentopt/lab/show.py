@@ -72,6 +72,12 @@ def resolve(name: str) -> tuple[type, dict[str, Any]]:
             "ASGD",
             "Adafactor",
             "Muon",
+            "Lion",
+            "ADOPT",
+            "AdEMAMix",
+            "ScheduleFreeAdamW",
+            "ScheduleFreeSGD",
+            "Prodigy",
         )
     }
     key = name.lower()
@@ -79,7 +85,7 @@ def resolve(name: str) -> tuple[type, dict[str, Any]]:
         return seeds[key]
     if key in classes:
         return classes[key], {}
-    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, Adamax, RAdam, SparseAdam, LBFGS, Rprop, ASGD, Adafactor, Muon, or module:Class"
+    choices = "SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AMSGrad, NAdam, AdamW, Adamax, RAdam, SparseAdam, LBFGS, Rprop, ASGD, Adafactor, Muon, Lion, ADOPT, AdEMAMix, ScheduleFreeAdamW, ScheduleFreeSGD, Prodigy, or module:Class"
     raise UnknownOptimizer(f"unknown optimizer {name!r}; choose from {choices}")
 
 

@@ -1,0 +1,72 @@
+"""The newer optimizers on the compiled path and in ``momentopt show``.
+
+The compiled path records a recipe's step on a tape and compiles the kernel generated from it.
+Compiling each recipe with inductor costs about 20 s on a cold cache, so here the generated
+kernel runs uncompiled (``compiled._compile`` replaced, as tests/test_ops.py replays tapes): it
+checks what the compiled path adds to the rules — the recording, the kernel's source, the
+flat buffers of small tensors, group values as per-step scalars — against the per-tensor path,
+within float64 rounding (the kernel computes its scalars as 0-d float64 tensors, in one rounding
+where the per-tensor path rounds a Python float)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import momentopt
+from momentopt.engine import compiled
+from momentopt.lab.show import render, resolve
+
+from .modern_reference import hand_gradients, hand_params
+
+CASES: dict[str, tuple[type, dict[str, Any]]] = {
+    "Lion": (momentopt.Lion, {"lr": 1e-3, "weight_decay": 0.1}),
+    "ADOPT": (momentopt.ADOPT, {"weight_decay": 0.1, "decouple": True}),
+    "AdEMAMix": (momentopt.AdEMAMix, {"alpha_warmup": 5, "beta3_warmup": 5, "weight_decay": 0.1}),
+    "ScheduleFreeAdamW": (momentopt.ScheduleFreeAdamW, {"foreach": None, "warmup_steps": 3}),
+    "ScheduleFreeSGD": (momentopt.ScheduleFreeSGD, {"foreach": None, "weight_decay": 0.1}),
+    "Prodigy": (momentopt.Prodigy, {"weight_decay": 0.1, "use_bias_correction": True}),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_compiled_kernel_is_the_per_tensor_step(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiled, "_compile", lambda kernel: kernel)
+    monkeypatch.setattr(compiled, "_compiled", {})  # (no kernel of this test outlives it)
+    cls, kwargs = CASES[name]
+    runs, paths = [], set()
+    for flags in ({"fused": True}, {"foreach": False}):
+        params = hand_params(torch.float64)
+        opt = cls(params, **{**kwargs, **flags})
+        if hasattr(opt, "train"):
+            opt.train()
+        for grads in hand_gradients(12):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = None if g is None else g.double()
+            if "fused" in flags:
+                paths |= {row["path"] for row in opt.explain()}
+            opt.step()
+        runs.append(params)
+    assert "compiled" in paths, paths
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+SHOWN = {
+    "Lion": "u ← sign(u)",
+    "ADOPT": "clip(g/√V, c(t−1))",
+    "AdEMAMix": "m = m₁/(1−β1^t) + α·m₂",
+    "ScheduleFreeAdamW": "y ← y + c·(z − y)",
+    "ScheduleFreeSGD": "z ← z − γ·ĝ",
+    "Prodigy": "d ← min(max(d, d_coef·r/‖s‖₁), d·growth_rate)",
+}
+
+
+@pytest.mark.parametrize("name", SHOWN)
+def test_momentopt_show_prints_the_steps(name: str) -> None:
+    cls, kwargs = resolve(name)
+    assert cls is getattr(momentopt, name)
+    text = render(cls([torch.nn.Parameter(torch.randn(2))], **kwargs), name)
+    assert SHOWN[name] in text, text
