@@ -229,7 +229,7 @@ BAD = [
     ("betas", (-0.1, 0.9), "0 <= betas[i] < 1"),
     ("momentum", -0.5, "momentum >= 0"),
     ("dampening", 1.5, "0 <= dampening <= 1"),
-    ("alpha", 1.5, "0 <= alpha <= 1"),
+    ("alpha", -0.5, "alpha >= 0"),
     ("rho", -0.1, "0 <= rho <= 1"),
     ("lr_decay", -1.0, "lr_decay >= 0"),
     ("momentum_decay", -1.0, "momentum_decay >= 0"),

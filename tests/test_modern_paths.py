@@ -10,6 +10,9 @@ where the per-tensor path rounds a Python float)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,3 +73,41 @@ def test_momentopt_show_prints_the_steps(name: str) -> None:
     assert cls is getattr(momentopt, name)
     text = render(cls([torch.nn.Parameter(torch.randn(2))], **kwargs), name)
     assert SHOWN[name] in text, text
+
+
+# -- docs/newer_optimizers.md: each mechanism composed from the public rules -------------------
+DOC = Path(__file__).resolve().parents[1] / "docs" / "newer_optimizers.md"
+
+
+def _training(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    opt.train()  # type: ignore[attr-defined]
+    return opt
+
+
+NAMED: dict[str, Callable[[Any], torch.optim.Optimizer]] = {
+    "MyLion": lambda p: momentopt.Lion(p),
+    "CautiousAdamW": lambda p: momentopt.AdamW(p, weight_decay=1e-2, cautious=True),
+    "MyAdEMAMix": lambda p: momentopt.AdEMAMix(p, alpha_warmup=100, beta3_warmup=100),
+    "MyADOPT": lambda p: momentopt.ADOPT(p, clip_lambda=None),
+    "MyScheduleFreeSGD": lambda p: _training(momentopt.ScheduleFreeSGD(p)),
+    "MyProdigy": lambda p: momentopt.Prodigy(p),
+}
+
+
+def test_the_docs_compositions_are_the_named_classes() -> None:
+    (code,) = re.findall(r"^```python\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
+    namespace: dict[str, Any] = {"__name__": "newer_optimizers_doc"}
+    exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - the doc's own example
+    assert set(NAMED) <= set(namespace)
+    for name, named in NAMED.items():
+        runs = []
+        for make in (namespace[name], named):
+            params = hand_params(torch.float64)
+            opt = make(params)
+            for grads in hand_gradients(12):
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = None if g is None else g.double()
+                opt.step()
+            runs.append(params)
+        for a, b in zip(*runs, strict=True):
+            assert torch.equal(a, b), (name, (a - b).abs().max())

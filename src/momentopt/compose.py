@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from .algorithms.checks import check_group_flags, require
 from .algorithms.hyperparameters import (
-    ALPHA,
     DIFFERENTIABLE,
     FOREACH,
     FUSED,
@@ -36,7 +34,15 @@ from .algorithms.hyperparameters import (
 )
 from .engine.optimizer import RecipeOptimizer
 from .engine.recipe import Recipe
-from .rules.base import AfterUpdate, FirstMoment, GradientRule, LrSchedule, Rule, SecondMoment
+from .rules.base import (
+    AfterUpdate,
+    FirstMoment,
+    GradientRule,
+    LrSchedule,
+    ReducedScalar,
+    Rule,
+    SecondMoment,
+)
 from .rules.direction import Cautious, DirectionRule
 from .rules.first_moment import NoFirstMoment
 from .rules.gradient import Maximize, WeightDecay
@@ -49,9 +55,8 @@ IMPLEMENTATION_FLAGS: dict[str, Any] = {
 
 RANGES: dict[str, Bound] = {
     **{entry.name: entry.bound for entry in RANGED if entry.bound is not None},
-    # the built-in rules take these as averaging weights, in [0, 1]: narrower than torch's
-    # RMSprop (alpha >= 0) and SGD (dampening unchecked)
-    "alpha": replace(ALPHA.bound, high=1.0),
+    # an averaging weight, in [0, 1]: narrower than torch's SGD (dampening unchecked); alpha
+    # keeps torch's RMSprop range (alpha >= 0), as AdEMAMix's mixing weight is one too
     "dampening": Bound("Invalid dampening value: {value}", high=1.0),
 }
 """The allowed range of each hyperparameter the built-in rules read."""
@@ -70,7 +75,10 @@ def check_hyperparameter(name: str, value: Any) -> None:
         return
     allowed = bound.describe(name)
     try:
-        inside = bound.contains(value)
+        if bound.pair and isinstance(value, tuple) and len(value) > 2:  # (AdEMAMix's three)
+            inside = all(bound.holds(v) for v in value)
+        else:
+            inside = bound.contains(value)
     except TypeError as err:
         expected = "two numbers" if bound.pair else "a number"
         raise TypeError(
@@ -87,6 +95,7 @@ SLOTS: dict[str, type[Rule]] = {
     "schedule": LrSchedule,
     "after": AfterUpdate,
     "direction": DirectionRule,
+    "reduced": ReducedScalar,
 }
 
 
@@ -119,6 +128,8 @@ def check_recipe(owner: str, recipe: Any) -> None:
         raise TypeError(f"{owner}: recipe must be a Recipe, got {_what(recipe)}")
     _check_rule(owner, "first", recipe.first)
     _check_rule(owner, "second", recipe.second)
+    if recipe.reduced is not None:
+        _check_rule(owner, "reduced", recipe.reduced)
     for slot in ("gradient", "schedule", "after", "direction"):
         rules = getattr(recipe, slot)
         if not isinstance(rules, tuple):
@@ -209,6 +220,7 @@ def make_recipe(
     schedule: Sequence[LrSchedule] = (),
     after: Sequence[AfterUpdate] = (),
     direction: Sequence[DirectionRule] = (),
+    reduced: ReducedScalar | None = None,
 ) -> Recipe:
     """A :class:`~momentopt.engine.recipe.Recipe` from rules, with the defaults of
     :func:`compose`: φ = g, ψ = 1, gradient rules ``(Maximize(), WeightDecay())``, no
@@ -223,6 +235,7 @@ def make_recipe(
         schedule=_as_tuple(schedule),
         after=_as_tuple(after),
         direction=(*changes, Cautious()) if isinstance(changes, tuple) else changes,
+        reduced=reduced,
     )
 
 
@@ -235,6 +248,7 @@ def compose(
     schedule: tuple[LrSchedule, ...] = (),
     after: tuple[AfterUpdate, ...] = (),
     direction: tuple[DirectionRule, ...] = (),
+    reduced: ReducedScalar | None = None,
     **hyperparameters: Any,
 ) -> type[ComposedOptimizer]:
     """A new optimizer class named ``name`` from φ (``first``), ψ (``second``) and the rest.
@@ -244,7 +258,9 @@ def compose(
     the update (:class:`~momentopt.rules.base.AfterUpdate`: an average of the iterates);
     ``direction`` rules change the whole direction before the update
     (:class:`~momentopt.rules.direction.Sign`). Every composed class takes ``cautious=True``
-    (:class:`~momentopt.rules.direction.Cautious`), as a default here or when it is made.
+    (:class:`~momentopt.rules.direction.Cautious`), as a default here or when it is made;
+    ``reduced`` is a scalar of the whole optimizer estimated before each step
+    (:class:`~momentopt.rules.base.ReducedScalar`: Prodigy's ``d``).
     The class is placed in the caller's module, so instances pickle when it is bound to a
     module-level ``name``.
 
@@ -259,6 +275,7 @@ def compose(
         schedule=schedule,
         after=after,
         direction=direction,
+        reduced=reduced,
     )
     caller = inspect.currentframe()
     module = (

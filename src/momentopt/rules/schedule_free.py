@@ -23,6 +23,9 @@ from .averages import ema_of_squares_
 from .base import Direction, FirstMoment, GroupSchedule, LrSchedule, SecondMoment, Term
 from .contract import Scalar, Start, StateSpec, UpdateView
 
+MOMENTUM_DEFAULTS: dict[str, Any] = {"betas": (0.9, 0.999), "momentum": 0.9}
+"""The group key holding the interpolation β (``betas``: its first entry), with its default."""
+
 
 def _beta(group: Mapping[str, Any], key: str) -> Any:
     """The interpolation β: ``group[key]``, or its first entry (``betas``)."""
@@ -44,7 +47,7 @@ class ScheduleFreeSchedule(LrSchedule, GroupSchedule):
     ``ckp1`` (c).
     """
 
-    hyperparameters = {
+    counters = {
         "r": 0.0,
         "k": 0,
         "warmup_steps": 0,
@@ -56,6 +59,7 @@ class ScheduleFreeSchedule(LrSchedule, GroupSchedule):
 
     def __init__(self, momentum: str = "betas") -> None:
         self.momentum = momentum
+        self.hyperparameters = {**self.counters, momentum: MOMENTUM_DEFAULTS[momentum]}
 
     def advance(self, group: MutableMapping[str, Any]) -> dict[str, Any]:
         k, warmup = group["k"], group["warmup_steps"]
@@ -122,11 +126,15 @@ class ScheduleFreeIterates(FirstMoment):
     ``x``. State ``z``.
     """
 
-    hyperparameters = {"weight_decay": 0.0, "train_mode": False}
     state = (StateSpec("z", Start.PARAM),)
 
     def __init__(self, momentum: str = "betas") -> None:
         self.momentum = momentum
+        self.hyperparameters = {
+            "weight_decay": 0.0,
+            "train_mode": False,
+            momentum: MOMENTUM_DEFAULTS[momentum],
+        }
 
     def direction(self, view: UpdateView, g: Any, denom: Any) -> Direction:
         y, z = view.param, view.state("z")
