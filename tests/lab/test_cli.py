@@ -42,7 +42,7 @@ def run_cli(args, capsys):
     "args,message",
     [
         (["--scenario", "nope"], "unknown scenario 'nope'"),
-        (["--optimizers", "Adam,Adamax"], "unknown optimizer 'Adamax'"),
+        (["--optimizers", "Adam,Yogi"], "unknown optimizer 'Yogi'"),
         (["--steps", "0"], "--steps must be >= 1"),
         (["--lr-points", "0"], "--lr-points must be >= 1"),
         (["--seeds", "0"], "--seeds must be >= 1"),
@@ -177,6 +177,47 @@ def test_an_added_optimizer_joins_the_story(tmp_path, monkeypatch, capsys):
     data = json.loads((out_dir / "results.json").read_text())
     assert "Mine" in data["experiments"]["saddle"]["runs"]
     assert data["settings"]["added_optimizers"] == {"Mine": "my_opts_lab:AdaMomentum"}
+
+
+def test_an_optimizer_that_raises_is_a_clean_error(tmp_path, monkeypatch, capsys):
+    (tmp_path / "broken_opts_lab.py").write_text(
+        textwrap.dedent("""
+        import momentopt
+        class Broken(momentopt.SGD):
+            def step(self, closure=None):
+                raise RuntimeError("boom")
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["compare", "--scenario", "saddle", "--optimizers", "Broken", "--steps", "3"]
+    args += ["--optimizer", "Broken=broken_opts_lab:Broken", "--jobs", "1", "--no-plots"]
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "Broken failed on the saddle experiment: boom" in err
+
+
+def test_beyond_the_lineage_on_digits_only(tmp_path, capsys):
+    args = ["compare", "--scenario", "digits,saddle", "--steps", "3", "--lr-points", "2"]
+    args += ["--optimizers", "SGD,Adagrad,Adam,Adamax,RAdam,Muon+AdamW", "--no-plots"]
+    code, _, _ = run_cli([*args, "--jobs", "1", "--out", str(tmp_path / "r")], capsys)
+    assert code == 0
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert set(data["experiments"]["digits"]["runs"]) == {
+        "SGD",
+        "Adagrad",
+        "Adam",
+        "Adamax",
+        "RAdam",
+        "Muon+AdamW",
+    }
+    assert set(data["experiments"]["saddle"]["runs"]) == {"SGD", "Adagrad", "Adam"}
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    beyond = summary.split("## Beyond the lineage", 1)[1]
+    assert "A real network" in beyond and "| Muon+AdamW | " in beyond and "| SGD | " in beyond
+    assert "Beyond the lineage" in (tmp_path / "r" / "index.html").read_text()
+    args = ["compare", "--scenario", "saddle", "--steps", "3", "--lr-points", "2", "--no-plots"]
+    run_cli([*args, "--out", str(tmp_path / "s")], capsys)
+    assert "Beyond the lineage" not in (tmp_path / "s" / "summary.md").read_text()
 
 
 def test_parallel_workers_give_the_same_numbers(tmp_path, capsys):

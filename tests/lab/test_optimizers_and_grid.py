@@ -42,8 +42,8 @@ def test_the_ten_names_exactly():
 
 def test_resolve_is_case_insensitive_and_rejects_unknown_names():
     assert [s.name for s in resolve(["adam", "SGD", "Adam"])] == ["Adam", "SGD"]
-    with pytest.raises(UnknownName, match="unknown optimizer 'Adamax'.*AMSGrad.*--optimizer"):
-        resolve(["Adamax"])
+    with pytest.raises(UnknownName, match="unknown optimizer 'Yogi'.*AMSGrad.*--optimizer"):
+        resolve(["Yogi"])
     assert split_names(" Adam, SGD ,") == ["Adam", "SGD"]
     assert split_names("all") is None and split_names(None) is None
 
@@ -52,7 +52,8 @@ def test_registry_adds_and_replaces_in_place():
     registry = Registry()
     registry.put(parse_optimizer('momentum=momentopt:SGD:{"momentum": 0.5}'))
     registry.put(parse_optimizer('Mine=momentopt:Adagrad:{"lr_decay": 0.01}'))
-    assert registry.names == (*NAMES, "Mine")  # "momentum" replaced Momentum, in place
+    # "momentum" replaced Momentum, in place
+    assert registry.names == (*NAMES, "Adamax", "RAdam", "Muon+AdamW", "Mine")
     spec = registry.find("MOMENTUM")
     assert spec is not None and spec.added and spec.kwargs == {"momentum": 0.5}
     assert spec.label() == 'Momentum (momentopt.algorithms.sgd.SGD, {"momentum": 0.5})'
@@ -110,3 +111,51 @@ def test_score_pick_and_edge():
     assert lrsearch.score([1.0, math.nan]) == math.inf
     assert lrsearch.pick([math.inf, 2.0, 1.0, 1.0]) == 2
     assert lrsearch.at_edge(0, 6) and lrsearch.at_edge(5, 6) and not lrsearch.at_edge(3, 6)
+
+
+def test_beyond_the_lineage_runs_the_digits_network_only():
+    from momentopt.lab.scenarios import EXPERIMENTS
+
+    registry = Registry()
+    for name in ("Adamax", "RAdam", "Muon+AdamW"):
+        spec = registry.find(name)
+        assert spec is not None and not spec.added
+        assert [e for e in EXPERIMENTS.values() if e.runs_with(spec)] == [EXPERIMENTS["digits"]]
+    assert registry.find("Adamax").cls is momentopt.Adamax
+    assert registry.find("RAdam").cls is momentopt.RAdam
+    swapped = Registry()
+    swapped.put(parse_optimizer("adamax=momentopt:Adamax"))  # a user's Adamax runs everything
+    assert all(e.runs_with(swapped.find("Adamax")) for e in EXPERIMENTS.values() if not e.only)
+
+
+def test_muon_adamw_is_muon_on_matrices_and_adamw_on_the_rest():
+    import torch
+
+    from momentopt.lab.optimizers import MuonAdamW
+
+    torch.manual_seed(0)
+    shapes = ((6, 4), (4,), (4, 3), (3,))
+    tensors = [torch.randn(s) for s in shapes]
+    mine = [t.clone().requires_grad_() for t in tensors]
+    ref = [t.clone().requires_grad_() for t in tensors]
+    opt = MuonAdamW([{"params": mine[:2], "lr": 0.1}, {"params": mine[2:], "lr": 0.01}])
+    assert [[p.ndim for p in g["params"]] for g in opt.param_groups] == [[2], [2], [1], [1]]
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01, 0.1, 0.01]
+    muon = momentopt.Muon(
+        [{"params": [ref[0]], "lr": 0.1}, {"params": [ref[2]], "lr": 0.01}],
+        adjust_lr_fn="match_rms_adamw",
+    )
+    adamw = momentopt.AdamW([{"params": [ref[1]], "lr": 0.1}, {"params": [ref[3]], "lr": 0.01}])
+    for _ in range(3):
+        grads = [torch.randn(s) for s in shapes]
+        for ps in (mine, ref):
+            for p, g in zip(ps, grads, strict=True):
+                p.grad = g.clone()
+        opt.step()
+        muon.step()
+        adamw.step()
+        opt.zero_grad()
+        assert all(p.grad is None for p in mine)
+    for a, b, t in zip(mine, ref, tensors, strict=True):
+        assert torch.equal(a, b) and not torch.equal(a, t)
+    assert [step for step, _ in opt.describe()][0].startswith("Muon: ")

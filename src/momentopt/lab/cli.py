@@ -49,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--optimizers",
         metavar="NAMES",
-        help="comma-separated optimizer names to run (default: the ten of the lineage and any "
-        "--optimizer)",
+        help="comma-separated optimizer names to run (default: the ten of the lineage, Adamax, "
+        "RAdam and Muon+AdamW (digits only), and any --optimizer)",
     )
     p.add_argument(
         "--optimizer",
@@ -129,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from . import report
-    from .runner import default_jobs, plan, run_all
+    from .runner import JobFailed, default_jobs, plan, run_all
 
     console = Console(stderr=args.json, width=max(Console().width, 150))
     lrs = lrsearch.grid(points)
@@ -152,16 +152,20 @@ def main(args: argparse.Namespace) -> int:
         def done(experiment: str, optimizer: str) -> None:
             progress.update(task, advance=1, description=f"{experiment}: {optimizer}")
 
-        results = run_all(
-            scenarios,
-            specs,
-            lrs,
-            args.steps,
-            seeds,
-            jobs=jobs,
-            on_done=done,
-            registry=registry.specs,
-        )
+        try:
+            results = run_all(
+                scenarios,
+                specs,
+                lrs,
+                args.steps,
+                seeds,
+                jobs=jobs,
+                on_done=done,
+                registry=registry.specs,
+            )
+        except JobFailed as error:
+            progress.stop()
+            return _fail(str(error))
         progress.update(task, description="writing the report")
         paths = report.write(results, Path(args.out), plots=not args.no_plots)
 

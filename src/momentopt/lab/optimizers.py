@@ -1,4 +1,5 @@
-"""The optimizers the lab runs: the lineage's ten by name, plus any the user adds or swaps in.
+"""The optimizers the lab runs: the lineage's ten by name, three beyond it (Adamax, RAdam and
+Muon with AdamW, on the digits network only), plus any the user adds or swaps in.
 
 ``--optimizer NAME=module:Class[:JSON]`` adds ``Class`` (a momentopt optimizer class, e.g. one
 made with :func:`momentopt.compose`) under ``NAME`` with the JSON object as extra constructor
@@ -25,15 +26,18 @@ from .show import mismatch
 class Spec:
     """One optimizer: a momentopt class and the keyword arguments that make it this one.
 
-    ``added`` marks an optimizer that came from ``--optimizer`` rather than the lineage.
+    ``added`` marks an optimizer that came from ``--optimizer`` rather than the lineage;
+    ``experiments``, if set, are the only experiments it runs (the optimizers beyond the
+    lineage run where a scenario fits them, not in the lineage's own tests).
     """
 
     name: str
     cls: type
     kwargs: dict[str, Any] = field(default_factory=dict)
     added: bool = False
+    experiments: tuple[str, ...] = ()
 
-    def build(self, param_groups: Any, **overrides: Any) -> momentopt.RecipeOptimizer:
+    def build(self, param_groups: Any, **overrides: Any) -> Any:
         return self.cls(param_groups, **{**self.kwargs, **overrides})
 
     def group(self) -> dict[str, Any]:
@@ -67,6 +71,66 @@ LINEAGE: tuple[Spec, ...] = (
 NAMES: tuple[str, ...] = tuple(spec.name for spec in LINEAGE)
 
 
+class MuonAdamW:
+    """Muon on the 2-D weight matrices, AdamW on every other parameter, stepping together.
+
+    This is how Muon is run in practice: it orthogonalises a matrix's momentum, so it is
+    defined for matrices only, and its users hand biases (and other non-matrix parameters) to
+    AdamW (Jordan et al. 2024, "Muon: an optimizer for hidden layers"). Each param group is
+    split in two that keep its lr, so the lab's one tuned lr drives both; Muon uses
+    ``adjust_lr_fn="match_rms_adamw"`` (Liu et al. 2025, "Muon is scalable for LLM
+    training": its update scaled to AdamW's RMS, 0.2·√max(A, B)) precisely so that one lr
+    suits both halves. Everything else is torch's defaults (Muon: momentum 0.95, Nesterov,
+    weight_decay 0.1; AdamW: weight_decay 0.01). A lab helper, not a library optimizer.
+    """
+
+    def __init__(self, params: Any, lr: float = 1e-3) -> None:
+        groups = list(params)
+        if groups and not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        matrices, others = [], []
+        for group in groups:
+            tensors = list(group["params"])
+            for part, keep in ((matrices, True), (others, False)):
+                chosen = [p for p in tensors if (p.ndim == 2) == keep]
+                if chosen:
+                    part.append({**group, "params": chosen})
+        self.muon = (
+            momentopt.Muon(matrices, lr=lr, adjust_lr_fn="match_rms_adamw") if matrices else None
+        )
+        self.adamw = momentopt.AdamW(others, lr=lr) if others else None
+        self.parts = [opt for opt in (self.muon, self.adamw) if opt is not None]
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for opt in self.parts for group in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.parts:
+            opt.zero_grad(set_to_none)
+
+    def step(self, closure: Any = None) -> None:
+        for opt in self.parts:
+            opt.step()
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [
+            (f"{type(opt).__name__}: {step}", formula)
+            for opt in self.parts
+            for step, formula in opt.describe()
+        ]
+
+
+BEYOND: tuple[Spec, ...] = (
+    Spec("Adamax", momentopt.Adamax, experiments=("digits",)),
+    Spec("RAdam", momentopt.RAdam, experiments=("digits",)),
+    Spec("Muon+AdamW", MuonAdamW, experiments=("digits",)),
+)
+"""Optimizers beyond the lineage, run under the same tuning budget where a scenario fits them
+(no claim is tested on them): Adam's variants Adamax (Kingma & Ba 2015, §7.1) and RAdam (Liu
+et al. 2020), and Muon with AdamW, on the digits network."""
+
+
 class UnknownName(ValueError):
     """A name that is not among the choices; the message lists the choices."""
 
@@ -76,9 +140,10 @@ class BadOptimizer(ValueError):
 
 
 class Registry:
-    """Optimizers by name: the lineage, then additions; a replaced name keeps its place."""
+    """Optimizers by name: the lineage, those beyond it, then additions; a replaced name keeps
+    its place."""
 
-    def __init__(self, specs: Iterable[Spec] = LINEAGE) -> None:
+    def __init__(self, specs: Iterable[Spec] = LINEAGE + BEYOND) -> None:
         self.specs: dict[str, Spec] = {spec.name: spec for spec in specs}
 
     @property
@@ -116,7 +181,8 @@ class Registry:
 
 
 def resolve(names: Iterable[str] | None) -> list[Spec]:
-    """Lineage specs for ``names`` (case-insensitive; None → all ten, in the story's order)."""
+    """Built-in specs for ``names`` (case-insensitive; None → all thirteen: the lineage in the
+    story's order, then those beyond it)."""
     return Registry().resolve(names)
 
 

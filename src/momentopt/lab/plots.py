@@ -26,7 +26,7 @@ from .scenarios import EXPERIMENTS, Run, Scenario
 from .scenarios.surfaces import HEAVY_BALL_RUNGS, POLYAK, SGD_BOUND, B, Surface
 
 LINEAGE_COLORS = dict(zip(NAMES, plt.get_cmap("tab10").colors, strict=False))
-EXTRA_COLORS = ("black", "#8c564b", "#7f7f7f", "#bcbd22", "#17becf")
+EXTRA_COLORS = ("black", "magenta", "navy", "darkgoldenrod", "teal")  # none of tab10
 LOG_RANGE = 1e-12  # log loss axes show at most 12 decades below the largest value
 DPI = 100
 

@@ -231,6 +231,36 @@ def _tuned_table(results: Results, experiment: str, esc: Callable[[str], str]) -
     )
 
 
+BEYOND_TEXT = (
+    "Not part of the story, and no claim is tested on them: optimizers beyond the lineage, run "
+    "where a scenario fits them under the same budget as the others (the shared lr grid, the "
+    "same seeds, steps and tuning criterion). Adamax and RAdam are Adam's variants (the "
+    "infinity norm for V; a rectified warm-up of the adaptive step); Muon+AdamW is Muon on the "
+    "2-D weight matrices and AdamW on the biases, stepping together at one tuned lr (Muon with "
+    "adjust_lr_fn='match_rms_adamw', so that one lr suits both; torch's defaults otherwise, "
+    "weight decay included)."
+)
+
+
+def beyond(results: Results) -> dict[str, list[str]]:
+    """Experiment → the optimizers beyond the lineage that ran it (built-in specs restricted
+    to some experiments)."""
+    names = {s.name for s in results.specs if s.experiments and not s.added}
+    out = {e: [n for n in runs if n in names] for e, runs in results.runs.items()}
+    return {e: ns for e, ns in out.items() if ns}
+
+
+def beyond_rows(results: Results, experiment: str) -> list[str]:
+    """Markdown rows: every optimizer's tuned run on ``experiment``, best score first."""
+    runs = sorted(results.runs[experiment].values(), key=lambda r: r.metric("score"))
+    rows = ["| optimizer | lr | score | test accuracy |", "|---|---|---|---|"]
+    for r in runs:
+        lr = f"{r.lr:g}" + (" (grid edge)" if r.edge else "")
+        acc = spread([100 * a for a in r.metrics["test_acc"]], ".1f")
+        rows.append(f"| {r.optimizer} | {lr} | {spread(r.metrics['score'])} | {acc} % |")
+    return rows
+
+
 def index_html(results: Results, images: dict[str, list[Path]]) -> str:
     esc = html.escape
     by_section: dict[str, list[Scenario]] = {}
@@ -290,6 +320,12 @@ def index_html(results: Results, images: dict[str, list[Path]]) -> str:
         parts.append(_recipe_table(section, results, esc))
         for s in by_section[section.key]:
             parts.append(_scenario_html(results, s, images))
+    extra = beyond(results)
+    if extra:
+        parts.append(f"<h2 id='beyond'>Beyond the lineage</h2><p>{esc(BEYOND_TEXT)}</p>")
+        for experiment, names in extra.items():
+            parts.append(f"<h3>{esc(EXPERIMENTS[experiment].title)}: {esc(', '.join(names))}</h3>")
+            parts.append(_tuned_table(results, experiment, esc))
     added = [spec for spec in results.specs if spec.added]
     if added:
         parts.append("<h2>Your optimizers</h2>")
@@ -363,6 +399,13 @@ def summary_markdown(results: Results, images: dict[str, list[Path]]) -> str:
             if v.note:
                 lines += [v.note, ""]
             lines += [f"![{s.name}](plots/{p.name})" for p in images.get(s.name, [])]
+    extra = beyond(results)
+    if extra:
+        lines += ["", "## Beyond the lineage", "", BEYOND_TEXT]
+        for experiment, names in extra.items():
+            lines += ["", f"### {EXPERIMENTS[experiment].title}: {', '.join(names)}", ""]
+            lines += [f"Score: {EXPERIMENTS[experiment].criterion}; mean (min–max) over seeds.", ""]
+            lines += beyond_rows(results, experiment)
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,10 @@ class Results:
     registry: dict[str, Spec] = field(default_factory=dict)  # every name the story may show
 
 
+class JobFailed(RuntimeError):
+    """An optimizer raised on an experiment (e.g. a user's class that refuses its parameters)."""
+
+
 def run_job(
     experiment: str, spec: Spec, lrs: Sequence[float], steps: int, seeds: Sequence[int]
 ) -> Run:
@@ -37,7 +41,10 @@ def run_job(
 
     torch.set_num_threads(1)
     torch.manual_seed(seeds[0])
-    return EXPERIMENTS[experiment].run(spec, list(lrs), steps, list(seeds))
+    try:
+        return EXPERIMENTS[experiment].run(spec, list(lrs), steps, list(seeds))
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise JobFailed(f"{spec.name} failed on the {experiment} experiment: {error}") from None
 
 
 def default_jobs() -> int:

@@ -201,7 +201,9 @@ class Experiment:
         raise NotImplementedError
 
     def runs_with(self, spec: Spec) -> bool:
-        """Whether ``spec`` runs this experiment (see ``only``)."""
+        """Whether ``spec`` runs this experiment (see ``only`` and ``Spec.experiments``)."""
+        if spec.experiments and self.name not in spec.experiments:
+            return False
         return not self.only or spec.added or spec.name in self.only
 
     def base_lrs_for(self, spec: Spec) -> list[float]:
