@@ -109,7 +109,7 @@ class MuonAdamW:
         for opt in self.parts:
             opt.zero_grad(set_to_none)
 
-    def step(self, closure: Any = None) -> None:
+    def step(self) -> None:
         for opt in self.parts:
             opt.step()
 
