@@ -111,3 +111,32 @@ def test_the_docs_compositions_are_the_named_classes() -> None:
             runs.append(params)
         for a, b in zip(*runs, strict=True):
             assert torch.equal(a, b), (name, (a - b).abs().max())
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (momentopt.Lion, {"weight_decay": 0.1}),
+        (momentopt.ADOPT, {"weight_decay": 0.1, "decouple": True}),
+        (momentopt.AdEMAMix, {"alpha_warmup": 5, "weight_decay": 0.1}),
+    ],
+    ids=["Lion", "ADOPT", "AdEMAMix"],
+)
+def test_differentiable_is_the_normal_step_under_autograd(
+    cls: type, kwargs: dict[str, Any]
+) -> None:
+    """``differentiable=True`` (the classes that take it): the normal step's numbers, and the
+    updated parameters carry autograd's history back to where they started."""
+    runs = []
+    for differentiable in (False, True):
+        starts = [p.detach().requires_grad_(differentiable) for p in hand_params(torch.float64)]
+        params = [s.clone() if differentiable else s for s in starts]  # (not leaves: in place)
+        opt = cls(params, differentiable=differentiable, **kwargs)
+        for grads in hand_gradients(8):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = None if g is None else g.double()
+            opt.step()
+        runs.append(params)
+    for a, b in zip(*runs, strict=True):
+        assert torch.equal(a, b.detach())
+    assert all(p.grad_fn is not None for p in runs[1])

@@ -97,13 +97,17 @@ class Recipe:
         """The rules that would make a sparse gradient dense under ``group``."""
         return [rule for rule in self.rules if rule.densifies_sparse(group)]
 
+    @cached_property
+    def group_schedules(self) -> tuple[GroupSchedule, ...]:
+        """The rules advanced once per step of a group, in the recipe's order."""
+        return tuple(rule for rule in self.rules if isinstance(rule, GroupSchedule))
+
     def advance_group(self, group: MutableMapping[str, Any]) -> dict[str, Any]:
         """Advance the group schedules' counters in ``group`` (once per step of the group) and
         return this step's values, which the rules read from the group."""
         values: dict[str, Any] = {}
-        for rule in self.rules:
-            if isinstance(rule, GroupSchedule):
-                values.update(rule.advance(group))
+        for rule in self.group_schedules:
+            values.update(rule.advance(group))
         return values
 
     def changes_direction(self, group: Mapping[str, Any]) -> bool:
