@@ -448,6 +448,17 @@ _ROWS = (
         ),
     ),
     _case(
+        "SparseAdam",
+        hyperparameters=("lr", "betas", "eps", "maximize"),
+        impls=frozenset(),
+        fused_path=SPARSE_ROWS,
+        sparse_grads=True,
+        complex_params=False,
+        tensor_hyperparameters=frozenset({"lr"}),
+        state_keys=("step", "exp_avg", "exp_avg_sq"),
+        sparse_only=True,
+    ),
+    _case(
         "Rprop",
         hyperparameters=("lr", "etas", "step_sizes", "maximize"),
         impls=frozenset({"foreach", "capturable", "differentiable"}),

@@ -93,6 +93,7 @@ def test_table_lists_every_algorithm_once() -> None:
         "NAdam",
         "Adamax",
         "RAdam",
+        "SparseAdam",
         "Rprop",
         "ASGD",
         "Adafactor",

@@ -1,4 +1,4 @@
-"""The seed's lineage as drop-in replacements for torch.optim, each a short recipe."""
+"""The lineage from SGD to AdamW as drop-in replacements for torch.optim, each a short recipe."""
 
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -32,10 +32,10 @@ __all__ = [
     "RAdam",
     "SparseAdam",
     "LBFGS",
-    "ASGD",
-    "Rprop",
     "Adafactor",
     "Muon",
+    "ASGD",
+    "Rprop",
     "Lion",
     "ADOPT",
     "AdEMAMix",

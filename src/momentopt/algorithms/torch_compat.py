@@ -33,14 +33,14 @@ STATE_ORDER = (
     "exp_inf",
     "exp_avg_sq",
     "max_exp_avg_sq",
+    "row_var",
+    "col_var",
+    "variance",
     "eta",
     "mu",
     "ax",
     "prev",
     "step_size",
-    "row_var",
-    "col_var",
-    "variance",
 )
 """The order in which torch.optim's classes create their state keys (the state_dict
 layout); a class uses the keys of its own recipe."""

@@ -216,10 +216,6 @@ class UpdateView(Protocol):
         """``s ← s · factor`` for the scalar state ``name``; returns the new value (a float,
         or under autograd a tensor that carries its gradient)."""
 
-    def map_matrices(self, fn: Callable[[Tensor], Tensor], x: Any) -> Any:
-        """``fn`` (a :func:`matrix_function`) of each 2-D tensor of ``x``: of ``x`` itself on
-        one tensor; on a bucket, of the tensors of one shape stacked, one call per shape."""
-
     def scalar(self, name: str) -> float:
         """The value of the scalar state ``name`` as a number, as torch.optim reads its 0-d
         states (``.item()``; no gradient flows through it, under autograd either)."""
@@ -227,3 +223,7 @@ class UpdateView(Protocol):
     def set_scalar(self, name: str, value: Scalar) -> None:
         """``s ← value`` for the scalar state ``name``: a number is first made a tensor of the
         default dtype, then copied into ``s`` (torch's ``s.copy_(torch.as_tensor(value))``)."""
+
+    def map_matrices(self, fn: Callable[[Tensor], Tensor], x: Any) -> Any:
+        """``fn`` (a :func:`matrix_function`) of each 2-D tensor of ``x``: of ``x`` itself on
+        one tensor; on a bucket, of the tensors of one shape stacked, one call per shape."""
