@@ -159,6 +159,14 @@ class Run:
     skipped: bool = False  # a step was not taken (unsafe), so this run judges nothing more
 
 
+def _truthy(spec: Any) -> bool:
+    """Whether the value ``spec`` builds is true (False where it has no truth value)."""
+    try:
+        return bool(build_value(spec))
+    except (RuntimeError, TypeError, ValueError):  # a tensor of several elements, say
+        return False
+
+
 def start(cls: type, case: Case, flags: dict[str, Any]) -> Run:
     """Build the params and the optimizer ``cls(groups, **case.kwargs, **flags)``."""
     params = [make_param(s) for s in case.params]
@@ -221,12 +229,16 @@ def describe(err: BaseException | None) -> str:
 
 
 # -- comparing --------------------------------------------------------------------------------
-K_ULPS = 8
+K_ULPS = 12
 """Per step, momentopt may differ from the reference by ``K_ULPS`` units in the last place of
 the storage dtype of the magnitudes involved (see :func:`tolerance`). Why not 0: momentopt's
-default path and ``fused=True`` call torch's fused CPU kernels (SGD, Adagrad, Adam, AdamW),
-which evaluate the same formula in another order (and with FMA in the vectorized loop) than
-torch's per-tensor loop: up to about one ulp per operation, five or so operations per update.
+default path and ``fused=True`` call torch's fused CPU kernels (SGD, Adagrad, Adam, AdamW) or
+the compiled recipe, which evaluate the same formula in another order (and with FMA in the
+vectorized loop) than torch's per-tensor loop: up to about one ulp per operation, and an update
+takes up to about eleven (AMSGrad: two averages of three ops, the maximum, the root, the bias
+correction, ε, the quotient, the step size and the sum; NAdam's two terms as many). The
+earlier bound of 8 counted five or so operations, and a derandomised AMSGrad case exceeded it
+by 16 % on one element of 66,000 (float32, compiled, three steps).
 For float16/bfloat16, torch's loop rounds to the storage dtype after every operation where the
 fused kernels compute in float32 and round once: again within about one storage ulp per
 operation, inside the dtype's normal range. No bound here depends on the CPU's vector width."""
@@ -426,6 +438,26 @@ def assert_step_matches(case: Case, n: int, ours: Run, ref: Run, before: list[Te
             assert_close(po.grad, pr.grad, None, 0, f"step {n}: param {i}'s grad")
 
 
+def matches_either(check: Callable[[Run], None], ref: Run, same: Run) -> None:
+    """``check`` against torch's default path (``ref``), or else against torch run with the
+    case's own flags (``same``): with ``fused=True`` or ``foreach=True`` torch's contract is
+    that implementation's numbers, which differ from its default loop by its own op order
+    (its fused Adam kernel and its loop drift apart by more than K_ULPS per step where an
+    update cancels the weight). Raises the comparison with the default path if neither holds."""
+    try:
+        check(ref)
+    except AssertionError:
+        if same is ref or same.opt is None:
+            raise
+        try:
+            check(same)
+        except AssertionError:
+            pass
+        else:
+            return
+        raise
+
+
 def run_case(case: Case) -> None:
     """Run ``case`` on momentopt and torch.optim; raise AssertionError on any disagreement."""
     torch_cls, ours_cls = PAIRS[case.name]
@@ -436,9 +468,11 @@ def run_case(case: Case) -> None:
     # differentiable=True is judged against torch's normal step: a deliberate deviation
     # (README): torch's differentiable step computes its scalars from a float32 counter, and
     # momentopt's gives the normal step's numbers
-    differentiable = True in (
-        case.kwargs.get("differentiable"),
-        case.group_overrides.get("differentiable"),
+    # (a group's differentiable may be any truthy value: torch's step then takes its
+    # differentiable branch, as momentopt's does)
+    differentiable = any(
+        _truthy(value)
+        for value in (case.kwargs.get("differentiable"), case.group_overrides.get("differentiable"))
     )
     plain = {"differentiable": False} if differentiable else {}
     ref = start(torch_cls, case, plain) if flags or plain else same
@@ -452,11 +486,15 @@ def run_case(case: Case) -> None:
             step(run, grads)
         if not assert_same_outcome(ours, same, ref, f"step {n}"):
             return
-        assert_step_matches(case, n, ours, ref, before)
-    assert_states_close(
-        ours.opt.state_dict()["state"],
-        ref.opt.state_dict()["state"],
-        len(case.steps),
-        scalar_eps(case),
+        matches_either(lambda judge: assert_step_matches(case, n, ours, judge, before), ref, same)
+    matches_either(
+        lambda judge: assert_states_close(
+            ours.opt.state_dict()["state"],
+            judge.opt.state_dict()["state"],
+            len(case.steps),
+            scalar_eps(case),
+        ),
+        ref,
+        same,
     )
     assert_groups_equal(ours.opt.param_groups, same.opt.param_groups, "param_groups after steps")

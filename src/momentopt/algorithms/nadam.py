@@ -49,7 +49,7 @@ class NAdam(RecipeOptimizer):
     ``w ← w − α·[(1−μ_t)/(1−Πμ)·g + μ_{t+1}/(1−Πμ·μ_{t+1})·m] / (√(v/(1−β2^t)) + ε)``.
     """
 
-    recipe = torch_recipe(NesterovAverage(), BiasCorrectedSquaredAverage())
+    recipe = torch_recipe(NesterovAverage(), BiasCorrectedSquaredAverage(root_of_corrected=True))
     hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def __init__(

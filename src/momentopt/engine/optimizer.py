@@ -154,6 +154,9 @@ class RecipeOptimizer(Optimizer):
 
     def _step_group(self, index: int, group: dict[str, Any], shared: Mapping[str, Any]) -> None:
         values = {**shared, **self.recipe.advance_group(group)}  # once per step of the group
+        # torch's refusals at the start of a group's step come before it gathers the gradients:
+        # a group whose parameters have none is refused too (betas of another length)
+        self.check_step_group(group)
         params: list[Tensor] = []
         grads: list[Tensor] = []
         for p in group["params"]:
@@ -162,7 +165,6 @@ class RecipeOptimizer(Optimizer):
                 grads.append(p.grad)
         if not params:
             return
-        self.check_step_group(group)
         if self._has_duplicates(group):
             self._step_repeated(index, group, params, grads, values)
             return

@@ -107,9 +107,16 @@ class BiasCorrectedSquaredAverage(SecondMoment):
 
     ``amsgrad`` keeps the running maximum ``v̂_t = max(v̂_{t−1}, v_t)`` (``max_exp_avg_sq``)
     and uses it in place of ``v_t``. State ``exp_avg_sq`` (and ``max_exp_avg_sq``).
+
+    ``root_of_corrected`` computes the same denominator as ``√(v_t / (1 − β_2^t)) + ε``:
+    the bias correction before the root, in that order of rounding (torch.optim's NAdam loop).
     """
 
     hyperparameters = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False}
+
+    def __init__(self, root_of_corrected: bool = False) -> None:
+        self.root_of_corrected = root_of_corrected
+
     state = (
         StateSpec("exp_avg_sq", signed=False),
         StateSpec("max_exp_avg_sq", signed=False, exists=lambda g: bool(g.get("amsgrad"))),
@@ -121,14 +128,19 @@ class BiasCorrectedSquaredAverage(SecondMoment):
         if view.group.get("amsgrad", False):
             running_max = view.state("max_exp_avg_sq")
             v = torch.maximum(running_max, v, out=running_max)
-        correction_sqrt = (1 - beta2**view.t) ** 0.5
-        return v.sqrt().div(correction_sqrt).add_(view.group["eps"])
+        correction = 1 - beta2**view.t
+        if self.root_of_corrected:
+            return v.div(correction).sqrt_().add_(view.group["eps"])
+        return v.sqrt().div(correction**0.5).add_(view.group["eps"])
 
     def formula(self, group: Mapping[str, Any]) -> str:
         line = "v ← β2·v + (1−β2)·g²   (exp_avg_sq)"
         if group.get("amsgrad", False):
             line += ";  v̂ ← max(v̂, v)   (max_exp_avg_sq)"
         return line + ";  √(v/(1−β2^t)) + ε"
+
+    def __repr__(self) -> str:
+        return f"BiasCorrectedSquaredAverage(root_of_corrected={self.root_of_corrected})"
 
 
 class InfinityNorm(SecondMoment):
