@@ -300,7 +300,7 @@ def _check_param_state(
             if key == "step" and not float(value) >= 0:
                 _fail(f"{where}: state 'step' must be >= 0, got {float(value)}")
         else:
-            shape = opt.recipe.state.shape_of(key, param.shape)
+            shape = opt.recipe.state.shape_of(key, param.shape, group)
             _check_buffer(f"{where}: state {key!r}", value, param, shape)
 
 

@@ -204,6 +204,7 @@ TENSORWISE: tuple[TensorOp, ...] = (
     TensorOp("size", number=True, what="a tensor's size along a dim"),
     TensorOp("flatten", what="a tensor as a vector"),
     TensorOp("sum", what="a sum over a tensor"),
+    TensorOp("__getitem__", what="entries of a tensor picked by an index or a slice"),
 )
 """The tensorwise ops a rule may use (on the paths that run them: per-tensor, multi-tensor,
 and under autograd)."""

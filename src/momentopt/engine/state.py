@@ -77,9 +77,11 @@ class StateLayout:
         that differ in them step in separate buckets)."""
         return tuple(s for s in self.kept(group) if s.kept_for is not None)
 
-    def shape_of(self, name: str, shape: Sequence[int]) -> tuple[int, ...]:
-        """The shape of state ``name`` for a parameter of ``shape``."""
-        return next(s for s in self.specs if s.name == name).shape_for(shape)
+    def shape_of(
+        self, name: str, shape: Sequence[int], group: Mapping[str, Any]
+    ) -> tuple[int, ...]:
+        """The shape of state ``name`` for a parameter of ``shape`` in ``group``."""
+        return next(s for s in self.specs if s.name == name).shape_for(shape, group)
 
     def created_in_step(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         """Names of the states created during a step (:attr:`Start.FIRST_VALUE`)."""
@@ -102,9 +104,15 @@ class StateLayout:
             if spec.start is Start.FIRST_VALUE:
                 continue
             if spec.start is Start.PARAM:  # (a copy of the parameter, in the state's shape)
+                if spec.every is not None:  # (of the entries it keeps)
+                    sample = param.detach().flatten()[:: int(spec.every(group))]
+                    state[spec.name] = sample.clone()
+                    continue
                 copy = param.detach().clone(memory_format=torch.preserve_format)
                 shaped = spec.shape is not None
-                state[spec.name] = copy.reshape(spec.shape_for(param.shape)) if shaped else copy
+                state[spec.name] = (
+                    copy.reshape(spec.shape_for(param.shape, group)) if shaped else copy
+                )
                 continue
             if spec.scalar:
                 value = 1.0 if spec.start is Start.ONE else 0.0
@@ -112,10 +120,10 @@ class StateLayout:
                     value = self._fill_value(spec, group, defaults)
                 state[spec.name] = torch.full((), value, dtype=dtype, device=device)
                 continue
-            if spec.shape is None:
+            if spec.shape is None and spec.every is None:
                 tensor = torch.zeros_like(param, memory_format=torch.preserve_format)
             else:
-                tensor = param.new_zeros(spec.shape_for(param.shape))
+                tensor = param.new_zeros(spec.shape_for(param.shape, group))
             if spec.start is Start.FILL:
                 fill = self._fill_value(spec, group, defaults)
                 if fill != 0:

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from math import prod
 from typing import Any, Protocol
 
 from torch import Tensor
@@ -55,7 +56,8 @@ class Start(Enum):
     """a copy of the first value the rule computes for it (:meth:`UpdateView.start`)."""
     PARAM = "param"
     """a copy of the parameter before its first step (a second iterate sequence, a starting
-    point), in the state's :attr:`StateSpec.shape`."""
+    point), in the state's :attr:`StateSpec.shape` (of the entries :attr:`StateSpec.every`
+    keeps)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class StateSpec:
             zeros of another shape start contiguous, as torch's ``new_zeros``).
         kept_for: for which parameter shapes it is kept (default: every shape); parameters
             that keep other states step in other buckets.
+        every: a state of a sample of the parameter's entries: every ``k``-th entry of the
+            flattened parameter, ``k = every(group)`` (Prodigy's ``slice_p``); its shape is
+            ``(⌈n/k⌉,)`` for a parameter of ``n`` elements (``shape`` unused), and a
+            :attr:`Start.PARAM` state copies those entries, ``w.flatten()[::k]``.
     """
 
     name: str
@@ -84,6 +90,7 @@ class StateSpec:
     exists: Callable[[Mapping[str, Any]], bool] | None = None
     shape: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None
     kept_for: Callable[[tuple[int, ...]], bool] | None = None
+    every: Callable[[Mapping[str, Any]], int] | None = None
 
     def kept(self, group: Mapping[str, Any]) -> bool:
         """Whether this state exists for ``group``'s hyperparameters."""
@@ -93,8 +100,11 @@ class StateSpec:
         """Whether a parameter of ``shape`` keeps this state."""
         return self.kept_for is None or bool(self.kept_for(tuple(shape)))
 
-    def shape_for(self, shape: Sequence[int]) -> tuple[int, ...]:
-        """The state's shape for a parameter of ``shape``."""
+    def shape_for(self, shape: Sequence[int], group: Mapping[str, Any]) -> tuple[int, ...]:
+        """The state's shape for a parameter of ``shape`` in ``group``."""
+        if self.every is not None:
+            k = int(self.every(group))
+            return (-(-prod(shape) // k),)  # ⌈n/k⌉, as len(w.flatten()[::k])
         return tuple(shape) if self.shape is None else tuple(self.shape(tuple(shape)))
 
 
