@@ -18,7 +18,7 @@ from torch import nn
 import momentopt
 
 from .integration.spawn import run_distributed
-from .modern_reference import compare, executors_agree, train_hand
+from .modern_reference import compare, executors_agree, train_hand, train_models
 
 ESTIMATE = ("d", "d_max", "d_numerator", "k", "d_denom", "d_hat")
 
@@ -48,6 +48,120 @@ def test_matches_prodigyopt(name: str) -> None:
         exact_state=("step",),
         after=_same_estimate,
     )
+
+
+# -- slice_p: the estimate's statistics on every slice_p-th entry, bit for bit --------------
+SLICED: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "decoupled-decay": {"weight_decay": 0.1},
+    "coupled-decay-warmup": {"weight_decay": 0.1, "decouple": False, "safeguard_warmup": True},
+    "beta1-zero-bias-correction": {"betas": (0.0, 0.99), "use_bias_correction": True},
+}
+
+
+def _assert_bitwise(ours: torch.optim.Optimizer, theirs: torch.optim.Optimizer, what: str) -> None:
+    """Parameters, every state (keys in order, shapes, values) and the groups' estimate to
+    the bit: momentopt runs prodigyopt's operations on the same tensors, in its order."""
+    pa = [p for group in ours.param_groups for p in group["params"]]
+    pb = [p for group in theirs.param_groups for p in group["params"]]
+    for i, (a, b) in enumerate(zip(pa, pb, strict=True)):
+        assert torch.equal(a, b), (what, i, (a - b).abs().max())
+        sa, sb = ours.state.get(a, {}), theirs.state.get(b, {})
+        assert list(sa) == list(sb), (what, i, list(sa), list(sb))
+        for key, value in sb.items():
+            mine = sa[key]
+            if key == "step":  # prodigyopt's is an int, momentopt's a 0-d tensor (torch's)
+                assert float(mine) == value, (what, i, key)
+                continue
+            assert mine.shape == value.shape, (what, i, key, mine.shape, value.shape)
+            assert mine.dtype == value.dtype and torch.equal(mine, value), (what, i, key)
+    for ga, gb in zip(ours.param_groups, theirs.param_groups, strict=True):
+        for key in ESTIMATE:
+            assert ga[key] == gb[key], (what, key, ga[key], gb[key])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("slice_p", [1, 3, 11])
+@pytest.mark.parametrize("name", SLICED)
+def test_slice_p_matches_prodigyopt_bit_for_bit(
+    name: str, slice_p: int, dtype: torch.dtype
+) -> None:
+    """``slice_p``: ``s`` and ``p0`` of ⌈n/slice_p⌉ entries (every slice_p-th of the flattened
+    parameter; a 0-d parameter keeps one), ``d`` from those entries only — prodigyopt's
+    numbers and state over 30 steps, on the hand-made parameters (a transposed one, a
+    gradient of other strides, missing gradients) and on the model."""
+    kwargs = {**SLICED[name], "slice_p": slice_p}
+    factories = [
+        lambda p: momentopt.Prodigy(p, **kwargs),
+        lambda p: ReferenceProdigy(p, **kwargs),
+    ]
+    (_, ours), (_, theirs) = train_hand(factories, dtype)
+    _assert_bitwise(ours, theirs, f"{name} hand")
+    (_, ours), (_, theirs) = train_models(factories, dtype)
+    _assert_bitwise(ours, theirs, f"{name} model")
+    first = next(iter(ours.state.values()))
+    assert first["s"].shape == first["p0"].shape
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_slice_p_on_each_executor(foreach: bool) -> None:
+    """The sliced statistics on the per-tensor and multi-tensor paths: prodigyopt's, exactly."""
+    kwargs = {"weight_decay": 0.1, "slice_p": 3}
+    for dtype in (torch.float32, torch.float64):
+        (_, ours), (_, theirs) = train_hand(
+            [
+                lambda p: momentopt.Prodigy(p, **kwargs, foreach=foreach),
+                lambda p: ReferenceProdigy(p, **kwargs),
+            ],
+            dtype,
+        )
+        _assert_bitwise(ours, theirs, f"foreach={foreach} {dtype}")
+
+
+@pytest.mark.parametrize("slice_p", [3, 11])
+def test_slice_p_checkpoints_load_both_ways(slice_p: int) -> None:
+    """A sliced checkpoint (prodigyopt's 0-d ``p0`` of an all-zero parameter too) loads into
+    momentopt and momentopt's into prodigyopt; training goes on identically, state too."""
+    kwargs = {"slice_p": slice_p, "weight_decay": 0.1}
+    for dtype in (torch.float32, torch.float64):
+        for first, second in (
+            (ReferenceProdigy, momentopt.Prodigy),
+            (momentopt.Prodigy, ReferenceProdigy),
+        ):
+
+            def make(params: Any, cls: type = first) -> torch.optim.Optimizer:
+                with torch.no_grad():
+                    params[1].zero_()  # an all-zero parameter
+                return cls(params, **kwargs)
+
+            (pa, a), (pb, b) = train_hand([make, make], dtype, 10)
+            moved = [nn.Parameter(p.detach().clone()) for p in pb]
+            c = second(moved, **kwargs)
+            c.load_state_dict(b.state_dict())
+            gen = torch.Generator().manual_seed(5)
+            for _ in range(20):
+                for p, q in zip(pa, moved, strict=True):
+                    p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+                    q.grad = p.grad.clone()
+                a.step()
+                c.step()
+            for p, q in zip(pa, moved, strict=True):
+                assert torch.equal(p, q), (dtype, first.__module__)
+            for p, q in zip(pa, moved, strict=True):  # the same statistics, sliced alike
+                for key in ("s", "exp_avg", "exp_avg_sq"):
+                    assert torch.equal(a.state[p][key], c.state[q][key]), key
+
+
+def test_a_sliced_state_of_another_length_is_refused() -> None:
+    p = nn.Parameter(torch.randn(10))
+    opt = momentopt.Prodigy([p], slice_p=3)
+    p.grad = torch.randn(10)
+    opt.step()
+    assert opt.state[p]["s"].shape == opt.state[p]["p0"].shape == (4,)
+    saved = opt.state_dict()
+    saved["state"][0]["s"] = torch.zeros(10)  # slice_p=1's length
+    with pytest.raises(ValueError, match=r"'s' has shape \(10,\).*state has shape \(4,\)"):
+        momentopt.Prodigy([nn.Parameter(torch.randn(10))], slice_p=3).load_state_dict(saved)
 
 
 def test_maximize_and_the_multi_tensor_path() -> None:
@@ -152,8 +266,28 @@ def test_invalid_hyperparameters(kwargs: dict[str, Any], match: str) -> None:
     for cls in (ReferenceProdigy, momentopt.Prodigy):
         with pytest.raises(ValueError, match=match):
             cls([p], **kwargs)
-    with pytest.raises(ValueError, match="slice_p=11 is not supported"):
-        momentopt.Prodigy([p], slice_p=11)
+
+
+@pytest.mark.parametrize(
+    "slice_p, error",
+    [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError), ("3", TypeError)],
+)
+def test_invalid_slice_p(slice_p: Any, error: type[Exception]) -> None:
+    """prodigyopt takes any slice_p and fails at its first step (``[::0]``, ``[::1.5]``);
+    momentopt refuses it where it is given, naming it; a group added with it (add_param_group
+    checks nothing, as torch's) is refused by the step before anything changes."""
+    p = nn.Parameter(torch.randn(3))
+    with pytest.raises(error, match="Invalid slice_p value"):
+        momentopt.Prodigy([p], slice_p=slice_p)
+    opt = momentopt.Prodigy([p])
+    q = nn.Parameter(torch.randn(2))
+    opt.add_param_group({"params": [q], "slice_p": slice_p})
+    p.grad, q.grad = torch.randn(3), torch.randn(2)
+    before = [p.detach().clone(), q.detach().clone()]
+    with pytest.raises(error, match="Invalid slice_p value"):
+        opt.step()
+    assert torch.equal(p, before[0]) and torch.equal(q, before[1])
+    assert opt.param_groups[0]["k"] == 0 and not opt.state
 
 
 def test_signature_group_keys_and_state() -> None:

@@ -4,7 +4,7 @@ prodigyopt 1.1.2 has it."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -42,13 +42,16 @@ def _check_betas(group: Mapping[str, Any]) -> None:
 
 
 def _check_slice_p(group: Mapping[str, Any]) -> None:
-    """momentopt keeps Prodigy's statistics on every entry (prodigyopt's default)."""
+    """``slice_p``: a positive int (prodigyopt checks nothing and fails at its first step, on
+    ``w.flatten()[::slice_p]``)."""
+    slice_p = group["slice_p"]
     require(
-        group["slice_p"] == 1,
-        f"slice_p={group['slice_p']} is not supported: momentopt's Prodigy keeps its statistics "
-        "on every entry (slice_p=1)",
-        "slice_p = 1",
+        isinstance(slice_p, int) and not isinstance(slice_p, bool),
+        f"Invalid slice_p value: {slice_p!r} (an int is needed)",
+        "slice_p an int >= 1",
+        TypeError,
     )
+    require(slice_p >= 1, f"Invalid slice_p value: {slice_p}", "slice_p >= 1")
 
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -106,9 +109,10 @@ class Prodigy(RecipeOptimizer):
 
     Leave ``lr`` at 1. The shared values (``betas``, ``beta3``, ``d``, ``k``...) are read from
     the first group, as prodigyopt does; groups' lrs must be equal or 0. State ``step``, ``s``,
-    ``p0`` (flat), ``exp_avg`` (kept when β1 > 0), ``exp_avg_sq``. ``slice_p`` must be 1
-    (momentopt computes the statistics on every entry). ``maximize``, ``foreach``, ``fused`` and
-    ``cautious`` are momentopt's; unlike prodigyopt, the step leaves ``p.grad`` as it was.
+    ``p0`` (flat: every ``slice_p``-th entry of the flattened parameter, on which ``d``'s
+    statistics are kept), ``exp_avg`` (kept when β1 > 0), ``exp_avg_sq``. ``maximize``,
+    ``foreach``, ``fused`` and ``cautious`` are momentopt's; unlike prodigyopt, the step leaves
+    ``p.grad`` as it was.
     """
 
     recipe = reference_recipe(
@@ -163,6 +167,14 @@ class Prodigy(RecipeOptimizer):
         _beta1, _beta2 = group["betas"]
         refuse_complex_and_sparse("Prodigy", group)
 
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """One step (see ``RecipeOptimizer.step``), after checking every group's ``slice_p``:
+        a group added by ``add_param_group`` (which checks nothing, as torch's) with another
+        value is refused before anything changes."""
+        for group in self.param_groups:
+            _check_slice_p(group)
+        return super().step(closure)
+
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:
         """Group keys filled in when a loaded state_dict lacks them (prodigyopt's groups have
@@ -172,17 +184,20 @@ class Prodigy(RecipeOptimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load ``state_dict`` after checking it fits (see ``RecipeOptimizer.load_state_dict``).
         prodigyopt keeps ``p0`` of a parameter that was all zeros as a 0-d zero: it is loaded
-        as the zeros it stands for."""
+        as the zeros it stands for (``⌈n/slice_p⌉`` of them, the saved group's ``slice_p``)."""
         try:
-            ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+            saved_groups = state_dict["param_groups"]
+            ids = [(i, g.get("slice_p", 1)) for g in saved_groups for i in g["params"]]
             state = dict(state_dict["state"])
-        except (TypeError, KeyError):  # not a state_dict: the checked load says what is wrong
+        except (TypeError, KeyError, AttributeError):  # the checked load says what is wrong
             super().load_state_dict(state_dict)
             return
         params = [p for group in self.param_groups for p in group["params"]]
-        for index, p in zip(ids, params, strict=False):
+        for (index, slice_p), p in zip(ids, params, strict=False):
             saved = state.get(index)
             p0 = saved.get("p0") if isinstance(saved, Mapping) else None
-            if isinstance(p0, Tensor) and p0.dim() == 0 and p0.item() == 0:
-                state[index] = {**saved, "p0": p0.expand(p.numel()).clone()}
+            sliced = isinstance(slice_p, int) and slice_p >= 1
+            if sliced and isinstance(p0, Tensor) and p0.dim() == 0 and p0.item() == 0:
+                n = -(-p.numel() // slice_p)  # ⌈n/slice_p⌉
+                state[index] = {**saved, "p0": p0.expand(n).clone()}
         super().load_state_dict({**state_dict, "state": state})

@@ -20,7 +20,7 @@ shared by all groups is read from the first one.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
-from math import inf, prod, sqrt
+from math import inf, sqrt
 from typing import Any
 
 from .base import (
@@ -35,9 +35,9 @@ from .base import (
 from .contract import Scalar, Start, StateSpec, UpdateView
 
 
-def _flat(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A parameter's shape as one vector's (Prodigy's ``flatten()``)."""
-    return (prod(shape),)
+def _slice_p(group: Mapping[str, Any]) -> int:
+    """Every how many entries of the flattened parameter Prodigy keeps its statistics."""
+    return int(group["slice_p"])
 
 
 class ProdigyEstimate(ReducedScalar):
@@ -52,6 +52,10 @@ class ProdigyEstimate(ReducedScalar):
     with ``safeguard_warmup``). Then ``d̂ = d_coef·r/‖s‖₁``; if ``d = d₀``, ``d ← max(d, d̂)``;
     ``d_max ← max(d_max, d̂)``; ``d ← min(d_max, d·growth_rate)``. No step while every ``s`` is
     0 (on one process). State ``s`` and ``p0`` (the parameter at its first step), flat.
+
+    With ``slice_p`` = k > 1 the statistics are kept on every k-th entry of the flattened
+    parameter only (``g``, ``w``, ``p₀`` and ``s`` of those entries: ``s`` and ``p₀`` have
+    ``⌈n/k⌉`` entries), an approximation of ``d`` that saves memory (prodigyopt's option).
     """
 
     hyperparameters = {
@@ -69,9 +73,10 @@ class ProdigyEstimate(ReducedScalar):
         "decouple": True,
         "safeguard_warmup": False,
         "fsdp_in_use": False,
+        "slice_p": 1,
         "maximize": False,
     }
-    state = (StateSpec("s", shape=_flat), StateSpec("p0", Start.PARAM, shape=_flat))
+    state = (StateSpec("s", every=_slice_p), StateSpec("p0", Start.PARAM, every=_slice_p))
     sums = 2
 
     def begin(self, groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -103,12 +108,12 @@ class ProdigyEstimate(ReducedScalar):
         if not group["lr"] > 0.0:
             return 0.0, 0.0
         g = prodigy_gradient(view)
-        d, d0, dlr = group["d_step"], group["d0"], group["dlr"]
-        flat_g = g.flatten()
+        d, d0, dlr, k = group["d_step"], group["d0"], group["dlr"], _slice_p(group)
+        sliced_g = g.flatten()[::k]
         p0 = view.state("p0")
-        numerator = (d / d0) * dlr * (flat_g @ p0.add(view.param.flatten(), alpha=-1)).item()
+        numerator = (d / d0) * dlr * (sliced_g @ p0.add(view.param.flatten()[::k], alpha=-1)).item()
         scale = (d / d0) * d if group["safeguard_warmup"] else (d / d0) * dlr
-        s = view.state("s").mul_(group["beta3"]).add_(flat_g, alpha=scale)
+        s = view.state("s").mul_(group["beta3"]).add_(sliced_g, alpha=scale)
         return numerator, s.abs().sum().item()
 
     def sharded(self, groups: Sequence[Mapping[str, Any]]) -> bool:
