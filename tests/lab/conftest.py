@@ -10,7 +10,7 @@ import torch
 
 from momentopt.lab import lrsearch
 from momentopt.lab.optimizers import Registry
-from momentopt.lab.scenarios import EXPERIMENTS, SCENARIOS, Run
+from momentopt.lab.scenarios import EXPERIMENTS, ORDER, SCENARIOS, Run
 from momentopt.lab.scenarios.reddi import RUNGS
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -34,7 +34,7 @@ def default_runs() -> dict[str, dict[str, Run]]:
     torch.set_num_threads(1)
     registry = Registry()
     needed: dict[str, set[str]] = {}
-    for s in SCENARIOS.values():
+    for s in (SCENARIOS[name] for name in ORDER):  # the lineage's: the default run
         needed.setdefault(s.experiment, set()).update(s.participants)
     runs: dict[str, dict[str, Run]] = {}
     for name, optimizers in needed.items():

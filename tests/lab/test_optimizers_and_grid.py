@@ -10,6 +10,7 @@ import pytest
 import momentopt
 from momentopt.lab import lrsearch
 from momentopt.lab.optimizers import (
+    MODERN_NAMES,
     NAMES,
     BadOptimizer,
     Registry,
@@ -53,7 +54,7 @@ def test_registry_adds_and_replaces_in_place():
     registry.put(parse_optimizer('momentum=momentopt:SGD:{"momentum": 0.5}'))
     registry.put(parse_optimizer('Mine=momentopt:Adagrad:{"lr_decay": 0.01}'))
     # "momentum" replaced Momentum, in place
-    assert registry.names == (*NAMES, "Adamax", "RAdam", "Muon+AdamW", "Mine")
+    assert registry.names == (*NAMES, "Adamax", "RAdam", "Muon+AdamW", *MODERN_NAMES, "Mine")
     spec = registry.find("MOMENTUM")
     assert spec is not None and spec.added and spec.kwargs == {"momentum": 0.5}
     assert spec.label() == 'Momentum (momentopt.algorithms.sgd.SGD, {"momentum": 0.5})'

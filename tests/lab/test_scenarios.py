@@ -9,13 +9,15 @@ import math
 import pytest
 
 from momentopt.lab import story
-from momentopt.lab.cli import SCENARIO_NAMES
+from momentopt.lab.cli import MODERN_SCENARIO_NAMES, SCENARIO_NAMES
 from momentopt.lab.optimizers import Registry, parse_optimizer
 from momentopt.lab.scenarios import (
     EXPERIMENTS,
     FAILS,
     HOLDS,
     MIXED,
+    MODERN_ORDER,
+    ORDER,
     SCENARIOS,
     UNCHECKED,
     Check,
@@ -46,7 +48,10 @@ def verdict(name, runs):
 
 # -- the registry ---------------------------------------------------------------------------
 def test_scenarios_follow_the_lineage():
-    assert tuple(SCENARIOS) == SCENARIO_NAMES  # the CLI's help lists them without importing
+    # the CLI's help lists them without importing
+    assert tuple(SCENARIOS) == SCENARIO_NAMES + MODERN_SCENARIO_NAMES
+    assert ORDER == SCENARIO_NAMES and MODERN_ORDER == MODERN_SCENARIO_NAMES
+    assert [s.name for s in resolve(None)] == list(SCENARIO_NAMES)  # the default: the lineage
     sections = [s.key for s in story.SECTIONS]
     assert sections == [
         "SGD",
@@ -59,8 +64,13 @@ def test_scenarios_follow_the_lineage():
         "NAdam",
         "AdamW",
     ]
-    order = [sections.index(s.section) for s in SCENARIOS.values()]
+    lineage = [SCENARIOS[n] for n in ORDER]
+    order = [sections.index(s.section) for s in lineage]
     assert order == sorted(order) and set(order) == set(range(len(sections)))
+    modern = [s.key for s in story.MODERN_SECTIONS]
+    assert modern == ["Lion", "ADOPT", "AdEMAMix", "ScheduleFreeAdamW", "Prodigy", "CautiousAdamW"]
+    order = [modern.index(SCENARIOS[n].section) for n in MODERN_ORDER]
+    assert order == sorted(order) and set(order) == set(range(len(modern)))
     for s in SCENARIOS.values():
         assert s.experiment in EXPERIMENTS and s.criteria and s.reason and s.participants
         assert s.ladder is None or s.ladder in EXPERIMENTS[s.experiment].ladders

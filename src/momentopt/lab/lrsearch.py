@@ -32,6 +32,21 @@ def grid(points: int = DEFAULT_POINTS, low: float = LOW, high: float = HIGH) -> 
     return [float(f"{low * 10 ** (i * ratio):.3g}") for i in range(points)]
 
 
+def refine(lrs: Sequence[float], factor: int) -> list[float]:
+    """``lrs`` with ``factor − 1`` log-spaced points inserted between neighbours (rounded to
+    3 significant digits, as :func:`grid` rounds): ``refine([1e-3, 1e-2], 2)`` is
+    ``[1e-3, 0.00316, 1e-2]``. Every optimizer of an experiment gets the same refined grid."""
+    if factor < 1:
+        raise ValueError("the refinement factor must be at least 1")
+    if factor == 1:
+        return [float(v) for v in lrs]
+    out: list[float] = []
+    for low, high in zip(lrs, lrs[1:], strict=False):
+        ratio = math.log10(high / low) / factor
+        out += [float(f"{low * 10 ** (i * ratio):.3g}") for i in range(factor)]
+    return out + [float(v) for v in lrs[-1:]]
+
+
 def score(losses: Sequence[float]) -> float:
     """Mean loss over the horizon; +inf if any loss is not finite."""
     if not losses or not all(math.isfinite(v) for v in losses):

@@ -1,5 +1,7 @@
 """The optimizers the lab runs: the lineage's ten by name, three beyond it (Adamax, RAdam and
-Muon with AdamW, on the digits network only), plus any the user adds or swaps in.
+Muon with AdamW, on the digits network only), the newer ones compared with AdamW (Lion, ADOPT,
+AdEMAMix, Schedule-Free AdamW and SGD, Prodigy, cautious AdamW, and the cosine-scheduled
+baselines, on the comparison's two experiments only), plus any the user adds or swaps in.
 
 ``--optimizer NAME=module:Class[:JSON]`` adds ``Class`` (a momentopt optimizer class, e.g. one
 made with :func:`momentopt.compose`) under ``NAME`` with the JSON object as extra constructor
@@ -19,6 +21,7 @@ import torch
 
 import momentopt
 
+from .schedules import AdamWCosine, MomentumCosine
 from .show import mismatch
 
 
@@ -28,7 +31,9 @@ class Spec:
 
     ``added`` marks an optimizer that came from ``--optimizer`` rather than the lineage;
     ``experiments``, if set, are the only experiments it runs (the optimizers beyond the
-    lineage run where a scenario fits them, not in the lineage's own tests).
+    lineage run where a scenario fits them, not in the lineage's own tests); ``per_copy``
+    gives every copy of a problem an optimizer of its own (for one whose step reads a number
+    reduced over all its parameters, as Prodigy's ``d``: see ``scenarios.base.PerCopy``).
     """
 
     name: str
@@ -36,6 +41,7 @@ class Spec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     added: bool = False
     experiments: tuple[str, ...] = ()
+    per_copy: bool = False
 
     def build(self, param_groups: Any, **overrides: Any) -> Any:
         return self.cls(param_groups, **{**self.kwargs, **overrides})
@@ -52,6 +58,14 @@ class Spec:
             return self.name
         extra = f", {json.dumps(self.kwargs)}" if self.kwargs else ""
         return f"{self.name} ({self.cls.__module__}.{self.cls.__name__}{extra})"
+
+
+def couples_parameters(cls: type) -> bool:
+    """Whether ``cls``'s step reads a number reduced over all the parameters it holds (its
+    recipe's ``reduced`` slot, as Prodigy's ``d``): then copies of a problem sharing one
+    optimizer would not be independent runs, and each gets its own."""
+    recipe = getattr(cls, "recipe", None)
+    return getattr(recipe, "reduced", None) is not None
 
 
 LINEAGE: tuple[Spec, ...] = (
@@ -131,6 +145,32 @@ BEYOND: tuple[Spec, ...] = (
 et al. 2020), and Muon with AdamW, on the digits network."""
 
 
+MODERN_EXPERIMENTS: tuple[str, ...] = ("digits-final", "noisy-quadratic")
+
+MODERN: tuple[Spec, ...] = (
+    Spec("AdamW+cosine", AdamWCosine, experiments=MODERN_EXPERIMENTS),
+    Spec("Momentum+cosine", MomentumCosine, experiments=MODERN_EXPERIMENTS),
+    Spec("Lion", momentopt.Lion, experiments=MODERN_EXPERIMENTS),
+    Spec("ADOPT", momentopt.ADOPT, experiments=MODERN_EXPERIMENTS),
+    Spec("AdEMAMix", momentopt.AdEMAMix, experiments=MODERN_EXPERIMENTS),
+    Spec("ScheduleFreeAdamW", momentopt.ScheduleFreeAdamW, experiments=MODERN_EXPERIMENTS),
+    Spec("ScheduleFreeSGD", momentopt.ScheduleFreeSGD, experiments=MODERN_EXPERIMENTS),
+    Spec(
+        "Prodigy",
+        momentopt.Prodigy,
+        experiments=MODERN_EXPERIMENTS,
+        per_copy=couples_parameters(momentopt.Prodigy),
+    ),
+    Spec("CautiousAdamW", momentopt.AdamW, {"cautious": True}, experiments=MODERN_EXPERIMENTS),
+)
+"""The newer optimizers, each at its package's defaults but for the lr (tuned, or its default
+where a claim says so), and the scheduled baselines Schedule-Free is measured against
+(:mod:`.schedules`); they run the comparison with AdamW only (``momentopt compare --modern``).
+Prodigy gets an optimizer per copy: its ``d`` is one number for all the parameters it holds."""
+
+MODERN_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODERN)
+
+
 class UnknownName(ValueError):
     """A name that is not among the choices; the message lists the choices."""
 
@@ -143,7 +183,7 @@ class Registry:
     """Optimizers by name: the lineage, those beyond it, then additions; a replaced name keeps
     its place."""
 
-    def __init__(self, specs: Iterable[Spec] = LINEAGE + BEYOND) -> None:
+    def __init__(self, specs: Iterable[Spec] = LINEAGE + BEYOND + MODERN) -> None:
         self.specs: dict[str, Spec] = {spec.name: spec for spec in specs}
 
     @property
@@ -181,8 +221,8 @@ class Registry:
 
 
 def resolve(names: Iterable[str] | None) -> list[Spec]:
-    """Built-in specs for ``names`` (case-insensitive; None → all thirteen: the lineage in the
-    story's order, then those beyond it)."""
+    """Built-in specs for ``names`` (case-insensitive; None → all: the lineage in the story's
+    order, then those beyond it, then the newer ones)."""
     return Registry().resolve(names)
 
 
@@ -227,7 +267,7 @@ def parse_optimizer(text: str) -> Spec:
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     if "lr" in kwargs:
         raise BadOptimizer(f"--optimizer {name}: lr is the lab's to choose (it tunes it); drop it")
-    spec = Spec(name, cls, kwargs, added=True)
+    spec = Spec(name, cls, kwargs, added=True, per_copy=couples_parameters(cls))
     try:
         defaults = Spec(name, cls).group()
     except (TypeError, ValueError, RuntimeError) as error:

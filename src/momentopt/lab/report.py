@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import story
+from .optimizers import BEYOND
 from .runner import Results
 from .scenarios import EXPERIMENTS, FAILS, HOLDS, MIXED, Scenario, Verdict
 from .scenarios.base import spread
@@ -129,6 +130,7 @@ tr.changed td{background:#fff7d6} td.formula{font-family:ui-monospace,monospace;
 .note{color:#555;font-size:14px} img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 .pass{color:#075b07;white-space:nowrap} .fail{color:#8a0000;white-space:nowrap}
 .partial{color:#6b4e00;white-space:nowrap} nav a{margin-right:.8em} ol{margin:0;padding-left:1.2em}
+.intro{border:1px solid #ddd;background:#f7f7fb;padding:.6em 1em;margin-top:2.5em}
 """
 
 
@@ -210,15 +212,27 @@ def _tuned_table(results: Results, experiment: str, esc: Callable[[str], str]) -
     if not runs:
         return ""
     hidden = {"diverged_at"}
-    metric_names = [k for k in next(iter(runs.values())).metrics if k not in hidden]
+    metric_names = [
+        k for k in dict.fromkeys(k for r in runs.values() for k in r.metrics) if k not in hidden
+    ]
     e = EXPERIMENTS[experiment]
     seeds = len(next(iter(runs.values())).seeds)
     head = "".join(f"<th>{esc(k)}</th>" for k in metric_names)
     rows = []
+
+    def cells(metrics: dict[str, list[float]]) -> str:
+        return "".join(
+            f"<td>{esc(spread(metrics[k])) if k in metrics else ''}</td>" for k in metric_names
+        )
+
     for run in runs.values():
         lr = f"{run.lr:g}" + (" (grid edge)" if run.edge else "")
-        cells = "".join(f"<td>{esc(spread(run.metrics[k]))}</td>" for k in metric_names)
-        rows.append(f"<tr><td>{esc(run.optimizer)}</td><td>{lr}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{esc(run.optimizer)}</td><td>{lr}</td>{cells(run.metrics)}</tr>")
+        if run.default:
+            rows.append(
+                f"<tr><td>{esc(run.optimizer)}, untuned</td><td>{run.default['lr']:g} "
+                f"(its default)</td>{cells(run.default['metrics'])}</tr>"
+            )
     how = (
         "at torch's default lr (not tuned); <i>score</i>: the mean loss over the run"
         if not e.tuned
@@ -243,9 +257,10 @@ BEYOND_TEXT = (
 
 
 def beyond(results: Results) -> dict[str, list[str]]:
-    """Experiment → the optimizers beyond the lineage that ran it (built-in specs restricted
-    to some experiments)."""
-    names = {s.name for s in results.specs if s.experiments and not s.added}
+    """Experiment → the optimizers beyond the lineage (Adamax, RAdam, Muon+AdamW) that ran it,
+    unless a user's optimizer replaced them."""
+    builtin = {s.name for s in BEYOND}
+    names = {s.name for s in results.specs if s.name in builtin and not s.added}
     out = {e: [n for n in runs if n in names] for e, runs in results.runs.items()}
     return {e: ns for e, ns in out.items() if ns}
 
@@ -307,10 +322,12 @@ def index_html(results: Results, images: dict[str, list[Path]]) -> str:
         )
     parts.append("</table>")
     number = 0
-    for section in story.SECTIONS:
+    for section in story.ALL_SECTIONS:
         if section.key not in by_section:
             continue
         number += 1
+        if section.intro:
+            parts.append(f"<p class='intro'>{esc(section.intro)}</p>")
         parts.append(f"<h2 id='step-{esc(section.key)}'>{number}. {esc(section.title)}</h2>")
         parts.append(f"<p class='problem'><b>The problem.</b> {esc(section.problem)}</p>")
         parts.append(
@@ -383,10 +400,12 @@ def summary_markdown(results: Results, images: dict[str, list[Path]]) -> str:
         "",
         *verdict_rows(results.scenarios, results.verdicts),
     ]
-    for section in story.SECTIONS:
+    for section in story.ALL_SECTIONS:
         scenarios = [s for s in results.scenarios if s.section == section.key]
         if not scenarios:
             continue
+        if section.intro:
+            lines += ["", section.intro]
         lines += ["", f"## {section.title}", "", f"*Problem.* {section.problem}", ""]
         lines += [f"*What changes.* {section.change} ({section.source})", ""]
         for s in scenarios:

@@ -1,7 +1,8 @@
 """The lineage the report walks: SGD → momentum → Nesterov → AdaGrad → AdaDelta → RMSprop →
 Adam → NAdam → AdamW, one section per step — the problem the step addresses and what it
-changes in the four steps. The change itself is not written here: :func:`changes` generates it
-from the two optimizers' recipes (``opt.describe()``, as ``momentopt show`` prints it).
+changes in the four steps — then the newer optimizers, each against AdamW (``--modern``). The
+change itself is not written here: :func:`changes` generates it from the two optimizers'
+recipes (``opt.describe()``, as ``momentopt show`` prints it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Section:
     change: str
     source: str
     previous_kwargs: dict[str, Any] = field(default_factory=dict)
+    intro: str = ""  # printed before the section: the first of a new part of the story
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -125,6 +127,84 @@ SECTIONS: tuple[Section, ...] = (
     ),
 )
 
+MODERN_INTRO = (
+    "Beyond AdamW: the optimizers people ask for today, each tested against AdamW on the claim "
+    "its paper makes, on two problems — the digits network, judged by its training-set loss at "
+    "the end of the run, and a noisy quadratic. Every optimizer gets the same budget: the "
+    "shared lr grid with its half-decade points (eleven lrs), the same steps and seeds, one lr "
+    "chosen by the final loss averaged over the seeds. Prodigy and Schedule-Free are also run "
+    "untuned, at their default lr, as their users run them."
+)
+
+MODERN_SECTIONS: tuple[Section, ...] = (
+    Section(
+        "Lion",
+        "Lion: the sign of the momentum",
+        "AdamW",
+        "AdamW keeps two moments per weight and its step size per coordinate follows their "
+        "ratio; the search that found Lion looked for something simpler and cheaper.",
+        "φ interpolates the momentum and the gradient, u = β1·m + (1−β1)·g, and the step is "
+        "its sign: every coordinate moves by exactly α; no second moment (V = 1); the momentum "
+        "is updated with a second coefficient β2 after the step.",
+        "Chen et al. (2023), found by program search",
+        intro=MODERN_INTRO,
+    ),
+    Section(
+        "ADOPT",
+        "ADOPT: normalise first, then average",
+        "AdamW",
+        "Adam can diverge unless β2 is chosen for the problem (Reddi et al.'s counterexample): "
+        "the current gradient enters the V it is divided by.",
+        "ψ is used before it is updated: the gradient is divided by the previous √V (and "
+        "clipped), then averaged into m; no step on the first iteration.",
+        "Taniguchi et al. (2024)",
+    ),
+    Section(
+        "AdEMAMix",
+        "AdEMAMix: a second, slow momentum",
+        "AdamW",
+        "One average of the gradients must choose: a short memory follows the loss, a long one "
+        "keeps old gradients that are still useful but reacts slowly.",
+        "φ keeps two averages, Adam's fast m1 (β1 = 0.9) and a slow m2 (β3 = 0.9999, not "
+        "bias-corrected), and steps along m̂1 + α·m2.",
+        "Pagliardini, Ablin & Grangier (2024)",
+    ),
+    Section(
+        "ScheduleFreeAdamW",
+        "Schedule-Free: averaging instead of a schedule",
+        "AdamW",
+        "The best runs decay the lr (cosine, linear), which needs the run's length in advance; "
+        "a constant lr stalls at a noise floor.",
+        "Momentum is replaced by interpolation and averaging: z takes the AdamW-like step, the "
+        "gradient is taken at y between z and the average x, and x — where the model is "
+        "evaluated — is a weighted average of the z's.",
+        "Defazio et al. (2024)",
+    ),
+    Section(
+        "Prodigy",
+        "Prodigy: the step size estimated",
+        "AdamW",
+        "Adam's lr must be tuned per problem; a wrong decade costs the run.",
+        "A scalar d, re-estimated before every step from sums over all parameters (how far "
+        "they have moved from the start, against the gradients' weighted sum), multiplies the "
+        "moments and the lr: Adam with a step size it finds itself, lr = 1 by default.",
+        "Mishchenko & Defazio (2024)",
+    ),
+    Section(
+        "CautiousAdamW",
+        "Cautious AdamW: no step against the gradient",
+        "AdamW",
+        "Momentum can point uphill for some coordinates: the update disagrees in sign with "
+        "the current gradient there.",
+        "A direction rule after φ: the update is masked where u·g ≤ 0 and the rest is rescaled "
+        "by the mask's mean, so the step keeps its size on average.",
+        "Liang et al. (2024)",
+    ),
+)
+"""The newer optimizers' sections (``--modern``), each introduced against AdamW."""
+
+ALL_SECTIONS: tuple[Section, ...] = SECTIONS + MODERN_SECTIONS
+
 
 def recipe(spec: Spec) -> list[tuple[str, str]]:
     """``spec``'s four steps, (step, formula) pairs, generated from its recipe."""
@@ -144,7 +224,7 @@ def sections_for(specs: Mapping[str, Spec]) -> list[tuple[Section, Spec | None, 
     """Every section with the spec it introduces and its predecessor's, with the section's
     ``previous_kwargs`` (None where the run's registry lacks them)."""
     out = []
-    for s in SECTIONS:
+    for s in ALL_SECTIONS:
         previous = specs.get(s.previous) if s.previous else None
         if previous is not None and s.previous_kwargs:
             extra = ", ".join(f"{k}={v}" for k, v in s.previous_kwargs.items())

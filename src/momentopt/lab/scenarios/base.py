@@ -12,8 +12,12 @@ follows from them alone.
 
 Every copy has its own parameters; the copies sharing an lr share a param group of *one*
 optimizer, and their losses are summed before ``backward()``. The copies never interact (their
-losses are separate terms and every optimizer here acts per parameter tensor), so this is
-exactly that many independent runs, with one forward/backward and one ``step()`` per step.
+losses are separate terms and every optimizer here acts per parameter tensor, or per param
+group on numbers that depend on the step count and the lr only, as schedule-free's averaging
+weights), so this is exactly that many independent runs, with one forward/backward and one
+``step()`` per step. An optimizer that reduces a number over *all* its parameters (Prodigy's
+step size ``d``) would couple the copies; its spec says ``per_copy`` and each copy gets an
+optimizer of its own (:class:`PerCopy`).
 """
 
 from __future__ import annotations
@@ -60,7 +64,9 @@ class Run:
     ``lr`` is the tuned lr (``grid``'s best by ``scores``, the experiment's score averaged
     over ``seeds``); ``curves`` and ``metrics`` hold one entry per seed at that lr.
     ``matched[f"{base_lr:g}"]`` holds the ladder runs: ``lr`` (the lr actually used, the base
-    lr times the step-size match), ``curves`` and ``metrics`` per seed.
+    lr times the step-size match), ``curves`` and ``metrics`` per seed. ``default`` holds the
+    untuned run at the optimizer's own default lr (``lr``, ``curves``, ``metrics`` per seed)
+    where the experiment runs one (:attr:`Experiment.at_default`), else it is empty.
     """
 
     optimizer: str
@@ -73,6 +79,7 @@ class Run:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     matched: dict[str, dict[str, Any]] = field(default_factory=dict)
     grid_metrics: dict[str, list[float]] = field(default_factory=dict)
+    default: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, name: str) -> float:
         """The mean over seeds of ``name`` at the tuned lr (NaN if missing)."""
@@ -112,8 +119,61 @@ class GridTrace:
         return [row[i] for row in self.losses]
 
 
-def build_grid_optimizer(spec: Spec, params: list[list[Tensor]], lrs: Sequence[float]) -> Any:
-    """One optimizer of ``spec`` with one param group per distinct lr."""
+class PerCopy:
+    """One optimizer per copy, stepping together: for an optimizer whose step reads a number
+    reduced over every parameter it holds (Prodigy's ``d``), which would otherwise couple the
+    copies. ``parts[i]`` holds copy ``i``'s parameters; ``eval()`` / ``train()`` reach every
+    part that has them (schedule-free)."""
+
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = parts
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for opt in self.parts for group in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.parts:
+            opt.zero_grad(set_to_none)
+
+    def step(self) -> None:
+        for opt in self.parts:
+            opt.step()
+
+    def eval(self) -> None:
+        switch_mode(self.parts, "eval")
+
+    def train(self) -> None:
+        switch_mode(self.parts, "train")
+
+
+def switch_mode(optimizers: Sequence[Any], mode: str) -> None:
+    """Call ``opt.eval()`` or ``opt.train()`` on those that have it (schedule-free's switch
+    between the average ``x``, where a model is evaluated, and the point ``y`` where its
+    gradients are taken); the others have one sequence of weights and nothing to switch."""
+    for opt in optimizers:
+        method = getattr(opt, mode, None)
+        if callable(method):
+            method()
+
+
+def build_grid_optimizer(
+    spec: Spec, params: list[list[Tensor]], lrs: Sequence[float], steps: int | None = None
+) -> Any:
+    """One optimizer of ``spec`` with one param group per distinct lr (one optimizer per copy
+    if ``spec.per_copy``). A class that schedules its lr over the run (``needs_horizon``, e.g.
+    the lab's cosine baselines) is told the horizon, ``total_steps=steps``."""
+    if getattr(spec.cls, "needs_horizon", False):
+        if steps is None:
+            raise ValueError(f"{spec.name} schedules its lr over the run: give the horizon")
+        spec = Spec(spec.name, spec.cls, {**spec.kwargs, "total_steps": steps})
+    if spec.per_copy:
+        return PerCopy(
+            [
+                spec.build([{"params": ps, "lr": float(lr)}])
+                for ps, lr in zip(params, lrs, strict=True)
+            ]
+        )
     groups: dict[float, list[Tensor]] = {}
     for ps, lr in zip(params, lrs, strict=True):
         groups.setdefault(float(lr), []).extend(ps)
@@ -130,6 +190,7 @@ def run_grid(
     after_step: Callable[[list[list[Tensor]], int], None] | None = None,
     watch: Callable[[list[list[Tensor]], int], None] | None = None,
     optimizer_kwargs: dict[str, Any] | None = None,
+    evaluate_at: Callable[[int], bool] | None = None,
 ) -> GridTrace:
     """Run ``spec`` on every copy for ``steps`` steps.
 
@@ -137,18 +198,36 @@ def run_grid(
     losses at step ``t`` (1-based) as one tensor; ``after_step`` may project the parameters
     (a constraint of the problem, not clipping); ``watch(params, t)`` is called after each
     step (``t = 0``: before the first) and may read the parameters and, for ``t ≥ 1``, the
-    gradients of step ``t``. A copy whose loss is not finite is left out of ``backward()``,
-    so a diverging lr cannot poison the others.
+    gradients of step ``t``. At the steps where ``evaluate_at(t)`` is true the parameters
+    ``watch`` reads are the ones a user evaluates: an optimizer with ``eval()`` / ``train()``
+    (schedule-free) is switched to ``eval()`` for the call and back to ``train()`` after it,
+    as its users do around an evaluation (the two switches round the weights by an ulp or
+    so); it is put in train mode before the first step. A copy whose loss is not finite is
+    left out of ``backward()``, so a diverging lr cannot poison the others.
     """
     params = [init(c) for c in copies]
     opt = build_grid_optimizer(
-        Spec(spec.name, spec.cls, {**spec.kwargs, **(optimizer_kwargs or {})}),
+        Spec(
+            spec.name, spec.cls, {**spec.kwargs, **(optimizer_kwargs or {})}, per_copy=spec.per_copy
+        ),
         params,
         [c.lr for c in copies],
+        steps,
     )
+    switch_mode([opt], "train")
     rows: list[list[float]] = []
-    if watch is not None:
-        watch(params, 0)
+
+    def look(t: int) -> None:
+        if watch is None:
+            return
+        evaluating = evaluate_at is not None and evaluate_at(t)
+        if evaluating:
+            switch_mode([opt], "eval")
+        watch(params, t)
+        if evaluating:
+            switch_mode([opt], "train")
+
+    look(0)
     for t in range(1, steps + 1):
         opt.zero_grad()
         loss = losses(params, t)
@@ -161,13 +240,46 @@ def run_grid(
         if after_step is not None:
             with torch.no_grad():
                 after_step(params, t)
-        if watch is not None:
-            watch(params, t)
+        look(t)
     return GridTrace(rows, opt, params)
 
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+# -- the end of a run, where a user evaluates ------------------------------------------------
+END = 0.9  # "the end of the run": the evaluations after 90 % of its steps
+
+
+def end_metrics(eval_steps: Sequence[int], values: Sequence[float], steps: int) -> dict[str, float]:
+    """``final_loss``: the mean of ``values`` (a loss at the evaluation point, taken at
+    ``eval_steps``) over the evaluations after ``END·steps`` (at least the last one);
+    ``mean_loss``: their mean over the whole run (after step 0), the area under the curve.
+    Either is inf if a value it averages is not finite (a diverged run)."""
+    pairs = [(t, v) for t, v in zip(eval_steps, values, strict=True) if t > 0]
+    if not pairs:
+        return {"final_loss": math.inf, "mean_loss": math.inf}
+    end = [v for t, v in pairs if t > END * steps] or [pairs[-1][1]]
+    return {"final_loss": finite_mean(end), "mean_loss": finite_mean([v for _, v in pairs])}
+
+
+def finite_mean(values: Sequence[float]) -> float:
+    """The mean of ``values``, or inf if one is not finite."""
+    if not all(math.isfinite(v) for v in values):
+        return math.inf
+    return statistics.fmean(values)
+
+
+def estimated_lr(optimizer: Any, copy: int) -> dict[str, float]:
+    """``{"estimated_lr": d·lr}`` of copy ``copy`` for an optimizer that estimates its step size
+    ``d`` (Prodigy, one optimizer per copy: its group's ``d`` and ``lr``); else ``{}``."""
+    if not isinstance(optimizer, PerCopy):
+        return {}
+    group = optimizer.parts[copy].param_groups[0]
+    if "d" not in group:
+        return {}
+    return {"estimated_lr": float(group["d"]) * float(group["lr"])}
 
 
 # -- experiments ---------------------------------------------------------------------------
@@ -193,12 +305,20 @@ class Experiment:
     ladders: dict[str, Ladder] = {}
     only: tuple[str, ...] = ()  # if set: the lineage optimizers that run it (added ones always do)
     optimizer_kwargs: dict[str, dict[str, Any]] = {}
+    refine: int = 1  # the shared grid with refine − 1 points inserted between neighbours
+    at_default: tuple[str, ...] = ()  # also run untuned, at their own default lr (Run.default)
 
     def score(self, result: CopyResult) -> float:
         return lrsearch.score(result.loss)
 
     def simulate(self, spec: Spec, copies: Sequence[Copy], steps: int) -> list[CopyResult]:
         raise NotImplementedError
+
+    def copy_metrics(
+        self, trace: GridTrace, copy: int, curves: dict[str, list[Any]], steps: int
+    ) -> dict[str, float]:
+        """Metrics an experiment adds to copy ``copy``'s own (default: none)."""
+        return {}
 
     def runs_with(self, spec: Spec) -> bool:
         """Whether ``spec`` runs this experiment (see ``only`` and ``Spec.experiments``)."""
@@ -215,14 +335,20 @@ class Experiment:
                 rungs += [lr for lr in ladder.base_lrs if lr not in rungs]
         return rungs
 
+    def grid_for(self, lrs: Sequence[float]) -> list[float]:
+        """The lrs every optimizer of this experiment is tuned on: the shared grid, refined."""
+        return lrsearch.refine(list(lrs), self.refine) if lrs else []
+
     def run(self, spec: Spec, lrs: Sequence[float], steps: int, seeds: Sequence[int]) -> Run:
         seeds = list(seeds) if self.noisy else list(seeds)[:1]
-        if not self.tuned:
-            lrs = [float(spec.group()["lr"])]
+        lrs = self.grid_for(lrs) if self.tuned else [float(spec.group()["lr"])]
         factor = step_match(spec)
         rungs = self.base_lrs_for(spec)
+        default_lr = float(spec.group()["lr"]) if spec.name in self.at_default else None
         copies = [Copy(float(lr), s) for lr in lrs for s in seeds]
         copies += [Copy(base * factor, s, base) for base in rungs for s in seeds]
+        if default_lr is not None:
+            copies += [Copy(default_lr, s) for s in seeds]
         # a rung whose lr is on the grid reuses the grid's run: one simulation per (lr, seed)
         distinct = list(dict.fromkeys((c.lr, c.seed) for c in copies))
         simulated = self.simulate(spec, [Copy(lr, s) for lr, s in distinct], steps)
@@ -263,6 +389,15 @@ class Experiment:
                 | {k: [r.curves[k] for r in chunk] for k in chunk[0].curves},
                 "metrics": {k: [r.metrics[k] for r in chunk] for k in chunk[0].metrics},
             }
+        if default_lr is not None:
+            chunk = results[len(copies) - n :]
+            run.default = {
+                "lr": default_lr,
+                "curves": {"loss": [r.loss for r in chunk]}
+                | {k: [r.curves[k] for r in chunk] for k in chunk[0].curves},
+                "metrics": {k: [r.metrics[k] for r in chunk] for k in chunk[0].metrics}
+                | {"score": [self.score(r) for r in chunk]},
+            }
         return run
 
     def describe(self) -> dict[str, Any]:
@@ -279,6 +414,8 @@ class Experiment:
                 for k, v in self.ladders.items()
             },
             "optimizer_kwargs": self.optimizer_kwargs,
+            "lr_grid_refined": self.refine,
+            "at_default": list(self.at_default),
         }
 
 

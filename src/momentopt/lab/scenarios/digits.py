@@ -1,4 +1,8 @@
-"""A real small network on a real data set: an MLP on scikit-learn's digits (ships offline)."""
+"""A real small network on a real data set: an MLP on scikit-learn's digits (ships offline).
+
+The evaluations (training- and test-set loss and accuracy every ``every`` steps) are taken
+where a user evaluates: for schedule-free optimizers in ``eval()`` mode (the average ``x``).
+"""
 
 from __future__ import annotations
 
@@ -93,8 +97,11 @@ class Digits(Experiment):
                 parts.append(per_copy_loss(logits, y[rows]))
             return torch.cat(parts)[order]
 
+        def evaluated(t: int) -> bool:
+            return t > 0 and (t % self.every == 0 or t == steps)
+
         def watch(params: list[list[Tensor]], t: int) -> None:
-            if t == 0 or (t % self.every and t != steps):
+            if not evaluated(t):
                 return
             with torch.no_grad():
                 for s in seeds:
@@ -108,7 +115,9 @@ class Digits(Experiment):
                     for j, i in enumerate(members[s]):
                         evals[i].append({"step": t} | {k: v[j] for k, v in values.items()})
 
-        trace = run_grid(spec, copies, steps, init=init, losses=losses, watch=watch)
+        trace = run_grid(
+            spec, copies, steps, init=init, losses=losses, watch=watch, evaluate_at=evaluated
+        )
         out = []
         keys = ("train_loss", "test_loss", "train_acc", "test_acc")
         for i in range(len(copies)):
@@ -117,6 +126,7 @@ class Digits(Experiment):
                 k: [r[k] for r in rows] for k in keys
             }
             metrics = {k: rows[-1][k] if math.isfinite(rows[-1][k]) else math.inf for k in keys}
+            metrics |= self.copy_metrics(trace, i, curves, steps)
             out.append(CopyResult(trace.column(i), curves, metrics))
         return out
 
