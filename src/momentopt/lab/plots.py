@@ -668,6 +668,118 @@ def fig_weight_decay(scenario: Scenario, runs: dict[str, Run], path: Path) -> Pa
     return _save(fig, path)
 
 
+# -- the newer optimizers against AdamW --------------------------------------------------------
+MODERN_COLORS = {
+    "AdamW": LINEAGE_COLORS["AdamW"],
+    "AdamW+cosine": "black",
+    "Momentum+cosine": "dimgray",
+    "Lion": "tab:orange",
+    "ADOPT": "tab:green",
+    "AdEMAMix": "tab:purple",
+    "ScheduleFreeAdamW": "tab:red",
+    "ScheduleFreeSGD": "tab:brown",
+    "Prodigy": "tab:pink",
+    "CautiousAdamW": "tab:olive",
+}
+
+
+def fig_modern(scenario: Scenario, runs: dict[str, Run], path: Path) -> Path:
+    """(a) the judged loss over the run of the claim's optimizers, tuned (solid) and untuned
+    at their default lr (dashed); (b) each criterion's per-seed ratio against its limit;
+    (c) every optimizer's final loss on this problem, for context."""
+    from .scenarios.modern import ModernClaim, default_finals, finals
+
+    assert isinstance(scenario, ModernClaim)
+    exp = EXPERIMENTS[scenario.experiment]
+    key, label = exp.judged  # type: ignore[attr-defined]
+    names = list(runs)
+
+    def hue(n: str) -> Any:
+        return MODERN_COLORS.get(n, color(n, names))
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6), gridspec_kw={"width_ratios": [1.5, 1, 1.1]})
+    a = axes[0]
+    series = []
+    for n in scenario.participants:
+        run = runs[n]
+        x = run.curves["eval_step"][0]
+        _seed_band(a, x, run.curves[key], hue(n), lw=1.8, label=f"{n} (tuned lr {run.lr:g})")
+        series.append(np.vstack([_finite(c) for c in run.curves[key]]).ravel())
+        if run.default:
+            curves = run.default["curves"][key]
+            a.plot(
+                x,
+                np.nanmedian(np.vstack([_finite(c) for c in curves]), axis=0),
+                ls="--",
+                lw=1.2,
+                color=hue(n),
+                label=f"{n} (default lr {run.default['lr']:g}, untuned)",
+            )
+            series.append(np.vstack([_finite(c) for c in curves]).ravel())
+    _log_floor(a, series)
+    steps = len(runs[scenario.participants[0]].curves["loss"][0])
+    a.axvspan(0.9 * steps, steps, color="gray", alpha=0.15)
+    a.text(0.9 * steps, 0.97, "judged ", transform=a.get_xaxis_transform(), fontsize=7, ha="right")
+    a.set_xlabel("step", fontsize=8)
+    a.set_ylabel(f"{label} (log)", fontsize=8)
+    a.set_title("median over seeds, band = min–max", fontsize=9)
+    a.legend(fontsize=7)
+    b = axes[1]
+    comparisons = scenario.comparisons(runs)
+    for i, c in enumerate(comparisons):
+        r = np.array(c.ratios, dtype=float)
+        shown = np.where(np.isfinite(r), r, np.nan)
+        ok = np.array(c.passed)
+        b.scatter(np.full(len(r), i)[ok], shown[ok], color="green", zorder=3, s=25)
+        b.scatter(np.full(len(r), i)[~ok], shown[~ok], color="crimson", marker="x", zorder=3, s=30)
+        b.plot([i - 0.3, i + 0.3], [c.limit, c.limit], color="black", lw=1.2)
+        b.text(
+            i + 0.32, c.limit, f"{'<' if c.strict else '≤'} {c.limit:g}", fontsize=7, va="center"
+        )
+        if (~np.isfinite(r)).any():
+            b.text(i, 1.0, "diverged", fontsize=7, color="crimson", ha="center")
+    b.set_xticks(range(len(comparisons)))
+    b.set_xticklabels(
+        [f"({i}) {c.mine}\n/ {c.theirs}" for i, c in enumerate(comparisons, 1)], fontsize=7
+    )
+    b.set_xlim(-0.6, len(comparisons) - 0.2)
+    b.set_yscale("log")
+    b.set_ylabel("ratio per seed (✔ met: green, ✘ not met: red ×)", fontsize=8)
+    b.set_title("the criteria: per-seed ratios and their limits", fontsize=9)
+    b.tick_params(labelsize=7)
+    c_ax = axes[2]
+    rows = []
+    for n, run in runs.items():
+        rows.append((f"{n} (lr {run.lr:g})", finals(run), hue(n), n in scenario.participants))
+        if default_finals(run):
+            rows.append(
+                (
+                    f"{n} (default {run.default['lr']:g})",
+                    default_finals(run),
+                    hue(n),
+                    n in scenario.participants,
+                )
+            )
+    for i, (_, values, c, bold) in enumerate(reversed(rows)):
+        v = _finite(values)
+        if np.isfinite(v).any():
+            c_ax.plot([np.nanmin(v), np.nanmax(v)], [i, i], color=c, lw=2, alpha=0.5)
+            c_ax.plot(np.nanmean(v), i, "o", color=c, ms=6 if bold else 4)
+    c_ax.set_yticks(range(len(rows)))
+    c_ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=7)
+    for tick, row in zip(c_ax.get_yticklabels(), reversed(rows), strict=True):
+        if row[3]:
+            tick.set_fontweight("bold")
+    c_ax.set_xscale("log")
+    c_ax.set_xlabel("final loss (dot: mean, bar: seeds' range; log)", fontsize=8)
+    c_ax.set_title("every optimizer on this problem (claim's in bold)", fontsize=9)
+    c_ax.tick_params(labelsize=7)
+    c_ax.grid(axis="x", lw=0.3)
+    fig.suptitle(scenario.title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 FIGURES: dict[str, Figure] = {
     "sgd-ravine": fig_sgd_ravine,
     "ravine": fig_momentum_ravine,
@@ -742,10 +854,13 @@ def tuned_losses(experiment: str, runs: dict[str, Run], path: Path) -> Path:
 
 def plot_scenario(scenario: Scenario, runs: dict[str, Run], folder: Path) -> list[Path]:
     """The scenario's figure, as a PNG file in ``folder`` (none if a participant is missing)."""
+    from .scenarios.modern import ModernClaim
+
     folder.mkdir(parents=True, exist_ok=True)
     if any(n not in runs for n in scenario.participants):
         return []
-    return [FIGURES[scenario.name](scenario, runs, folder / f"{scenario.name}.png")]
+    figure = fig_modern if isinstance(scenario, ModernClaim) else FIGURES[scenario.name]
+    return [figure(scenario, runs, folder / f"{scenario.name}.png")]
 
 
 def plot_experiment(experiment: str, runs: dict[str, Run], folder: Path) -> list[Path]:

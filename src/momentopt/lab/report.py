@@ -21,7 +21,7 @@ from typing import Any
 from . import story
 from .optimizers import BEYOND
 from .runner import Results
-from .scenarios import EXPERIMENTS, FAILS, HOLDS, MIXED, Scenario, Verdict
+from .scenarios import EXPERIMENTS, FAILS, HOLDS, MIXED, ORDER, Scenario, Verdict
 from .scenarios.base import spread
 
 SCHEMA_VERSION = 2
@@ -97,6 +97,10 @@ def settings_text(results: Results) -> str:
     s = results.settings
     steps = ", ".join(f"{k} {v}" for k, v in s["steps"].items())
     seeds = ", ".join(str(v) for v in s["seeds"])
+    refined = "".join(
+        f" On {name} the grid has its half-decade points too: {grid}."
+        for name, grid in s.get("lr_grid_refined", {}).items()
+    )
     return (
         f"Tuned runs: every optimizer ran at every lr of the same grid {s['lr_grid']} over exactly "
         f"the horizon that is plotted ({steps} steps) and kept the lr with the best score "
@@ -104,7 +108,7 @@ def settings_text(results: Results) -> str:
         f"{seeds}); no gradient clipping; hyperparameters other than lr are torch.optim's "
         "defaults unless an experiment says otherwise. Matched runs: the optimizers a claim "
         "compares run at ladders of step sizes fixed in advance, momentum methods at "
-        "lr·(1−μ) so that their steady step equals SGD's at lr."
+        "lr·(1−μ) so that their steady step equals SGD's at lr." + refined
     )
 
 
@@ -276,16 +280,21 @@ def beyond_rows(results: Results, experiment: str) -> list[str]:
     return rows
 
 
+TITLE = "From SGD to AdamW, tested"
+MODERN_TITLE = "Beyond AdamW: the newer optimizers, tested"
+
+
 def index_html(results: Results, images: dict[str, list[Path]]) -> str:
     esc = html.escape
     by_section: dict[str, list[Scenario]] = {}
     for s in results.scenarios:
         by_section.setdefault(s.section, []).append(s)
+    title = TITLE if any(s.name in ORDER for s in results.scenarios) else MODERN_TITLE
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>momentopt compare: from SGD to AdamW, tested</title>",
+        f"<title>momentopt compare: {esc(title)}</title>",
         f"<style>{CSS}</style></head><body>",
-        "<h1>From SGD to AdamW, tested</h1>",
+        f"<h1>{esc(title)}</h1>",
         "<p>Every optimizer here is the same four steps — (1) the gradient g, (2) a first moment "
         "m = φ(g₁…g_t) and a second moment V = ψ(g₁…g_t), (3) the step η = α·m/√V, (4) the "
         "update w ← w − η — and each step of the lineage changes φ or ψ to fix a problem of the "
@@ -389,8 +398,9 @@ def verdict_rows(scenarios: list[Scenario], verdicts: dict[str, Verdict]) -> lis
 
 
 def summary_markdown(results: Results, images: dict[str, list[Path]]) -> str:
+    title = TITLE if any(s.name in ORDER for s in results.scenarios) else MODERN_TITLE
     lines = [
-        "# momentopt compare — from SGD to AdamW, tested",
+        f"# momentopt compare — {title[0].lower() + title[1:]}",
         "",
         settings_text(results),
         "",

@@ -14,7 +14,15 @@ from .optimizers import Spec
 from .scenarios import EXPERIMENTS, Experiment, Run, Scenario, Verdict
 
 # rough relative cost of one job, to start the slow ones first
-COST = {"digits": 8.0, "reddi": 6.0, "sparse": 4.0, "effective-lr": 3.0, "rosenbrock": 2.0}
+COST = {
+    "digits-final": 14.0,
+    "digits": 8.0,
+    "reddi": 6.0,
+    "noisy-quadratic": 4.0,
+    "sparse": 4.0,
+    "effective-lr": 3.0,
+    "rosenbrock": 2.0,
+}
 
 
 @dataclass
@@ -109,6 +117,9 @@ def run_all(
     verdicts = {s.name: s.verdict(runs[s.experiment]) for s in scenarios}
     settings = {
         "lr_grid": [float(v) for v in lrs],
+        "lr_grid_refined": {
+            e.name: e.grid_for(lrs) for e in experiments_for(scenarios) if e.refine > 1
+        },
         "steps": {e.name: steps or e.default_steps for e in experiments_for(scenarios)},
         "seeds": list(seeds),
         "optimizers": [spec.name for spec in specs],

@@ -19,7 +19,7 @@ way in every claim: at most :data:`TOLERANCE` times the other's final loss, in e
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..optimizers import MODERN_NAMES
@@ -59,8 +59,9 @@ class DigitsFinal(Digits):
         "the run (steps 230–250 of 250)."
     )
     refine = 2
-    only = ("AdamW", *MODERN_NAMES)
+    only = ("AdamW", "Adam", *MODERN_NAMES)  # Adam: AdamW without decay, a control
     at_default = DEFAULTS
+    judged = ("train_loss", "training-set loss at the evaluation point")
     criterion = (
         "final loss: the full training-set loss at the evaluation point, mean over the "
         "evaluations in the last 10 % of the run, averaged over the seeds"
@@ -101,14 +102,64 @@ def ratio(mine: float, theirs: float) -> float:
     return mine / theirs if theirs > 0 else math.inf
 
 
-def per_seed(mine: Sequence[float], theirs: Sequence[float]) -> str:
-    return ", ".join(
-        f"{a:.3g} / {b:.3g} (×{ratio(a, b):.2f})" for a, b in zip(mine, theirs, strict=True)
+@dataclass(frozen=True)
+class Comparison:
+    """One criterion's comparison: ``mine``'s per-seed values against ``theirs``'s, met in a
+    seed where ``mine / theirs`` is at most ``limit`` (below it, if ``strict``)."""
+
+    mine: str  # e.g. "Lion" or "Prodigy at its default lr"
+    theirs: str
+    a: list[float]
+    b: list[float]
+    limit: float
+    strict: bool
+    what: str  # "final loss" or "mean loss over the run"
+    lrs: str  # e.g. "lr 0.001 / 0.01"
+    tag: str  # the figures' key: ratio_{tag}
+
+    @property
+    def ratios(self) -> list[float]:
+        return [ratio(x, y) for x, y in zip(self.a, self.b, strict=True)]
+
+    @property
+    def passed(self) -> list[bool]:
+        return [r < self.limit if self.strict else r <= self.limit for r in self.ratios]
+
+    def measured(self) -> str:
+        pairs = ", ".join(
+            f"{x:.3g} / {y:.3g} (×{r:.2f})"
+            for x, y, r in zip(self.a, self.b, self.ratios, strict=True)
+        )
+        return f"{self.what} {self.mine} / {self.theirs} per seed: {pairs} ({self.lrs})"
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            f"{self.tag}_mine": self.a,
+            f"{self.tag}_theirs": self.b,
+            f"ratio_{self.tag}": self.ratios,
+        }
+
+
+def tuned(
+    runs: dict[str, Run], mine: str, theirs: str, limit: float, *, strict: bool = False
+) -> Comparison:
+    """``mine``'s final loss against ``theirs``'s, each at its tuned lr."""
+    return Comparison(
+        mine,
+        theirs,
+        finals(runs[mine]),
+        finals(runs[theirs]),
+        limit,
+        strict,
+        "final loss",
+        f"lr {runs[mine].lr:g} / {runs[theirs].lr:g}",
+        f"{mine}_{theirs}",
     )
 
 
 class ModernClaim(Scenario):
-    """One paper's claim for a newer optimizer, tested on one problem (``experiment``)."""
+    """One paper's claim for a newer optimizer, tested on one problem (``experiment``): each
+    criterion is a :class:`Comparison` (:meth:`comparisons`), which the figure draws too."""
 
     key = ""  # the claim's name, before the problem's
     headline = ""  # the title, before the problem's
@@ -119,39 +170,43 @@ class ModernClaim(Scenario):
         self.name = f"{self.key}-{PROBLEMS[experiment]}"
         self.title = f"{self.headline}: {PROBLEM_TITLES[experiment]}"
 
-    def at_most(
-        self,
-        index: int,
-        runs: dict[str, Run],
-        mine: str,
-        theirs: str,
-        factor: float,
-        *,
-        untuned: bool = False,
-    ) -> Check:
-        """Criterion ``index``: ``mine``'s final loss ≤ ``factor`` × ``theirs``'s (tuned), per
-        seed; ``untuned``: ``mine``'s run at its own default lr instead of its tuned one."""
-        run = runs[mine]
-        a = default_finals(run) if untuned else finals(run)
-        b = finals(runs[theirs])
-        r = [ratio(x, y) for x, y in zip(a, b, strict=True)]
-        lr_mine = f"lr {run.default['lr']:g}, untuned" if untuned else f"lr {run.lr:g}"
-        tag = f"{mine}_default" if untuned else mine
-        return self.check(
-            index,
-            f"final loss {mine} / {theirs} per seed: {per_seed(a, b)} ({lr_mine} / lr "
-            f"{runs[theirs].lr:g})",
-            [v <= factor for v in r],
-            **{f"final_loss_{tag}": a, f"final_loss_{theirs}": b, f"ratio_{tag}_{theirs}": r},
-        )
+    def comparisons(self, runs: dict[str, Run]) -> list[Comparison]:
+        raise NotImplementedError
+
+    def judge(self, runs: dict[str, Run]) -> list[Check]:
+        return [
+            self.check(i, c.measured(), c.passed, **c.figures())
+            for i, c in enumerate(self.comparisons(runs))
+        ]
+
+    decay_control = True  # the claim's optimizer defaults to no weight decay, AdamW to 0.01
 
     def accuracy_note(self, runs: dict[str, Run]) -> str:
-        if self.experiment != "digits-final":
-            return ""
-        acc = ", ".join(
-            f"{n} {100 * runs[n].metric('test_acc'):.1f} %" for n in self.participants if n in runs
-        )
-        return f" Not judged: the test accuracy at the end (mean over seeds): {acc}."
+        """Not judged, shown with every claim: AdamW without its weight decay (a control the
+        newer optimizers' defaults call for: all but cautious AdamW have none) and, on the
+        digits network, the test accuracy."""
+        text = ""
+        if self.decay_control and "Adam" in runs and "AdamW" in runs:
+            r = mean(
+                [
+                    ratio(a, b)
+                    for a, b in zip(finals(runs["Adam"]), finals(runs["AdamW"]), strict=True)
+                ]
+            )
+            text += (
+                " Control, not judged: AdamW without its weight decay λ = 0.01 (torch's Adam, "
+                f"tuned the same way, lr {runs['Adam'].lr:g}) ends at {r:.2f}× AdamW's final "
+                "loss (mean of the per-seed ratios); the newer optimizers but cautious AdamW "
+                "default to no decay."
+            )
+        if self.experiment == "digits-final":
+            acc = ", ".join(
+                f"{n} {100 * runs[n].metric('test_acc'):.1f} %"
+                for n in self.participants
+                if n in runs
+            )
+            text += f" Not judged: the test accuracy at the end (mean over seeds): {acc}."
+        return text
 
 
 class LionClaim(ModernClaim):
@@ -172,8 +227,8 @@ class LionClaim(ModernClaim):
     participants = ("AdamW", "Lion")
     criteria = (f"tuned: Lion's final loss is at most {TOLERANCE}× AdamW's, in every seed",)
 
-    def judge(self, runs: dict[str, Run]) -> list[Check]:
-        return [self.at_most(0, runs, "Lion", "AdamW", TOLERANCE)]
+    def comparisons(self, runs: dict[str, Run]) -> list[Comparison]:
+        return [tuned(runs, "Lion", "AdamW", TOLERANCE)]
 
     def note(self, runs: dict[str, Run]) -> str:
         return (
@@ -201,8 +256,8 @@ class AdoptClaim(ModernClaim):
     participants = ("AdamW", "ADOPT")
     criteria = (f"tuned: ADOPT's final loss is at most {TOLERANCE}× AdamW's, in every seed",)
 
-    def judge(self, runs: dict[str, Run]) -> list[Check]:
-        return [self.at_most(0, runs, "ADOPT", "AdamW", TOLERANCE)]
+    def comparisons(self, runs: dict[str, Run]) -> list[Comparison]:
+        return [tuned(runs, "ADOPT", "AdamW", TOLERANCE)]
 
     def note(self, runs: dict[str, Run]) -> str:
         return (
@@ -231,20 +286,8 @@ class AdemamixClaim(ModernClaim):
     participants = ("AdamW", "AdEMAMix")
     criteria = ("tuned: AdEMAMix's final loss is below AdamW's, in every seed",)
 
-    def judge(self, runs: dict[str, Run]) -> list[Check]:
-        a, b = finals(runs["AdEMAMix"]), finals(runs["AdamW"])
-        r = [ratio(x, y) for x, y in zip(a, b, strict=True)]
-        return [
-            self.check(
-                0,
-                f"final loss AdEMAMix / AdamW per seed: {per_seed(a, b)} (lr "
-                f"{runs['AdEMAMix'].lr:g} / {runs['AdamW'].lr:g})",
-                [v < 1.0 for v in r],
-                final_loss_AdEMAMix=a,
-                final_loss_AdamW=b,
-                ratio_AdEMAMix_AdamW=r,
-            )
-        ]
+    def comparisons(self, runs: dict[str, Run]) -> list[Comparison]:
+        return [tuned(runs, "AdEMAMix", "AdamW", 1.0, strict=True)]
 
     def note(self, runs: dict[str, Run]) -> str:
         steps = len(runs["AdEMAMix"].curves["loss"][0])
@@ -280,10 +323,10 @@ class ScheduleFreeClaim(ModernClaim):
         f"{TOLERANCE}× Momentum+cosine's, in every seed",
     )
 
-    def judge(self, runs: dict[str, Run]) -> list[Check]:
+    def comparisons(self, runs: dict[str, Run]) -> list[Comparison]:
         return [
-            self.at_most(0, runs, "ScheduleFreeAdamW", "AdamW+cosine", TOLERANCE),
-            self.at_most(1, runs, "ScheduleFreeSGD", "Momentum+cosine", TOLERANCE),
+            tuned(runs, "ScheduleFreeAdamW", "AdamW+cosine", TOLERANCE),
+            tuned(runs, "ScheduleFreeSGD", "Momentum+cosine", TOLERANCE),
         ]
 
     def note(self, runs: dict[str, Run]) -> str:
@@ -341,25 +384,41 @@ class ProdigyClaim(ModernClaim):
     )
 
     def judge(self, runs: dict[str, Run]) -> list[Check]:
-        prodigy = runs["Prodigy"]
-        untuned = default_finals(prodigy)
-        if not untuned:
+        if not runs["Prodigy"].default:
             return [
                 Check(c, "Prodigy was not run at its default lr", "not checked")
                 for c in self.criteria
             ]
-        first = self.at_most(0, runs, "Prodigy", "AdamW", TOLERANCE, untuned=True)
-        tuned = finals(prodigy)
-        r = [ratio(a, b) for a, b in zip(untuned, tuned, strict=True)]
-        second = self.check(
-            1,
-            f"final loss Prodigy at its default / at its tuned lr per seed: "
-            f"{per_seed(untuned, tuned)} (lr {prodigy.default['lr']:g} / {prodigy.lr:g})",
-            [v <= TOLERANCE for v in r],
-            final_loss_Prodigy_tuned=tuned,
-            ratio_Prodigy_default_tuned=r,
-        )
-        return [first, second]
+        return super().judge(runs)
+
+    def comparisons(self, runs: dict[str, Run]) -> list[Comparison]:
+        prodigy, adamw = runs["Prodigy"], runs["AdamW"]
+        untuned, lr = default_finals(prodigy), prodigy.default["lr"]
+        mine = "Prodigy at its default lr"
+        return [
+            Comparison(
+                mine,
+                "AdamW",
+                untuned,
+                finals(adamw),
+                TOLERANCE,
+                False,
+                "final loss",
+                f"lr {lr:g}, untuned / {adamw.lr:g}",
+                "Prodigy_default_AdamW",
+            ),
+            Comparison(
+                mine,
+                "Prodigy at its tuned lr",
+                untuned,
+                finals(prodigy),
+                TOLERANCE,
+                False,
+                "final loss",
+                f"lr {lr:g} / {prodigy.lr:g}",
+                "Prodigy_default_tuned",
+            ),
+        ]
 
     def note(self, runs: dict[str, Run]) -> str:
         prodigy = runs["Prodigy"]
@@ -391,24 +450,29 @@ class CautiousClaim(ModernClaim):
         "own tuned lr."
     )
     participants = ("AdamW", "CautiousAdamW")
+    decay_control = False  # both decay by λ = 0.01
     criteria = (
         f"tuned: CautiousAdamW's final loss is at most {TOLERANCE}× AdamW's, in every seed "
         "(no worse)",
         "tuned: CautiousAdamW's mean loss over the run is below AdamW's, in every seed (faster)",
     )
 
-    def judge(self, runs: dict[str, Run]) -> list[Check]:
-        first = self.at_most(0, runs, "CautiousAdamW", "AdamW", TOLERANCE)
-        a = list(runs["CautiousAdamW"].metrics["mean_loss"])
-        b = list(runs["AdamW"].metrics["mean_loss"])
-        second = self.check(
-            1,
-            f"mean loss over the run CautiousAdamW / AdamW per seed: {per_seed(a, b)}",
-            [ratio(x, y) < 1.0 for x, y in zip(a, b, strict=True)],
-            mean_loss_CautiousAdamW=a,
-            mean_loss_AdamW=b,
-        )
-        return [first, second]
+    def comparisons(self, runs: dict[str, Run]) -> list[Comparison]:
+        cautious, adamw = runs["CautiousAdamW"], runs["AdamW"]
+        return [
+            tuned(runs, "CautiousAdamW", "AdamW", TOLERANCE),
+            Comparison(
+                "CautiousAdamW",
+                "AdamW",
+                list(cautious.metrics["mean_loss"]),
+                list(adamw.metrics["mean_loss"]),
+                1.0,
+                True,
+                "mean loss over the run",
+                f"lr {cautious.lr:g} / {adamw.lr:g}",
+                "mean_loss_CautiousAdamW_AdamW",
+            ),
+        ]
 
     def note(self, runs: dict[str, Run]) -> str:
         return (

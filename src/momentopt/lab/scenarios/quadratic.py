@@ -52,8 +52,9 @@ class NoisyQuadratic(Experiment):
     noisy = True
     every = 10
     refine = 2
-    only = ("AdamW", *MODERN_NAMES)
+    only = ("AdamW", "Adam", *MODERN_NAMES)  # Adam: AdamW without decay, a control
     at_default = ("Prodigy", "ScheduleFreeAdamW", "ScheduleFreeSGD")
+    judged = ("eval_loss", "exact loss f at the evaluation point")  # (curve, its label)
     criterion = (
         "final loss: the exact f at the evaluation point, mean over the evaluations in the last "
         "10 % of the run, averaged over the seeds"
