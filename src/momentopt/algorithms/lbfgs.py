@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ..engine.loading import PREFIX, check_structure, require_mapping
+from ..engine.loading import PREFIX, check_structure, constructor_defaults, require_mapping
 from .hyperparameters import LR, Hyperparameter, HyperparameterTable
 from .line_search import Number, strong_wolfe
 
@@ -441,9 +441,10 @@ def check_state_dict(opt: LBFGS, state_dict: Any) -> None:
 
 def _check_group(opt: LBFGS, group: Mapping[str, Any]) -> None:
     where = "param_groups[0]"
-    missing = [key for key in opt.defaults if key not in group]
+    keys = constructor_defaults(opt)  # not torch's differentiable, which loading adds
+    missing = [key for key in keys if key not in group]
     if missing:
-        _fail(f"{where} lacks {missing} (LBFGS's group has {sorted(opt.defaults)})")
+        _fail(f"{where} lacks {missing} (LBFGS's group has {sorted(keys)})")
     lr = group["lr"]
     if not (
         _is_real(lr) or (isinstance(lr, Tensor) and not (lr.is_complex() or lr.dtype == torch.bool))

@@ -18,6 +18,8 @@ index, the parameter and the key.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -186,21 +188,46 @@ def loaded_group(opt: RecipeOptimizer, saved: Mapping[str, Any]) -> dict[str, An
     return {**opt.read_defaults(), **opt.flag_defaults(), **opt.kept_options(), **saved}
 
 
+ADDED_ON_LOAD = "differentiable"
+"""The key torch's ``Optimizer.__setstate__`` (run by every ``load_state_dict``) puts into
+``defaults`` alone (``defaults.setdefault("differentiable", False)``), never into a group: after
+one load, the defaults of a class whose constructor has no such argument (Muon, Adafactor,
+SparseAdam, LBFGS) hold a key that none of its groups, saved or loaded, holds."""
+
+
+@functools.cache
+def _constructor_takes(cls: type, name: str) -> bool:
+    """Whether ``cls(...)`` has an argument ``name`` (or takes ``**kwargs``: a subclass's
+    constructor that passes them on)."""
+    parameters = inspect.signature(cls).parameters.values()
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def constructor_defaults(opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """The group keys ``opt``'s constructor sets, with their defaults: ``opt.defaults`` less
+    :data:`ADDED_ON_LOAD` where the constructor does not take it. A loaded group must hold
+    these (after the flags torch fills in); torch itself checks none of them."""
+    if ADDED_ON_LOAD in opt.defaults and not _constructor_takes(type(opt), ADDED_ON_LOAD):
+        return {k: v for k, v in opt.defaults.items() if k != ADDED_ON_LOAD}
+    return dict(opt.defaults)
+
+
 def check_group(opt: RecipeOptimizer, gi: int, group: Mapping[str, Any]) -> None:
     """Raise unless ``group`` (``param_groups[gi]`` as loaded) passes the constructor's checks:
     every key it sets, of the kind of its default, in range (the class's
     ``check_hyperparameters``), and no NaN. Keys the constructor does not set (``initial_lr``
     and the like from LR schedulers) are not looked at."""
-    missing = [key for key in opt.defaults if key not in group]
+    keys = constructor_defaults(opt)
+    missing = [key for key in keys if key not in group]
     if missing:
         _fail(
             f"param_groups[{gi}] lacks {missing} ({type(opt).__name__}'s groups have "
-            f"{sorted(opt.defaults)})"
+            f"{sorted(keys)})"
         )
-    for key, default in opt.defaults.items():
+    for key, default in keys.items():
         _check_kind(gi, key, group[key], default)
     _run_constructor_checks(opt, gi, group)
-    for key, default in opt.defaults.items():
+    for key, default in keys.items():
         if _kind(key, default) in ("number", "numbers") and _has_nan(group[key]):
             _fail(f"param_groups[{gi}]: {key!r} must not be NaN, got {group[key]}")
 
