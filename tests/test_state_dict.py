@@ -993,6 +993,32 @@ def test_load_pre_hook_returning_dict_without_flags_loads_like_torch(name: str) 
         assert_state_dicts_close(sd, torch_sd, **tol(name))
 
 
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_state_entries_that_are_not_dicts_pass_through_like_torch(name: str) -> None:
+    """Entries of ``opt.state`` that are not a parameter's state dict (torch's own tests put a
+    flag there from a load post-hook) are in ``state_dict()`` under their keys, unchanged, as
+    in torch's; the parameters' states beside them keep torch's layout (SparseAdam's ``step``
+    an int)."""
+    odd = {"ran_load_state_dict_post_hook": True, "note": [1, 2], "none": None}
+    dicts = []
+    for cls in OPTIMIZERS[name].pair:
+        torch.manual_seed(0)
+        model = model_for(OPTIMIZERS[name], DTYPE)
+        opt = cls(model.parameters(), **SAFE_KWARGS[name])
+        train(model, opt, make_inputs(DTYPE, 2))
+        opt.state.update(odd)
+        dicts.append(copy.deepcopy(opt.state_dict()))
+    torch_sd, sd = dicts
+    assert list(sd["state"]) == list(torch_sd["state"])
+    for key, value in odd.items():
+        assert sd["state"][key] == torch_sd["state"][key] == value
+
+    def params_only(d: dict[str, Any]) -> dict[str, Any]:
+        return {**d, "state": {k: v for k, v in d["state"].items() if k not in odd}}
+
+    assert _layout(params_only(sd)) == _layout(params_only(torch_sd))
+
+
 # -- (f) the table's state facts are torch's --------------------------------------------------
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_table_state_keys_are_torchs(name: str) -> None:

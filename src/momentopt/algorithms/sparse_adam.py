@@ -108,10 +108,14 @@ class SparseAdam(RecipeOptimizer):
         return {"maximize": False}
 
     def state_dict(self) -> dict[str, Any]:
-        """The state as torch's SparseAdam lays it out: ``step`` a Python int."""
+        """The state as torch's SparseAdam lays it out: ``step`` a Python int. Entries that
+        are not a parameter's state dict (anything a user or a hook put into ``self.state``:
+        a flag, a list) pass through unchanged, as torch's ``state_dict`` passes them."""
         state_dict = super().state_dict()
         state_dict["state"] = {
-            index: {**state, "step": int(state["step"])} if "step" in state else state
+            index: {**state, "step": int(state["step"])}
+            if isinstance(state, Mapping) and "step" in state
+            else state
             for index, state in state_dict["state"].items()
         }
         return state_dict
