@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from momentopt.cli import main
+from momentopt.lab.optimizers import MODERN_NAMES
 from momentopt.lab.report import verdict_rows
-from momentopt.lab.scenarios import ORDER, SCENARIOS, VERDICTS
+from momentopt.lab.scenarios import MODERN_ORDER, ORDER, SCENARIOS, VERDICTS
 
 SMALL = [
     "compare",
@@ -42,6 +43,8 @@ def run_cli(args, capsys):
     "args,message",
     [
         (["--scenario", "nope"], "unknown scenario 'nope'"),
+        (["--scenario", "nope"], "(or a group: lineage, modern)"),
+        (["--modern", "--scenario", "saddle"], "give --modern or --scenario, not both"),
         (["--optimizers", "Adam,Yogi"], "unknown optimizer 'Yogi'"),
         (["--steps", "0"], "--steps must be >= 1"),
         (["--lr-points", "0"], "--lr-points must be >= 1"),
@@ -218,6 +221,44 @@ def test_beyond_the_lineage_on_digits_only(tmp_path, capsys):
     args = ["compare", "--scenario", "saddle", "--steps", "3", "--lr-points", "2", "--no-plots"]
     run_cli([*args, "--out", str(tmp_path / "s")], capsys)
     assert "Beyond the lineage" not in (tmp_path / "s" / "summary.md").read_text()
+
+
+def test_modern_runs_the_newer_optimizers_claims(tmp_path, capsys):
+    """--modern: the newer optimizers against AdamW, its own report (tiny budget here)."""
+    out_dir = tmp_path / "m"
+    args = ["compare", "--modern", "--steps", "12", "--lr-points", "2", "--seeds", "2"]
+    code, out, err = run_cli(
+        [*args, "--jobs", "1", "--json", "--no-plots", "--out", str(out_dir)], capsys
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert list(data["scenarios"]) == list(MODERN_ORDER)
+    assert set(data["experiments"]) == {"digits-final", "noisy-quadratic"}
+    assert set(data["experiments"]["noisy-quadratic"]["runs"]) == {"AdamW", "Adam", *MODERN_NAMES}
+    assert data["settings"]["lr_grid_refined"]["noisy-quadratic"] == [1e-4, 0.0316, 10.0]
+    prodigy = data["experiments"]["digits-final"]["runs"]["Prodigy"]
+    assert prodigy["default"]["lr"] == 1.0 and len(prodigy["default"]["metrics"]["final_loss"]) == 2
+    assert all(v["verdict"] in VERDICTS for v in data["scenarios"].values())
+    html = (out_dir / "index.html").read_text()
+    assert "Beyond AdamW: the newer optimizers, tested" in html and "From SGD" not in html
+    assert html.index("Lion: the sign of the momentum") < html.index("Prodigy: the step size")
+    assert "before: AdamW" in html and "u ← sign(u)" in html  # Lion's change, from its recipe
+    assert "Prodigy, untuned" in html and "(its default)" in html
+    assert "half-decade points on digits-final, noisy-quadratic" in err
+    one = ["compare", "--scenario", "prodigy-quadratic", "--steps", "12", "--lr-points", "2"]
+    code, _, err = run_cli([*one, "--seeds", "2", "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "p" / "plots" / "prodigy-quadratic.png").stat().st_size > 1000
+    code, out, err = run_cli(
+        [*args, "--scenario", "lion-quadratic", "--out", str(tmp_path / "x")], capsys
+    )
+    assert code == 2 and "not both" in err
+    code, out, err = run_cli(
+        ["compare", "--scenario", "modern,saddle", "--steps", "3", "--lr-points", "1"]
+        + ["--seeds", "1", "--no-plots", "--json", "--out", str(tmp_path / "y")],
+        capsys,
+    )
+    assert code == 0 and list(json.loads(out)["scenarios"])[0] == "saddle"
 
 
 def test_parallel_workers_give_the_same_numbers(tmp_path, capsys):

@@ -137,9 +137,9 @@ def main(args: argparse.Namespace) -> int:
         specs = registry.resolve(names)
     except (UnknownName, UnknownScenario, BadOptimizer) as error:
         return _fail(str(error))
-    if names is None:  # all by default: leave out the built-ins no chosen experiment runs
-        from .runner import experiments_for
+    from .runner import experiments_for
 
+    if names is None:  # all by default: leave out the built-ins no chosen experiment runs
         chosen = experiments_for(scenarios)
         specs = [spec for spec in specs if any(e.runs_with(spec) for e in chosen)]
     if not scenarios or not specs:
@@ -163,9 +163,12 @@ def main(args: argparse.Namespace) -> int:
     lrs = lrsearch.grid(points)
     seeds = list(range(args.seed, args.seed + args.seeds))
     jobs = args.jobs or default_jobs()
+    refined = [e.name for e in experiments_for(scenarios) if e.refine > 1]
     console.print(
         f"[bold]momentopt compare[/]: {len(scenarios)} claims, {len(specs)} optimizers, "
-        f"lr grid {lrs} (same for all), seeds {seeds}, {jobs} worker(s)"
+        f"lr grid {lrs} (same for all"
+        + (f"; with its half-decade points on {', '.join(refined)}" if refined else "")
+        + f"), seeds {seeds}, {jobs} worker(s)"
     )
     with Progress(
         TextColumn("{task.description}"),

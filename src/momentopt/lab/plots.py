@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
 from .optimizers import NAMES
 from .scenarios import EXPERIMENTS, Run, Scenario
@@ -719,7 +720,7 @@ def fig_modern(scenario: Scenario, runs: dict[str, Run], path: Path) -> Path:
     _log_floor(a, series)
     steps = len(runs[scenario.participants[0]].curves["loss"][0])
     a.axvspan(0.9 * steps, steps, color="gray", alpha=0.15)
-    a.text(0.9 * steps, 0.97, "judged ", transform=a.get_xaxis_transform(), fontsize=7, ha="right")
+    a.text(0.9 * steps, 0.02, "judged ", transform=a.get_xaxis_transform(), fontsize=7, ha="right")
     a.set_xlabel("step", fontsize=8)
     a.set_ylabel(f"{label} (log)", fontsize=8)
     a.set_title("median over seeds, band = min–max", fontsize=9)
@@ -743,7 +744,14 @@ def fig_modern(scenario: Scenario, runs: dict[str, Run], path: Path) -> Path:
         [f"({i}) {c.mine}\n/ {c.theirs}" for i, c in enumerate(comparisons, 1)], fontsize=7
     )
     b.set_xlim(-0.6, len(comparisons) - 0.2)
+    b.axhline(1.0, color="gray", lw=0.5, ls=":")
     b.set_yscale("log")
+    shown_all = [v for c in comparisons for v in c.ratios if math.isfinite(v) and v > 0]
+    limits = [c.limit for c in comparisons]
+    b.set_ylim(min([*shown_all, *limits]) / 1.3, max([*shown_all, *limits]) * 1.3)
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    b.yaxis.set_major_formatter(plain)
+    b.yaxis.set_minor_formatter(plain)
     b.set_ylabel("ratio per seed (✔ met: green, ✘ not met: red ×)", fontsize=8)
     b.set_title("the criteria: per-seed ratios and their limits", fontsize=9)
     b.tick_params(labelsize=7)
