@@ -28,9 +28,10 @@ import momentopt
 IMPLS = ("foreach", "fused", "capturable", "differentiable")
 """The implementation flags a constructor may have (torch's "global-cliquey" flags and
 ``capturable``)."""
-MOMENTOPT_OPTIONS = ("cautious",)
-"""Keyword-only options every momentopt recipe optimizer adds after torch's signature, off by
-default (``cautious``: tests/test_modern_cautious.py)."""
+MOMENTOPT_OPTIONS = {"cautious": False, "state_precision": None}
+"""Keyword-only options every momentopt recipe optimizer adds after torch's signature, with
+their defaults, which turn them off (``cautious``: tests/test_modern_cautious.py;
+``state_precision``: tests/test_state_precision.py)."""
 COMPILED = "compiled"
 """``OptimizerCase.fused_path`` of an algorithm torch has no fused kernel for: momentopt's
 fused executor compiles its recipe."""

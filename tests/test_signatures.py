@@ -48,7 +48,7 @@ def test_signature_equal(name: str) -> None:
     assert list(ours)[-len(MOMENTOPT_OPTIONS) :] == list(MOMENTOPT_OPTIONS)
     for option in MOMENTOPT_OPTIONS:  # momentopt's own: last, keyword-only, off by default
         extra = ours.pop(option)
-        assert extra.kind is extra.KEYWORD_ONLY and extra.default is False, option
+        assert extra.kind is extra.KEYWORD_ONLY and extra.default is MOMENTOPT_OPTIONS[option]
     assert list(ours) == list(theirs)
     for key in theirs:
         assert ours[key].kind == theirs[key].kind, key

@@ -26,6 +26,7 @@ from .algorithms import (
 )
 from .compose import ComposedOptimizer, compose
 from .engine.optimizer import RecipeOptimizer
+from .engine.precision import full_precision_state_dict
 from .engine.recipe import Recipe
 
 __version__ = "0.1.0"
@@ -56,6 +57,7 @@ __all__ = [
     "Recipe",
     "RecipeOptimizer",
     "compose",
+    "full_precision_state_dict",
     "diagnostics",
     "rules",
     "__version__",

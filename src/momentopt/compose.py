@@ -33,6 +33,7 @@ from .algorithms.hyperparameters import (
     Bound,
 )
 from .engine.optimizer import RecipeOptimizer
+from .engine.precision import initial_group_keys
 from .engine.recipe import Recipe
 from .rules.base import (
     AfterUpdate,
@@ -175,9 +176,14 @@ class ComposedOptimizer(RecipeOptimizer):
     def accepted(cls) -> dict[str, Any]:
         """Every hyperparameter of the class with its default: the rules' own and the
         implementation flags, overridden by the class's ``hyperparameters``."""
-        return {**cls._rule_defaults(), **cls.hyperparameters}
+        chosen = {k: v for k, v in cls.hyperparameters.items() if k != "state_precision"}
+        return {**cls._rule_defaults(), **chosen}
 
     def __init__(self, params: Any, **hyperparameters: Any) -> None:
+        # how the state is stored (momentopt.engine.precision), not a hyperparameter of a rule
+        state_precision = hyperparameters.pop(
+            "state_precision", type(self).hyperparameters.get("state_precision")
+        )
         defaults = self.accepted()
         unknown = sorted(set(hyperparameters) - set(defaults))
         if unknown:
@@ -187,7 +193,7 @@ class ComposedOptimizer(RecipeOptimizer):
             )
         defaults.update(hyperparameters)
         self._check_values(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, {**defaults, **initial_group_keys(state_precision)})
         check_group_flags(defaults)
 
     @classmethod

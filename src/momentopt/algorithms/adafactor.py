@@ -11,9 +11,9 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import FactoredSquaredAverage, Maximize, RelativeStepSize, RmsClipped, WeightDecay
-from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import FOREACH, MAXIMIZE, Bound, Hyperparameter, HyperparameterTable
+from .options import StatePrecision, with_options
 from .torch_compat import refuse_complex_and_sparse, torch_recipe
 
 
@@ -89,11 +89,12 @@ class Adafactor(RecipeOptimizer):
         foreach: bool | None = None,
         maximize: bool = False,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

@@ -9,7 +9,6 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import AccumulatedSquares, InverseTimeDecay, NoFirstMoment
-from .cautious import with_cautious
 from .hyperparameters import (
     DIFFERENTIABLE,
     EPS,
@@ -22,6 +21,7 @@ from .hyperparameters import (
     WEIGHT_DECAY,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .torch_compat import FUSED_ADAGRAD, torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -73,11 +73,12 @@ class Adagrad(RecipeOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
 
     @classmethod

@@ -9,7 +9,6 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, BiasCorrectedSquaredAverage
-from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import (
     BETAS,
@@ -25,6 +24,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .torch_compat import FUSED_ADAM, FUSED_ADAMW, torch_recipe
 
 
@@ -124,12 +124,13 @@ class Adam(RecipeOptimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         defaults["betas"] = tuple(_squeeze(b) for b in betas)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
 
     @classmethod
@@ -171,6 +172,7 @@ class AdamW(Adam):
         differentiable: bool = False,
         fused: bool | None = None,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         super().__init__(
             params,
@@ -186,6 +188,7 @@ class AdamW(Adam):
             fused=fused,
             decoupled_weight_decay=True,
             cautious=cautious,
+            state_precision=state_precision,
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:

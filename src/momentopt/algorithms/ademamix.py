@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedSquaredAverage, Maximize, MixedAverage, WeightDecay
-from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import (
     DIFFERENTIABLE,
@@ -21,6 +20,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .reference_compat import MOMENTOPT, reference_recipe
 
 ML_ADEMAMIX = "apple/ml-ademamix"
@@ -102,11 +102,12 @@ class AdEMAMix(RecipeOptimizer):
         fused: bool | None = None,
         differentiable: bool = False,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
 
     @classmethod

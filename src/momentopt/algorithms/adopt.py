@@ -10,7 +10,6 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import DecayFromFirstUpdate, Maximize, NormalizedAverage, PreviousSquaredAverage
 from .adam import _check_lr
-from .cautious import with_cautious
 from .hyperparameters import (
     BETAS,
     CAPTURABLE,
@@ -23,6 +22,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .reference_compat import reference_recipe
 
 TORCH_ADOPT = "torch-adopt 0.1.0"
@@ -95,12 +95,13 @@ class ADOPT(RecipeOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         self.clip_lambda = clip_lambda
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
 
     @classmethod

@@ -16,7 +16,6 @@ from ..rules import (
     StepSizeDecay,
     WeightDecay,
 )
-from .cautious import with_cautious
 from .hyperparameters import (
     CAPTURABLE,
     DIFFERENTIABLE,
@@ -27,6 +26,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -91,11 +91,12 @@ class ASGD(RecipeOptimizer):
         capturable: bool = False,
         *,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

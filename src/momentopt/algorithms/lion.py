@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import InterpolatedMomentum, Maximize, RelativeWeightDecay, Sign
-from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import (
     DIFFERENTIABLE,
@@ -17,6 +16,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .reference_compat import MOMENTOPT, reference_recipe
 from .torch_compat import refuse_complex_and_sparse
 
@@ -100,12 +100,13 @@ class Lion(RecipeOptimizer):
         fused: bool | None = None,
         differentiable: bool = False,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         init_lr = lr
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
 
     @classmethod

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import AveragedMomentum, Orthogonalized, ShapeAdjustedLr, WeightDecay
 from ..rules.orthogonal import NS_COEFFICIENTS
-from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import Bound, Hyperparameter, HyperparameterTable
+from .options import StatePrecision, with_options
 from .torch_compat import refuse_complex_and_sparse, torch_recipe
 
 ADJUST_LR_FNS = ("original", "match_rms_adamw")
@@ -84,11 +84,12 @@ class Muon(RecipeOptimizer):
         adjust_lr_fn: str | None = None,
         *,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
         for group in self.param_groups:
             for p in group["params"]:
                 require(

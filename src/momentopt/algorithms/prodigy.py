@@ -4,7 +4,7 @@ prodigyopt 1.1.2 has it."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -17,9 +17,9 @@ from ..rules import (
     ScaledAverage,
     ScaledSquaredAverage,
 )
-from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import FOREACH, FUSED, MAXIMIZE, Hyperparameter, HyperparameterTable
+from .options import StatePrecision, with_options
 from .reference_compat import MOMENTOPT, reference_recipe
 from .torch_compat import refuse_complex_and_sparse
 
@@ -52,6 +52,31 @@ def _check_slice_p(group: Mapping[str, Any]) -> None:
         TypeError,
     )
     require(slice_p >= 1, f"Invalid slice_p value: {slice_p}", "slice_p >= 1")
+
+
+def _keeps_first_moment(group: Mapping[str, Any]) -> bool | None:
+    """Whether ``group``'s parameters keep ``exp_avg`` (β1 > 0), or None if its ``betas``
+    cannot say (the step refuses them with its own error)."""
+    try:
+        return bool(group["betas"][0] > 0)
+    except (TypeError, IndexError, KeyError, RuntimeError):
+        return None
+
+
+def _check_shared_betas(groups: Sequence[Mapping[str, Any]]) -> None:
+    """prodigyopt reads ``betas`` from the first group for every group; a group whose β1 is
+    0 where the first group's is not (or the other way round) would keep other state than
+    the β1 it steps with: refused (prodigyopt steps it with the first group's β1)."""
+    first = _keeps_first_moment(groups[0])
+    for i, group in enumerate(groups[1:], start=1):
+        kept = _keeps_first_moment(group)
+        require(
+            first is None or kept is None or kept == first,
+            f"param_groups[{i}] has betas={tuple(group['betas'])} but param_groups[0] has "
+            f"betas={tuple(groups[0]['betas'])}: Prodigy steps every group with the first "
+            "group's betas, so β1 must be 0 in every group or in none",
+            "betas[0] > 0 in every group or in none (the first group's betas are used)",
+        )
 
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -107,8 +132,9 @@ class Prodigy(RecipeOptimizer):
         m ← β_1 m + d(1 − β_1) g, \\quad v ← β_2 v + d^2(1 − β_2) g^2, \\quad
         w ← w − d_k\\,\\text{lr}\\; m/(\\sqrt{v} + d_{k+1} ε)
 
-    Leave ``lr`` at 1. The shared values (``betas``, ``beta3``, ``d``, ``k``...) are read from
-    the first group, as prodigyopt does; groups' lrs must be equal or 0. State ``step``, ``s``,
+    Leave ``lr`` at 1. The shared values (``betas``, ``beta3``, ``decouple``, ``d``, ``k``...)
+    are read from the first group, as prodigyopt does; groups' lrs must be equal or 0, and β1
+    0 in every group or in none (the state a group keeps follows its own). State ``step``, ``s``,
     ``p0`` (flat: every ``slice_p``-th entry of the flattened parameter, on which ``d``'s
     statistics are kept), ``exp_avg`` (kept when β1 > 0), ``exp_avg_sq``. ``maximize``,
     ``foreach``, ``fused`` and ``cautious`` are momentopt's; unlike prodigyopt, the step leaves
@@ -146,13 +172,14 @@ class Prodigy(RecipeOptimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(
             {**locals(), "d": d0, "d_max": d0, "d_numerator": 0.0, "k": 0}
         )
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
 
     @classmethod
@@ -170,10 +197,23 @@ class Prodigy(RecipeOptimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step (see ``RecipeOptimizer.step``), after checking every group's ``slice_p``:
         a group added by ``add_param_group`` (which checks nothing, as torch's) with another
-        value is refused before anything changes."""
+        value is refused before anything changes, as is a group whose β1 is 0 where the first
+        group's is not (or the other way round) after a change of ``betas``."""
         for group in self.param_groups:
             _check_slice_p(group)
+        _check_shared_betas(self.param_groups)
         return super().step(closure)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group (see ``torch.optim.Optimizer.add_param_group``); one whose β1 is 0
+        where the first group's is not, or the other way round, is refused (ValueError) and
+        not added: every group steps with the first group's ``betas``."""
+        super().add_param_group(param_group)
+        try:
+            _check_shared_betas([self.param_groups[0], self.param_groups[-1]])
+        except ValueError:
+            self.param_groups.pop()
+            raise
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, Rectification, RectifiedSquaredAverage
-from .cautious import with_cautious
 from .hyperparameters import (
     BETAS,
     CAPTURABLE,
@@ -23,6 +22,7 @@ from .hyperparameters import (
     WEIGHT_DECAY,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .torch_compat import loop_stand_in, shaped_betas, torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -76,11 +76,12 @@ class RAdam(RecipeOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

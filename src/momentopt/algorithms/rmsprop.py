@@ -9,7 +9,6 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import ScaledMomentum, SquaredAverage
-from .cautious import with_cautious
 from .hyperparameters import (
     ALPHA,
     CAPTURABLE,
@@ -23,6 +22,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -66,11 +66,12 @@ class RMSprop(RecipeOptimizer):
         differentiable: bool = False,
         *,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

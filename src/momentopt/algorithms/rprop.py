@@ -10,7 +10,6 @@ from torch import Tensor
 
 from ..engine.optimizer import RecipeOptimizer
 from ..rules import Maximize, ResilientStep, UnitStepSize
-from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import (
     CAPTURABLE,
@@ -21,6 +20,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .torch_compat import torch_recipe
 
 
@@ -79,11 +79,12 @@ class Rprop(RecipeOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
 
     @classmethod
     def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:

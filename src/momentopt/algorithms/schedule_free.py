@@ -16,7 +16,6 @@ from ..rules import (
     ScheduleFreeIterates,
     ScheduleFreeSchedule,
 )
-from .cautious import with_cautious
 from .checks import check_flags, require
 from .hyperparameters import (
     EPS,
@@ -28,6 +27,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .reference_compat import MOMENTOPT, reference_recipe
 
 SCHEDULEFREE = "schedulefree 1.4.1"
@@ -133,11 +133,13 @@ class _ScheduleFree(RecipeOptimizer):
 
     hyperparameter_table: ClassVar[HyperparameterTable]
 
-    def _defaults(self, arguments: Mapping[str, Any], cautious: bool) -> dict[str, Any]:
+    def _defaults(
+        self, arguments: Mapping[str, Any], cautious: bool, state_precision: StatePrecision
+    ) -> dict[str, Any]:
         table = self.hyperparameter_table
         defaults = table.defaults_from({**arguments, **GROUP_COUNTERS})
         table.check_values(defaults)
-        return with_cautious(defaults, cautious)
+        return with_options(defaults, cautious, state_precision)
 
     def step(self, closure: Any = None) -> Any:
         """Perform one optimization step (in train mode only: schedulefree's ``Exception``
@@ -215,8 +217,9 @@ class ScheduleFreeAdamW(_ScheduleFree):
         maximize: bool = False,
         fused: bool | None = None,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
-        defaults = self._defaults(locals(), cautious)
+        defaults = self._defaults(locals(), cautious, state_precision)
         super().__init__(params, defaults)
         self.hyperparameter_table.check_flags(defaults)
 
@@ -261,7 +264,8 @@ class ScheduleFreeSGD(_ScheduleFree):
         maximize: bool = False,
         fused: bool | None = None,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
-        defaults = self._defaults(locals(), cautious)
+        defaults = self._defaults(locals(), cautious, state_precision)
         super().__init__(params, defaults)
         self.hyperparameter_table.check_flags(defaults)

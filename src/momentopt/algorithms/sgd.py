@@ -12,7 +12,6 @@ from torch import Tensor
 from ..engine.optimizer import RecipeOptimizer
 from ..engine.selection import check_fused_param
 from ..rules import HeavyBall
-from .cautious import with_cautious
 from .checks import require
 from .hyperparameters import (
     DIFFERENTIABLE,
@@ -26,6 +25,7 @@ from .hyperparameters import (
     Hyperparameter,
     HyperparameterTable,
 )
+from .options import StatePrecision, with_options
 from .torch_compat import FUSED_SGD, torch_recipe
 
 
@@ -101,11 +101,12 @@ class SGD(RecipeOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
-        super().__init__(params, with_cautious(defaults, cautious))
+        super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
 
     @classmethod

@@ -11,6 +11,7 @@ from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, LazySquaredAverage, Maximize, SecondMomentCorrection
 from .checks import require
 from .hyperparameters import BETAS, EPS, LR, MAXIMIZE, Bound, HyperparameterTable
+from .options import StatePrecision, with_options
 from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -64,6 +65,7 @@ class SparseAdam(RecipeOptimizer):
         maximize: bool = False,
         *,
         cautious: bool = False,
+        state_precision: StatePrecision = None,
     ) -> None:
         table = self.hyperparameter_table
         defaults = table.defaults_from(locals())
@@ -73,7 +75,7 @@ class SparseAdam(RecipeOptimizer):
             "SparseAdam does not support cautious=True (the cautious update needs dense gradients)",
             "cautious=False",
         )
-        super().__init__(params, defaults)
+        super().__init__(params, with_options(defaults, False, state_precision))
         where = [
             (p, [i, j])
             for i, group in enumerate(self.param_groups)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .packing import fill_scalars, scale_scalars
+from .precision import Format
 from .recipe import Recipe
 from .views import Observer
 
@@ -31,6 +32,9 @@ class GroupTensors:
             steps.
         grad_scale, found_inf: ``torch.amp.GradScaler``'s scale and inf flag under
             ``fused=True``; None otherwise.
+        formats: per tensor, its states kept compact between steps (``state_precision``,
+            :mod:`.precision`), or None when every state is full precision.
+        salts: per tensor, the seed of its states' stochastic rounding (with ``formats``).
     """
 
     recipe: Recipe
@@ -44,6 +48,8 @@ class GroupTensors:
     cache: dict[Any, Any] = field(default_factory=dict)
     grad_scale: Tensor | None = None
     found_inf: Tensor | None = None
+    formats: list[dict[str, Format]] | None = None
+    salts: list[int] | None = None
 
     def subset(self, indices: Sequence[int] | None) -> GroupTensors:
         """The same step restricted to ``indices`` (None: all of it)."""
@@ -57,7 +63,14 @@ class GroupTensors:
             scalars=None
             if self.scalars is None
             else {k: [v[i] for i in indices] for k, v in self.scalars.items()},
+            formats=None if self.formats is None else [self.formats[i] for i in indices],
+            salts=None if self.salts is None else [self.salts[i] for i in indices],
         )
+
+    @property
+    def compact(self) -> bool:
+        """Whether some tensor keeps a compact state (:mod:`.precision`)."""
+        return self.formats is not None and any(self.formats)
 
     def scale_scalar_(self, name: str, factor: float) -> None:
         """``s[name] *= factor`` for every state (one op when packed)."""
@@ -73,14 +86,14 @@ class GroupTensors:
         return self.found_inf is not None and bool(self.found_inf)
 
 
-BucketKey = tuple[torch.device, torch.dtype, tuple[float, ...], tuple[bool, ...]]
+BucketKey = tuple[torch.device, torch.dtype, tuple[float, ...], tuple[Any, ...]]
 
 
 def buckets(batch: GroupTensors) -> tuple[dict[BucketKey, list[int] | None], list[int]]:
     """Positions of the dense-gradient tensors grouped by (device, dtype, scalar state
-    values, which states created during a step exist and which states kept for some shapes
-    only the tensor keeps) — None for "all of them", the usual case — and the positions of
-    the sparse ones."""
+    values, which states created during a step exist, which states kept for some shapes
+    only the tensor keeps and which it keeps compact) — None for "all of them", the usual
+    case — and the positions of the sparse ones."""
     layout, states = batch.recipe.state, batch.states
     names = layout.scalar_names
     sparse = [i for i, g in enumerate(batch.grads) if g.is_sparse]
@@ -104,6 +117,8 @@ def buckets(batch: GroupTensors) -> tuple[dict[BucketKey, list[int] | None], lis
         if lazy or shaped
         else ([()] * len(states))
     )
+    if batch.formats is not None:
+        present = [(*k, tuple(f.items())) for k, f in zip(present, batch.formats, strict=True)]
     columns = ([p.device for p in batch.params], [p.dtype for p in batch.params], scalars, present)
     if not sparse and all(len(set(column)) == 1 for column in columns):  # the usual case
         return {tuple(column[0] for column in columns): None}, []  # type: ignore[dict-item]

@@ -15,13 +15,16 @@ Which path runs which tensors is decided by :func:`~.plan.plan_step`, as a list 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from . import compiled
 from .batch import BucketKey, GroupTensors, buckets
+from .compact_step import run_decoded
 from .compiled import kernel_key, run_compiled
+from .compiled_compact import run_compiled_compact
 from .tape import Tape
 from .torch_kernels import TorchKernel, run_torch_kernel
 from .views import AutogradView, SparseView, TapeView, TensorsView
@@ -125,22 +128,43 @@ def execute(batch: GroupTensors, plan: list[Assignment]) -> None:
         elif a.path == COMPILED:
             _run_compiled_or_fall_back(sub, a)
         elif a.path == MULTI_TENSOR:
-            run_bucket(sub, a.bucket) if a.bucket is not None else multi_tensor(sub)
+            _run_eager(sub, _multi_tensor_runner(a.bucket), one_at_a_time=False)
         elif a.path == PER_TENSOR:
-            per_tensor(sub)
+            _run_eager(sub, per_tensor, one_at_a_time=True)
     if batch.found_inf is not None and batch.recipe.counts_steps and batch.states:
         counters = [s["step"] for s in batch.states]
         torch._foreach_sub_(counters, [batch.found_inf.to(c.device) for c in counters])
 
 
+def _multi_tensor_runner(bucket: BucketKey | None) -> Callable[[GroupTensors], None]:
+    """The multi-tensor run of one bucket (``bucket``), or of a batch it buckets itself."""
+    if bucket is None:
+        return multi_tensor
+    return lambda batch: run_bucket(batch, bucket)
+
+
+def _run_eager(
+    batch: GroupTensors, run: Callable[[GroupTensors], None], one_at_a_time: bool
+) -> None:
+    """``run(batch)``; with compact state, on decoded states encoded afterwards."""
+    if batch.compact:
+        run_decoded(batch, run, one_at_a_time)
+    else:
+        run(batch)
+
+
 def _run_compiled_or_fall_back(batch: GroupTensors, a: Assignment) -> None:
-    """The compiled step; if compiling fails, the bucket runs multi-tensor (and the failure
-    is remembered, so the next plans choose multi-tensor themselves)."""
+    """The compiled step (with compact state decoded and encoded inside its kernel); if
+    compiling fails, the bucket runs multi-tensor (and the failure is remembered, so the next
+    plans choose multi-tensor themselves)."""
     device, dtype = a.bucket[0], a.dtype  # type: ignore[index]
     try:
-        run_compiled(a.tape, batch, dtype, device)  # type: ignore[arg-type]
+        if batch.compact:
+            run_compiled_compact(a.tape, batch, dtype, device)  # type: ignore[arg-type]
+        else:
+            run_compiled(a.tape, batch, dtype, device)  # type: ignore[arg-type]
     except Exception as err:  # noqa: BLE001 - any compiler failure: same numbers another way
         compiled.COMPILE_HEALTH.compile_failed(kernel_key(a.tape, dtype, device), err)  # type: ignore[arg-type]
-        run_bucket(batch, a.bucket)  # type: ignore[arg-type]
+        _run_eager(batch, _multi_tensor_runner(a.bucket), one_at_a_time=False)
         return
     a.recorded.commit(batch)  # type: ignore[union-attr]

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import torch
 from torch import Tensor
 
+from .precision import check_stored, companions
+
 if TYPE_CHECKING:
     from .optimizer import RecipeOptimizer
 
@@ -317,11 +319,17 @@ def _check_param_state(
         _fail(
             f"{where}: state key(s) {missing} are missing (expected {sorted(required | optional)})"
         )
-    extra = sorted(set(state) - required - optional)
+    absmax = companions(state)  # int8 state's block maxima (state_precision)
+    extra = sorted(set(state) - required - optional - absmax)
     if extra:
         _fail(f"{where}: unknown state key(s) {extra} (expected {sorted(required | optional)})")
     scalars = set(opt.recipe.state.scalar_names)
     for key, value in state.items():
+        if key in absmax:
+            continue
+        if key not in scalars and _is_compact(f"{where}: state {key!r}", state, key, param):
+            _check_buffer(f"{where}: state {key!r}", value, param, tuple(param.shape), compact=True)
+            continue
         if key in scalars:
             _check_counter(f"{where}: state {key!r}", value)
             if key == "step" and not float(value) >= 0:
@@ -329,6 +337,14 @@ def _check_param_state(
         else:
             shape = opt.recipe.state.shape_of(key, param.shape, group)
             _check_buffer(f"{where}: state {key!r}", value, param, shape)
+
+
+def _is_compact(where: str, state: Mapping[str, Any], key: str, param: Tensor) -> bool:
+    """Whether ``state[key]`` is compact storage (:func:`~.precision.check_stored`)."""
+    try:
+        return check_stored(where, state, key, param)
+    except (TypeError, ValueError) as err:
+        _fail(str(err), type(err), err)
 
 
 def _check_counter(where: str, value: Any) -> None:
@@ -345,10 +361,12 @@ def _check_counter(where: str, value: Any) -> None:
         _fail(f"{where} must be finite, got {float(value)}")
 
 
-def _check_buffer(where: str, value: Any, param: Tensor, shape: tuple[int, ...]) -> None:
+def _check_buffer(
+    where: str, value: Any, param: Tensor, shape: tuple[int, ...], compact: bool = False
+) -> None:
     """A tensor of ``shape`` (the state's shape for ``param``: usually ``param``'s own);
     floating-point (complex too, for a complex ``param``) where ``param`` is, since torch casts
-    it to ``param``'s dtype."""
+    it to ``param``'s dtype — or ``compact`` storage (8-bit codes, bfloat16)."""
     if not isinstance(value, Tensor):
         _fail(f"{where} must be a tensor, got {type(value).__name__}", TypeError)
     if tuple(value.shape) != shape:
@@ -357,7 +375,7 @@ def _check_buffer(where: str, value: Any, param: Tensor, shape: tuple[int, ...])
             f"{where} has shape {tuple(value.shape)} but the parameter has shape "
             f"{tuple(param.shape)}{kept}"
         )
-    if param.is_floating_point() or param.is_complex():
+    if (param.is_floating_point() or param.is_complex()) and not compact:
         allowed = value.is_floating_point() or (value.is_complex() and param.is_complex())
         if not allowed:
             kinds = "floating-point or complex" if param.is_complex() else "floating-point"

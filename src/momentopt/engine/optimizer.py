@@ -22,10 +22,24 @@ from torch.optim import Optimizer
 
 from ..rules.contract import Scalars
 from .batch import GroupTensors
+from .compact_step import decoded, encode_back
 from .executors import execute, multi_tensor, per_tensor
 from .loading import check_state_dict, require_mapping
 from .packing import advance_step_counts
 from .plan import describe_plan, plan_step
+from .precision import (
+    GROUP_KEYS,
+    advance_rounding,
+    check_state_precision,
+    convert,
+    formats_for,
+    initial_group_keys,
+    is_compact_storage,
+    positions_of,
+    store,
+    tensor_salt,
+    uses_bf16,
+)
 from .recipe import Recipe
 from .selection import check_fused_param
 from .state import scalar_dtype
@@ -84,6 +98,12 @@ class RecipeOptimizer(Optimizer):
     """torch's fused kernels that compute this recipe exactly (tried in order)."""
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        check_state_precision(defaults.get("state_precision"), self.recipe.state)
+        if defaults.get("state_precision") is not None and defaults.get("differentiable"):
+            raise ValueError(
+                "state_precision needs differentiable=False: compact state cannot carry "
+                "autograd's history"
+            )
         super().__init__(params, defaults)
         if defaults.get("fused"):
             # torch.amp.GradScaler then hands over grad_scale/found_inf instead of unscaling
@@ -130,6 +150,9 @@ class RecipeOptimizer(Optimizer):
             for i, p in enumerate(params):
                 kinds.setdefault((p.device, p.dtype), []).append(i)
             shares: list[list[float]] = [[] for _ in params]
+            stored = self._batch_of_states(group, params, states)
+            work = decoded(stored) if stored.compact else stored  # the rule reads full values
+            states = work.states
             for members in kinds.values():
                 view = TensorsView(
                     [params[i] for i in members],
@@ -142,6 +165,8 @@ class RecipeOptimizer(Optimizer):
                 parts = rule.contribute(view)  # type: ignore[union-attr]
                 for k, i in enumerate(members):
                     shares[i] = [x.values[k] if isinstance(x, Scalars) else x for x in parts]
+            if stored.compact:
+                encode_back(work, stored)
             for share in shares:
                 for j, value in enumerate(share):
                     totals[j] += value
@@ -152,8 +177,18 @@ class RecipeOptimizer(Optimizer):
             totals = summed.tolist()
         return rule.finish(groups, totals, shared)  # type: ignore[union-attr]
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's ``add_param_group``; a group's own ``state_precision`` is checked first."""
+        if isinstance(param_group, Mapping) and "state_precision" in param_group:
+            setting = param_group["state_precision"]
+            check_state_precision(setting, self.recipe.state)
+            if uses_bf16(setting) and "rounding_seed" not in param_group:
+                param_group = {**initial_group_keys(setting), **param_group}
+        super().add_param_group(param_group)
+
     def _step_group(self, index: int, group: dict[str, Any], shared: Mapping[str, Any]) -> None:
         values = {**shared, **self.recipe.advance_group(group)}  # once per step of the group
+        advance_rounding(group)
         # torch's refusals at the start of a group's step come before it gathers the gradients:
         # a group whose parameters have none is refused too (betas of another length)
         self.check_step_group(group)
@@ -295,6 +330,11 @@ class RecipeOptimizer(Optimizer):
         # tensor hyperparameters stay tensors: the rules compute with them in their dtype, as
         # torch does (a float32 tensor beta gives float32 bias corrections)
         flags = group if "fused" in self.defaults else {**group, "fused": None}
+        formats = salts = None
+        if group.get("state_precision") is not None:
+            formats = [formats_for(self.recipe.state, group, p) for p in params]
+            positions = positions_of(params, group["params"]) if "rounding_seed" in group else None
+            salts = [tensor_salt(group, i) for i in positions] if positions else [0] * len(params)
         return GroupTensors(
             self.recipe,
             params,
@@ -306,6 +346,8 @@ class RecipeOptimizer(Optimizer):
             cache=cache,
             grad_scale=grad_scale,
             found_inf=found_inf,
+            formats=formats,
+            salts=salts,
         )
 
     def explain(self) -> list[dict[str, Any]]:
@@ -339,6 +381,8 @@ class RecipeOptimizer(Optimizer):
                 ),
                 differentiable=bool(group.get("differentiable", False)),
                 cache=cache,
+                formats=[formats_for(self.recipe.state, group, p) for p in params],
+                salts=[0] * len(params),
             )
             rows += [
                 {"group": index, **row}
@@ -357,8 +401,29 @@ class RecipeOptimizer(Optimizer):
                 kinds.setdefault((p.device, p.dtype), []).append(p)
         with torch.no_grad():
             for params in kinds.values():
-                states = [self.state[p] for p in params]
-                fn(TensorsView(params, params, states, as_list=True, t=0.0, group=group))
+                batch = self._batch_of_states(group, params)
+                work = decoded(batch) if batch.compact else batch
+                fn(TensorsView(params, params, work.states, as_list=True, t=0.0, group=group))
+                if batch.compact:
+                    encode_back(work, batch)
+
+    def _batch_of_states(
+        self,
+        group: Mapping[str, Any],
+        params: list[Tensor],
+        states: list[dict[str, Any]] | None = None,
+    ) -> GroupTensors:
+        """The stored ``states`` of ``params`` (default: their state) as a batch outside a
+        step, with their compact formats (rounding as at the group's current step)."""
+        formats = salts = None
+        if group.get("state_precision") is not None:
+            formats = [formats_for(self.recipe.state, group, p) for p in params]
+            positions = positions_of(params, group["params"])
+            salts = [tensor_salt(group, i) for i in positions]
+        states = [self.state[p] for p in params] if states is None else states
+        return GroupTensors(
+            self.recipe, params, params, states, group, formats=formats, salts=salts
+        )
 
     def _check_fused_flags(self, group: Mapping[str, Any]) -> None:
         """torch's fused kernels take their flags as bools only (TypeError otherwise)."""
@@ -403,6 +468,8 @@ class RecipeOptimizer(Optimizer):
             grad_scale=None,
             found_inf=None,
         )
+        if copies.compact:  # (the copies' states: their compact storage, decoded)
+            copies = decoded(copies)
         with torch.no_grad():
             (per_tensor if step.differentiable else multi_tensor)(copies)
 
@@ -507,9 +574,12 @@ class RecipeOptimizer(Optimizer):
         ``capturable``/``fused``, else on the CPU, as torch keeps them."""
         fused = bool(group.get("fused", False))
         on_device = bool(group.get("capturable", False)) or fused or self.scalars_on_param_device
-        return self.recipe.state.new_state(
+        state = self.recipe.state.new_state(
             p, group, self.defaults, scalar_dtype(fused), p.device if on_device else "cpu"
         )
+        if group.get("state_precision") is not None:
+            store(state, formats_for(self.recipe.state, group, p))
+        return state
 
     # -- checkpoints ------------------------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -543,7 +613,8 @@ class RecipeOptimizer(Optimizer):
 
     def kept_options(self) -> dict[str, Any]:
         """The :attr:`kept_on_load` options this optimizer was made with, and their values."""
-        return {k: self.defaults[k] for k in self.kept_on_load if k in self.defaults}
+        kept = (*self.kept_on_load, *GROUP_KEYS)  # (and how the state is stored)
+        return {k: self.defaults[k] for k in kept if k in self.defaults}
 
     @classmethod
     def read_defaults(cls) -> dict[str, Any]:
@@ -581,7 +652,24 @@ class RecipeOptimizer(Optimizer):
         }
         pre_hooks = self._optimizer_load_state_dict_pre_hooks
         self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        # torch casts every state tensor but ``step`` to its parameter's dtype: 8-bit codes
+        # and bfloat16 state go back in as they were saved
+        compact = {
+            index: {k: v for k, v in s.items() if is_compact_storage(k, v, s)}
+            for index, s in owned["state"].items()
+        }
         try:
             super().load_state_dict(owned)
         finally:
             self._optimizer_load_state_dict_pre_hooks = pre_hooks
+        params = [p for group in self.param_groups for p in group["params"]]
+        saved = [i for group in owned["param_groups"] for i in group["params"]]
+        by_index = dict(zip(saved, params, strict=True))  # (torch's mapping)
+        for index, entries in compact.items():
+            p = by_index.get(index)
+            if entries and p is not None:
+                self.state[p].update({k: v.to(device=p.device) for k, v in entries.items()})
+        for group in self.param_groups:  # the storage each group asks for (state_precision)
+            for p in group["params"]:
+                if self.state.get(p):
+                    convert(self.state[p], self.recipe.state, group, p)

@@ -116,8 +116,8 @@ def _plan_bucket(
         path, why = default_path(sub.params)
         return [Assignment(path, members, f"{dtype}: {why}", key)]
     kernel = (
-        None
-        if sub.recipe.changes_direction(batch.group)  # torch's kernels: no sign, no mask
+        None  # torch's kernels: no sign, no mask; state in the parameter's dtype only
+        if sub.recipe.changes_direction(batch.group) or sub.compact
         else kernel_for(kernels, batch.group, device)
     )
     if (
