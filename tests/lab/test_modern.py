@@ -25,7 +25,7 @@ from momentopt.lab.optimizers import (
     couples_parameters,
     parse_optimizer,
 )
-from momentopt.lab.report import verdict_rows
+from momentopt.lab.report import final_rows, verdict_rows
 from momentopt.lab.runner import plan
 from momentopt.lab.scenarios import (
     EXPERIMENTS,
@@ -328,12 +328,14 @@ def test_docs_quote_the_modern_runs_figures():
     runs: dict[str, dict[str, Run]] = {}
     for name in MODERN_EXPERIMENTS:
         e = EXPERIMENTS[name]
-        names = ["AdamW", *MODERN_NAMES]
+        names = ["AdamW", "Adam", *MODERN_NAMES]
         runs[name] = {
             spec.name: e.run(spec, lrsearch.grid(), e.default_steps, [0, 1, 2])
             for spec in registry.resolve(names)
         }
     verdicts = {s.name: s.verdict(runs[s.experiment]) for s in scenarios}
     docs = (Path(__file__).parents[2] / "docs" / "lab.md").read_text()
-    for row in verdict_rows(scenarios, verdicts)[2:]:
+    rows = verdict_rows(scenarios, verdicts)[2:]
+    rows += [row for name in MODERN_EXPERIMENTS for row in final_rows(runs[name])[2:]]
+    for row in rows:
         assert row in docs, f"docs/lab.md does not have the row\n{row}"

@@ -21,8 +21,8 @@ from typing import Any
 from . import story
 from .optimizers import BEYOND
 from .runner import Results
-from .scenarios import EXPERIMENTS, FAILS, HOLDS, MIXED, ORDER, Scenario, Verdict
-from .scenarios.base import spread
+from .scenarios import EXPERIMENTS, FAILS, HOLDS, MIXED, ORDER, Run, Scenario, Verdict
+from .scenarios.base import mean, spread
 
 SCHEMA_VERSION = 2
 
@@ -106,9 +106,15 @@ def settings_text(results: Results) -> str:
         f"the horizon that is plotted ({steps} steps) and kept the lr with the best score "
         "(each experiment states its score; on noisy problems averaged over the seeds "
         f"{seeds}); no gradient clipping; hyperparameters other than lr are torch.optim's "
-        "defaults unless an experiment says otherwise. Matched runs: the optimizers a claim "
-        "compares run at ladders of step sizes fixed in advance, momentum methods at "
-        "lr·(1−μ) so that their steady step equals SGD's at lr." + refined
+        "defaults unless an experiment says otherwise."
+        + (
+            " Matched runs: the optimizers a claim compares run at ladders of step sizes fixed "
+            "in advance, momentum methods at lr·(1−μ) so that their steady step equals SGD's "
+            "at lr."
+            if any(EXPERIMENTS[name].ladders for name in s["steps"])
+            else ""
+        )
+        + refined
     )
 
 
@@ -280,6 +286,34 @@ def beyond_rows(results: Results, experiment: str) -> list[str]:
     return rows
 
 
+def final_rows(runs: dict[str, Run]) -> list[str]:
+    """Markdown rows for an experiment of the newer optimizers: every optimizer's final loss at
+    its tuned lr and, where run, untuned at its default lr; lowest first (docs/lab.md quotes
+    them; a test regenerates them)."""
+    entries = []
+    for r in runs.values():
+        lr = f"{r.lr:g}" + (" (grid edge)" if r.edge else "")
+        entries.append((r.metric("final_loss"), r.optimizer, lr, r.metrics))
+        if r.default:
+            metrics = r.default["metrics"]
+            entries.append(
+                (mean(metrics["final_loss"]), r.optimizer, f"{r.default['lr']:g}, untuned", metrics)
+            )
+    digits = any("test_acc" in e[3] for e in entries)
+    rows = [
+        "| optimizer | lr | final loss | test accuracy |"
+        if digits
+        else "| optimizer | lr | final loss |"
+    ]
+    rows.append("|---|---|---|---|" if digits else "|---|---|---|")
+    for _, name, lr, metrics in sorted(entries, key=lambda e: e[0]):
+        row = f"| {name} | {lr} | {spread(metrics['final_loss'])} |"
+        if digits:
+            row += f" {spread([100 * a for a in metrics['test_acc']], '.1f')} % |"
+        rows.append(row)
+    return rows
+
+
 TITLE = "From SGD to AdamW, tested"
 MODERN_TITLE = "Beyond AdamW: the newer optimizers, tested"
 
@@ -298,10 +332,15 @@ def index_html(results: Results, images: dict[str, list[Path]]) -> str:
         "<p>Every optimizer here is the same four steps — (1) the gradient g, (2) a first moment "
         "m = φ(g₁…g_t) and a second moment V = ψ(g₁…g_t), (3) the step η = α·m/√V, (4) the "
         "update w ← w − η — and each step of the lineage changes φ or ψ to fix a problem of the "
-        "one before. This report walks the lineage in order. For each step it states the "
-        "problem, shows what changes in the recipe, and tests the claim made for it with an "
-        "experiment designed to show it, a criterion written down before the run, and the "
-        "number measured.</p>",
+        "one before. "
+        + (
+            "This report walks the lineage in order. "
+            if title == TITLE
+            else "This report takes the newer optimizers one by one, each against AdamW. "
+        )
+        + "For each step it states the problem, shows what changes in the recipe, and tests "
+        "the claim made for it with an experiment designed to show it, a criterion written "
+        "down before the run, and the number measured.</p>",
         "<p><b>How to read a verdict.</b> <i>holds</i>: every criterion was met; <i>does not "
         "hold</i>: none was; <i>mixed</i>: some were, or only at some of the step sizes or "
         "seeds; <i>not checked</i>: the optimizers compared were not run. Claims about "
@@ -435,6 +474,13 @@ def summary_markdown(results: Results, images: dict[str, list[Path]]) -> str:
             lines += ["", f"### {EXPERIMENTS[experiment].title}: {', '.join(names)}", ""]
             lines += [f"Score: {EXPERIMENTS[experiment].criterion}; mean (min–max) over seeds.", ""]
             lines += beyond_rows(results, experiment)
+    modern = [e for e in results.runs if EXPERIMENTS[e].at_default]
+    if modern:
+        lines += ["", "## The newer optimizers' final losses", ""]
+        for experiment in modern:
+            e = EXPERIMENTS[experiment]
+            lines += [f"### {e.title}", "", f"Final loss: {e.criterion}; mean (min–max).", ""]
+            lines += final_rows(results.runs[experiment]) + [""]
     return "\n".join(lines) + "\n"
 
 

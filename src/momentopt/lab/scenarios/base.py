@@ -414,7 +414,7 @@ class Experiment:
                 for k, v in self.ladders.items()
             },
             "optimizer_kwargs": self.optimizer_kwargs,
-            "lr_grid_refined": self.refine,
+            "lr_grid_refinement": self.refine,
             "at_default": list(self.at_default),
         }
 
