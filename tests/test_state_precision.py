@@ -19,7 +19,13 @@ import torch
 from torch import Tensor, nn
 
 import momentopt
-from momentopt.engine.compact import BLOCK, encode_int8, stochastic_bf16
+from momentopt.engine.compact import (
+    BLOCK,
+    element_index,
+    encode_int8,
+    rounding_salt,
+    stochastic_bf16,
+)
 from momentopt.engine.precision import MIN_NUMEL, full_precision_state_dict, stored_bytes
 
 from .optimizer_table import OPTIMIZERS
@@ -397,7 +403,7 @@ def test_stochastic_rounding_is_unbiased() -> None:
     n = 1 << 16
     for x in (1.0 + 2**-9, -3.3, 1e-20, 12345.678):
         values = torch.full((n,), x)
-        rounded = stochastic_bf16(values, 12345, torch.arange(n)).float()
+        rounded = stochastic_bf16(values, 12345, element_index((n,), "cpu")).float()
         down, up = _bf16_neighbours(torch.tensor([x]))
         p = (x - down.item()) / (up.item() - down.item()) if up != down else 0.0
         standard_error = abs(up.item() - down.item()) * math.sqrt(p * (1 - p) / n)
@@ -417,7 +423,7 @@ def test_stochastic_rounding_keeps_what_rounding_to_nearest_loses() -> None:
         exact = exact * beta + (1 - beta)
         nearest = (nearest.float() * beta + (1 - beta)).to(torch.bfloat16)
         new = stochastic.float() * beta + (1 - beta)
-        stochastic = stochastic_bf16(new, step, torch.arange(256))
+        stochastic = stochastic_bf16(new, rounding_salt(0, step, 0), element_index((256,), "cpu"))
     assert nearest.item() == 0.5  # stalled
     assert abs(stochastic.float().mean().item() - exact.item()) < 0.01
     assert exact.item() > 0.9

@@ -44,7 +44,7 @@ SIGNED_LEVELS = 127
 UNSIGNED_LEVELS = 255
 
 _M32 = 0xFFFFFFFF
-_MIX = 0x45D9F3B  # odd multiplier of a 32-bit integer hash (two xor-shift-multiply rounds)
+_MIX = 0x45D9F3B  # odd multiplier of a 32-bit integer hash (two multiply-xorshift rounds)
 
 
 def num_blocks(numel: int) -> int:
@@ -102,29 +102,47 @@ def encode_int8(values: Tensor, signed: bool) -> tuple[Tensor, Tensor]:
     return codes.reshape(-1)[:n].view(values.shape).clone(), absmax
 
 
-def _hash32(x: Tensor) -> Tensor:
-    """A 32-bit integer hash of each element of int64 ``x`` (values below 2³²; products stay
-    below 2⁶³, so int64 arithmetic is exact on every device)."""
-    x = ((x >> 16) ^ x) * _MIX & _M32
-    x = ((x >> 16) ^ x) * _MIX & _M32
-    return (x >> 16) ^ x
+def _noise16(counter: Tensor) -> Tensor:
+    """16 pseudo-random bits per element of the int32 ``counter``: two rounds of
+    multiply-xorshift (a 32-bit integer hash; int32 products wrap modulo 2³², as torch's
+    integer arithmetic does on every device)."""
+    x = counter * _MIX
+    x = x ^ (x >> 16)
+    x = x * _MIX
+    x = x ^ (x >> 16)
+    return x & 0xFFFF
 
 
 def rounding_salt(seed: int, step: int, slot: int) -> int:
-    """The 32-bit salt of one state tensor's stochastic rounding at one step (Python ints)."""
+    """The salt of one state tensor's stochastic rounding at one step: a number of int32's
+    range mixed from (seed, step, slot) (Python ints)."""
     value = 0
     for part in (seed, step, slot):
         value = (value ^ (part & _M32)) * _MIX & _M32
         value ^= value >> 16
-    return value
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def state_salt(salt: int, slot: int) -> int:
+    """The salt of the state at ``slot`` of a tensor whose salt is ``salt``, in int32's range."""
+    value = (salt + slot) & _M32
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def stochastic_bf16(values: Tensor, salt: Tensor | int, index: Tensor) -> Tensor:
-    """``values`` rounded to bfloat16 stochastically (unbiased), with the random bits hashed
-    from ``salt`` and each element's ``index`` (int64, same shape). Non-finite values round to
-    nearest (their bits must not be carried into)."""
+    """``values`` rounded to bfloat16 stochastically (unbiased), the random bits hashed from
+    ``salt`` (int32 range) and each element's ``index`` (int32, same shape). Non-finite values
+    round to nearest (their bits must not be carried into)."""
     x = values.float()
-    noise = _hash32((index + salt) & _M32) & 0xFFFF
-    bits = x.view(torch.int32).to(torch.int64) + noise
-    rounded = (bits & ~0xFFFF).to(torch.int32).view(torch.float32)
+    noise = _noise16(index.to(torch.int32) + salt)
+    bits = x.view(torch.int32) + noise  # (no overflow: |bits| < 0x7F81_0000)
+    rounded = (bits & -0x10000).view(torch.float32)
     return torch.where(torch.isfinite(x), rounded, x).to(torch.bfloat16)
+
+
+def element_index(shape: torch.Size | tuple[int, ...], device: torch.device) -> Tensor:
+    """Each element's position in row-major order, as int32 (the rounding's counter)."""
+    n = 1
+    for size in shape:
+        n *= size
+    return torch.arange(n, dtype=torch.int32, device=device).view(shape)

@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor
 
 from .batch import GroupTensors
+from .compact import state_salt
 from .precision import ABSMAX, decode, encode_into
 
 
@@ -46,7 +47,7 @@ def encode_back(work: GroupTensors, batch: GroupTensors) -> None:
             if fmt is None:
                 s[name] = value
             elif isinstance(value, Tensor):
-                encode_into(s, name, value, fmt, salt + fmt.slot)
+                encode_into(s, name, value, fmt, state_salt(salt, fmt.slot))
 
 
 def run_decoded(

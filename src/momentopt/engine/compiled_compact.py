@@ -18,7 +18,15 @@ import torch
 from torch import Tensor
 
 from .batch import GroupTensors
-from .compact import BLOCK, decode_blocks, encode_blocks, num_blocks, stochastic_bf16
+from .compact import (
+    BLOCK,
+    decode_blocks,
+    element_index,
+    encode_blocks,
+    num_blocks,
+    state_salt,
+    stochastic_bf16,
+)
 from .precision import ABSMAX, BF16, Format
 from .tape import Tape, build_kernel
 from .views import real_view
@@ -47,7 +55,7 @@ def _outputs(tape: Tape, formats: dict[str, Format]) -> list[str]:
 def build_compact_kernel(tape: Tape, layout: Layout, padded: bool) -> Callable[..., Any]:
     """``kernel(scalars, salts, n, param, grad, *stored) -> (states)`` on ``(blocks, 256)``
     tensors: ``stored`` holds, per state read (``tape.inputs`` order), its codes and absmax,
-    its bfloat16 values, or its full values (updated in place); ``salts`` (int64) one per
+    its bfloat16 values, or its full values (updated in place); ``salts`` (int32) one per
     bf16 state returned; ``n`` the number of real elements (``padded``: the rest is padding).
     Returns :func:`_outputs`' states, encoded where compact (codes and absmax for int8)."""
     step = build_kernel(tape)
@@ -71,7 +79,7 @@ def build_compact_kernel(tape: Tape, layout: Layout, padded: bool) -> Callable[.
         created = step(scalars, param, grad, *full)
         values = dict(zip(read, full, strict=True))
         values.update(zip(sorted(tape.outputs), created, strict=True))
-        index = torch.arange(param.numel(), device=param.device).view(param.shape)
+        index = element_index(param.shape, param.device)
         valid = index < n if padded else None
         out: list[Tensor] = []
         b = 0
@@ -158,8 +166,12 @@ def run_compiled_compact(
                 if fmt.kind != BF16:
                     stored.append(s[name + ABSMAX])
         outputs = _outputs(tape, formats)
-        bf16 = [salt + formats[n].slot for n in outputs if n in formats and formats[n].kind == BF16]
-        salts = torch.tensor(bf16 or [0], dtype=torch.int64, device=device)
+        bf16 = [
+            state_salt(salt, formats[n].slot)
+            for n in outputs
+            if n in formats and formats[n].kind == BF16
+        ]
+        salts = torch.tensor(bf16 or [0], dtype=torch.int32, device=device)
         fn = _kernel(tape, layout, padded, dtype, device)
         out = fn(scalars, salts, torch.tensor(n, device=device), param, grad, *stored)
         blocks.write_back()

@@ -31,7 +31,14 @@ import torch
 from torch import Tensor
 
 from ..rules.contract import Start, StateSpec
-from .compact import decode_int8, encode_int8, num_blocks, rounding_salt, stochastic_bf16
+from .compact import (
+    decode_int8,
+    element_index,
+    encode_int8,
+    num_blocks,
+    rounding_salt,
+    stochastic_bf16,
+)
 from .state import StateLayout
 
 BF16 = "bf16"
@@ -138,8 +145,8 @@ def encode_into(
         state[name] = value.detach().to(torch.bfloat16, memory_format=torch.contiguous_format)
         return
     flat = value.detach().reshape(-1)
-    index = torch.arange(flat.numel(), device=flat.device)
-    state[name] = stochastic_bf16(flat, salt, index).view(value.shape)
+    state[name] = stochastic_bf16(flat, salt, element_index(flat.shape, flat.device))
+    state[name] = state[name].view(value.shape)
 
 
 def tensor_salt(group: Mapping[str, Any], position: int) -> int:
