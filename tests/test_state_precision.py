@@ -474,3 +474,15 @@ def test_digits_quality_matches_full_precision() -> None:
         loss, accuracy = _digits_run(precision)
         assert loss <= loss32 * 1.02 + 0.005, (precision, loss, loss32)
         assert abs(accuracy - accuracy32) <= 0.01, (precision, accuracy, accuracy32)
+
+
+def test_tensor_subclasses_are_refused_when_made() -> None:
+    """Compact blocks of a DTensor shard would follow the device mesh: not supported yet."""
+
+    class Subclass(torch.Tensor):
+        pass
+
+    param = torch.zeros(MIN_NUMEL).as_subclass(Subclass).requires_grad_()
+    with pytest.raises(NotImplementedError, match="does not support parameters of type Subclass"):
+        momentopt.Adam([param], state_precision="int8")
+    momentopt.Adam([param])  # (without it: as torch)

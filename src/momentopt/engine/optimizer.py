@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from ..rules.contract import Scalars
@@ -178,12 +178,32 @@ class RecipeOptimizer(Optimizer):
         return rule.finish(groups, totals, shared)  # type: ignore[union-attr]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """torch's ``add_param_group``; a group's own ``state_precision`` is checked first."""
+        """torch's ``add_param_group``; a group's own ``state_precision`` is checked first,
+        and compact state is refused for tensor subclasses (DTensor: its blocks would follow
+        the sharding)."""
         if isinstance(param_group, Mapping) and "state_precision" in param_group:
             setting = param_group["state_precision"]
             check_state_precision(setting, self.recipe.state)
             if uses_bf16(setting) and "rounding_seed" not in param_group:
                 param_group = {**initial_group_keys(setting), **param_group}
+        setting = (
+            param_group.get("state_precision", self.defaults.get("state_precision"))
+            if isinstance(param_group, Mapping)
+            else None
+        )
+        if setting is not None and not isinstance(
+            param_group["params"], set
+        ):  # (torch refuses a set)
+            params = param_group["params"]
+            params = [params] if isinstance(params, Tensor) else list(params)
+            param_group = {**param_group, "params": params}
+            subclass = next((p for p in params if type(p) not in (Tensor, nn.Parameter)), None)
+            if subclass is not None:
+                raise NotImplementedError(
+                    f"state_precision={setting!r} does not support parameters of type "
+                    f"{type(subclass).__name__} yet (DTensor/FSDP2 among them); use "
+                    "state_precision=None for them"
+                )
         super().add_param_group(param_group)
 
     def _step_group(self, index: int, group: dict[str, Any], shared: Mapping[str, Any]) -> None:
