@@ -55,11 +55,6 @@ def _one_thread() -> Iterator[None]:
 
 
 OPEN_FINDINGS = {
-    ("SGD", "fused"): (
-        "open: maximize=None with an expanded first parameter under fused=True: momentopt raises "
-        "its TypeError for the flag; torch's fused run is not stepped on such memory (unsafe), so "
-        "the harness judges against torch's default loop, which accepts maximize=None"
-    ),
     ("Adam", "fused"): (
         "open: lr=0.1, float32, 66,000 elements, step 3: one value 2x beyond 12 ulps of torch's "
         "default loop; not yet triaged (torch's fused kernel and momentopt agree bitwise on plain "

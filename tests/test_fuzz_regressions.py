@@ -338,3 +338,62 @@ def test_amsgrad_max_keeps_nan(name: str) -> None:
     grad = torch.tensor([NAN, 1.0])
     run = stepped(name, lambda: [torch.nn.Parameter(torch.ones(2))], [grad], amsgrad=True)
     assert_same(run, rtol=1e-6, atol=1e-7)  # float32 op order: ulps
+
+
+# -- fused=True SGD, maximize not a bool, an expanded parameter --------------------------------
+def _expanded_and_vector(with_grad: bool) -> tuple[list[Tensor], list[Tensor | None]]:
+    """An expanded (stride-0) parameter (with a gradient or not) and a vector."""
+    expanded = torch.nn.Parameter(torch.ones(4, 1).expand(4, 1000))
+    vector = torch.nn.Parameter(torch.ones(7))
+    return [expanded, vector], [torch.ones(4, 1000) if with_grad else None, torch.ones(7)]
+
+
+@pytest.mark.parametrize("with_grad", [False, True], ids=["no-grad", "grad"])
+@pytest.mark.parametrize("maximize", [None, 1, "yes"])
+def test_fused_sgd_non_bool_maximize_with_expanded_param(maximize: Any, with_grad: bool) -> None:
+    """torch 2.13's SGD(fused=True) passes ``maximize`` to ``torch._fused_sgd_``, whose argument
+    parser refuses a non-bool (TypeError) after torch's other checks (the first parameter's
+    dtype and device, sparse gradients) and before anything changes; an expanded parameter
+    changes none of that. (torch is run with its kernel on copies of what it would overrun:
+    its fused kernels write past an expanded tensor's memory where they run.) momentopt
+    raises TypeError too, before anything changes."""
+    from .fuzz_run import _step_with_safe_kernels
+
+    errors = []
+    for lib in (torch.optim, momentopt):
+        params, grads = _expanded_and_vector(with_grad)
+        opt = lib.SGD(params, lr=0.1, momentum=0.9, fused=True, maximize=maximize)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        with pytest.raises(TypeError) as caught:
+            _step_with_safe_kernels(opt) if lib is torch.optim else opt.step()
+        errors.append(caught.value)
+        assert all(torch.equal(p, torch.ones_like(p)) for p in params)
+        if lib is momentopt:
+            assert not opt.state
+    assert "_fused_sgd_() received an invalid combination of arguments" in str(errors[0])
+    assert "maximize" in str(errors[1])
+
+
+def test_fuzz_harness_judges_fused_sgd_by_torchs_own_refusal() -> None:
+    """The fuzz suite's falsifying example for SGD/fused (an expanded first parameter without
+    a gradient, listed twice, and maximize=None): torch's fused step refuses maximize=None
+    (TypeError) as momentopt's does. The harness skipped torch's fused run for any expanded
+    parameter (its kernels overrun it), so it judged momentopt's TypeError against torch's
+    default loop, which accepts maximize=None; it now runs torch's step with its kernels on
+    copies of such tensors (and skips nothing for a parameter without a gradient)."""
+    from .fuzz_cases import Case, GradSpec, ParamSpec
+    from .fuzz_run import run_case
+
+    vector = ParamSpec(shape="vector", dtype="float32")
+    for expanded_grad in ("none", "normal"):
+        run_case(
+            Case(
+                name="SGD",
+                executor="fused",
+                kwargs={"maximize": None},
+                params=(ParamSpec(shape="expanded", dtype="float32"), vector, vector),
+                steps=((GradSpec(expanded_grad), GradSpec("normal"), GradSpec("normal")),),
+                duplicate=True,
+            )
+        )
