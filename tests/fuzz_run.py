@@ -284,14 +284,15 @@ operation, inside the dtype's normal range. No bound here depends on the CPU's v
 
 
 def tolerance(expected: Tensor, scale: Tensor, steps: int, scalar_eps: float = 0.0) -> Tensor:
-    """Allowed absolute difference per element: ``K_ULPS`` ulps of ``scale`` (the magnitudes
-    the value is computed from) per step taken so far (a difference of an earlier step is
-    carried along, not damped), plus as many ulps of the dtype's smallest normal number
-    (a result computed from subnormal numbers has lost its relative precision).
+    """Allowed absolute difference per element: ``K_ULPS`` ulps of ``scale``, the magnitudes
+    the value was computed from summed over the ``steps`` taken so far (each step's rounding
+    is relative to its own magnitudes, and a difference of an earlier step is carried along,
+    not damped), plus ``K_ULPS`` ulps of the dtype's smallest normal number per step (a result
+    computed from subnormal numbers has lost its relative precision).
     ``scalar_eps``: the machine epsilon torch's per-step scalars are rounded to when it is
     coarser than the tensor's (see :func:`scalar_eps`)."""
     fi = torch.finfo(expected.real.dtype if expected.is_complex() else expected.dtype)
-    return K_ULPS * steps * max(fi.eps, scalar_eps) * (scale + fi.smallest_normal)
+    return K_ULPS * max(fi.eps, scalar_eps) * (scale + steps * fi.smallest_normal)
 
 
 def scalar_eps(case: Case) -> float:
@@ -343,12 +344,13 @@ def assert_close(
     actual: Tensor, expected: Tensor, scale: Tensor | None, steps: int, what: str, eps: float = 0.0
 ) -> None:
     """Same dtype and shape; NaN and ±inf at the same positions; finite values within
-    :func:`tolerance` of ``scale`` (default: the expected values' magnitude plus their
-    :func:`typical` one). The message shows the numbers."""
+    :func:`tolerance` of ``scale``, the magnitudes summed over ``steps`` steps (default: the
+    expected values' magnitude plus their :func:`typical` one, ``steps`` times). The message
+    shows the numbers."""
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype}, torch {expected.dtype}"
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, torch {expected.shape}"
     a, e = _real64(actual), _real64(expected)
-    s = e.abs() + typical(e) if scale is None else scale
+    s = steps * (e.abs() + typical(e)) if scale is None else scale
     if actual.is_complex():
         e = _as_real_view_result(a, e)
     nan_a, nan_e = a.isnan(), e.isnan()
@@ -371,8 +373,8 @@ def assert_close(
             f"{what}: {int(bad.sum())} of {a.numel()} values differ beyond the tolerance; "
             f"worst at flat index {i} (of the real view): actual {a.flatten()[i].item()!r} "
             f"torch {e.flatten()[i].item()!r} (difference {diff.flatten()[i].item():.3g}, "
-            f"allowed {tol.flatten()[i].item():.3g} = {K_ULPS} ulps x {steps} steps of "
-            f"{s.flatten()[i].item():.3g})"
+            f"allowed {tol.flatten()[i].item():.3g} = {K_ULPS} ulps of "
+            f"{s.flatten()[i].item():.3g}, the magnitudes of {steps} steps)"
         )
 
 
@@ -467,10 +469,16 @@ def assert_same_outcome(ours: Run, same: Run, ref: Run, when: str) -> bool:
     return False
 
 
-def assert_step_matches(case: Case, n: int, ours: Run, ref: Run, before: list[Tensor]) -> None:
-    """After step ``n``: every param close to the reference's, every grad bitwise unchanged."""
+def assert_step_matches(
+    case: Case, n: int, ours: Run, ref: Run, before: list[Tensor], earlier: list[Tensor]
+) -> None:
+    """After step ``n``: every param close to the reference's, every grad bitwise unchanged.
+    ``earlier``: per param, the magnitudes of steps 1 … n−1 (:func:`update_scale`, summed);
+    step ``n``'s are added. A step's rounding stays in the value after it, so the allowance
+    never shrinks below what the earlier steps were allowed: a step with no gradient (no
+    update, the value unchanged) must not reject a value that the step before accepted."""
     for i, (po, pr, pb) in enumerate(zip(ours.params, ref.params, before, strict=True)):
-        scale = update_scale(pb, pr)
+        scale = earlier[i] + update_scale(pb, pr)
         assert_close(po, pr, scale, n, f"step {n}: param {i} ({case.params[i]})", scalar_eps(case))
         if pr.grad is not None:
             assert po.grad is not None, f"step {n}: param {i}'s grad was removed"
@@ -519,13 +527,19 @@ def run_case(case: Case) -> None:
     assert ref.opt is not None, f"torch with default flags refused: {describe(ref.error)}"
     assert_groups_equal(ours.opt.param_groups, same.opt.param_groups, "param_groups")
     assert_groups_equal([ours.opt.defaults], [same.opt.defaults], "defaults")
+    earlier: list[Tensor] = [torch.zeros(()) for _ in ref.params]  # magnitudes so far
     for n, grads in enumerate(case.steps, start=1):
         before = [p.detach().clone() for p in ref.params]
         for run in {id(r): r for r in (ours, same, ref)}.values():
             step(run, grads)
         if not assert_same_outcome(ours, same, ref, f"step {n}"):
             return
-        matches_either(lambda judge: assert_step_matches(case, n, ours, judge, before), ref, same)
+        matches_either(
+            lambda judge: assert_step_matches(case, n, ours, judge, before, earlier), ref, same
+        )
+        earlier = [
+            e + update_scale(b, p) for e, b, p in zip(earlier, before, ref.params, strict=True)
+        ]
     matches_either(
         lambda judge: assert_states_close(
             ours.opt.state_dict()["state"],

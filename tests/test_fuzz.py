@@ -54,16 +54,10 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-OPEN_FINDINGS = {
-    ("Adam", "fused"): (
-        "open: lr=0.1, float32, 66,000 elements, step 3: one value 2x beyond 12 ulps of torch's "
-        "default loop; not yet triaged (torch's fused kernel and momentopt agree bitwise on plain "
-        "gradients of that size, so the layout or the path taken is the suspect)"
-    ),
-}
-"""Configurations whose derandomised draw finds a disagreement not yet fixed (found at the end
-of a session when new table rows changed the draws); each is an xfail with its finding, so a
-fix shows as XPASS."""
+OPEN_FINDINGS: dict[tuple[str, str], str] = {}
+"""Configurations whose derandomised draw finds a disagreement not yet fixed, each with its
+finding: an xfail, so a fix shows as XPASS. None open (SGD/fused and Adam/fused were the
+harness's judging: see test_fuzz_regressions.py)."""
 
 
 def _configurations() -> list[Any]:

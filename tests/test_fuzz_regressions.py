@@ -397,3 +397,60 @@ def test_fuzz_harness_judges_fused_sgd_by_torchs_own_refusal() -> None:
                 duplicate=True,
             )
         )
+
+
+# -- Adam fused=True, a param listed twice, a step without a gradient -----------------------------
+def _adam_big(fused: bool, duplicate: bool, steps: int) -> list[Tensor]:
+    """The fuzz suite's 66,000-element float32 param after ``steps`` steps of lr=0.1 Adam
+    (listed once or twice; the gradient is the param's own values), as each step left it."""
+    from .fuzz_cases import GradSpec, ParamSpec
+    from .fuzz_run import make_grad, make_param
+
+    lib = momentopt if duplicate else torch.optim
+    p = make_param(ParamSpec(shape="big", dtype="float32"))
+    opt = lib.Adam([p, p] if duplicate else [p], lr=0.1, fused=fused)
+    seen = []
+    for _ in range(steps):
+        p.grad = make_grad(GradSpec("normal"), p)
+        for _ in range(1 if duplicate else 2):  # torch's loop steps a listed-twice param twice
+            opt.step()
+        seen.append(p.detach().clone())
+    return seen
+
+
+def test_fused_adam_duplicate_param_is_torchs_fused_kernel_twice() -> None:
+    """momentopt's Adam(fused=True) on a param listed twice is bitwise torch's fused Adam
+    stepping it twice per step; torch's loop rounds differently: at index 59908 the second
+    update of step 2 is u = 0.0999999996 (exact from the same float32 state), whose float32
+    neighbours are 0.0999999940 and 0.1000000015 (one ulp: 7.45e-9). The loop rounds u to the
+    nearer, torch's fused kernel (another operation order; on this machine) to the other;
+    w − u is exact (Sterbenz), so w = 0.00044 differs by at most that one ulp of u (256 ulps
+    of w): rounding of a term of magnitude 0.1, not a defect."""
+    for ours, theirs in zip(_adam_big(True, True, 2), _adam_big(True, False, 2), strict=True):
+        assert torch.equal(ours, theirs)
+    loop = _adam_big(False, False, 2)[-1]
+    fused = _adam_big(True, False, 2)[-1]
+    i = 59908
+    assert abs(loop[i].item() - 0.00044090) < 1e-8
+    assert abs(fused[i].item() - loop[i].item()) <= 2.0**-27  # one float32 ulp of u ≈ 0.1
+
+
+def test_fuzz_harness_keeps_earlier_steps_magnitudes() -> None:
+    """The fuzz suite's falsifying example for Adam/fused: step 2 cancels a value of 0.2 to
+    0.00044 (accepted: the allowance counts the update's magnitude), and step 3 has no
+    gradient, so nothing changes; the harness rejected at step 3 the values it accepted at
+    step 2 (its allowance counted only step 3's magnitudes, 2·|w|). It now sums every step's
+    magnitudes."""
+    from .fuzz_cases import Case, GradSpec, ParamSpec
+    from .fuzz_run import run_case
+
+    run_case(
+        Case(
+            name="Adam",
+            executor="fused",
+            kwargs={"lr": 0.1},
+            params=(ParamSpec(shape="big", dtype="float32"),),
+            steps=((GradSpec("normal"),), (GradSpec("normal"),), (GradSpec("none"),)),
+            duplicate=True,
+        )
+    )
