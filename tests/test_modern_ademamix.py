@@ -186,6 +186,7 @@ def test_signature_state_and_refusals() -> None:
     assert list(ours) == [
         *("params", "lr", "betas", "alpha", "beta3_warmup", "alpha_warmup", "eps"),
         *("weight_decay", "maximize", "foreach", "fused", "differentiable", "cautious"),
+        "state_precision",
     ]
     p = nn.Parameter(torch.randn(3))
     p.grad = torch.randn(3)

@@ -151,7 +151,7 @@ def test_refusals_at_the_step() -> None:
 def test_signature_and_state() -> None:
     ours = inspect.signature(momentopt.ADOPT).parameters
     theirs = inspect.signature(ReferenceADOPT).parameters
-    assert list(ours) == [*theirs, "cautious"]
+    assert list(ours) == [*theirs, "cautious", "state_precision"]
     for name in theirs:
         assert ours[name].kind == theirs[name].kind, name
         if name != "clip_lambda":  # (a lambda there, a function that pickles here)

@@ -146,6 +146,7 @@ def test_signature_and_state() -> None:
         "fused",
         "differentiable",
         "cautious",
+        "state_precision",
     ]
     p = nn.Parameter(torch.randn(3))
     p.grad = torch.randn(3)

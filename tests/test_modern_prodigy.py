@@ -164,6 +164,69 @@ def test_a_sliced_state_of_another_length_is_refused() -> None:
         momentopt.Prodigy([nn.Parameter(torch.randn(10))], slice_p=3).load_state_dict(saved)
 
 
+# -- found by tests/test_fuzz_modern.py -------------------------------------------------------
+def _strided(values: torch.Tensor) -> torch.Tensor:
+    """``values`` in every other element of a buffer (a gradient whose flat view is strided)."""
+    return torch.zeros(2 * values.numel(), dtype=values.dtype)[::2].view(values.shape).copy_(values)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_maximize_is_the_reference_on_the_negated_gradient_in_any_layout(foreach: bool) -> None:
+    """``maximize=True`` is prodigyopt descending ``−g`` bit for bit, also when ``g`` is a
+    strided vector: d's dot product reads the gradient in its own layout (BLAS rounds a
+    strided dot product otherwise than a contiguous one's), with the sign taken exactly."""
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(7, generator=gen)
+    ours = nn.Parameter(start.clone())
+    theirs = nn.Parameter(start.clone())
+    a = momentopt.Prodigy([ours], maximize=True, foreach=foreach)
+    b = ReferenceProdigy([theirs])
+    for _ in range(6):
+        g = torch.randn(7, generator=gen)
+        ours.grad, theirs.grad = _strided(g), _strided(-g)
+        a.step()
+        b.step()
+        assert torch.equal(ours, theirs)
+        assert a.param_groups[0]["d"] == b.param_groups[0]["d"]
+
+
+def test_decouple_is_the_first_groups() -> None:
+    """prodigyopt reads ``decouple`` from the first group for every group (a later group's
+    own value is not used): momentopt too, bit for bit."""
+
+    def make(cls: type, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        return cls(
+            [{"params": params[:2]}, {"params": params[2:], "decouple": False}],
+            weight_decay=0.1,
+        )
+
+    (_, ours), (_, theirs) = train_hand(
+        [lambda p: make(momentopt.Prodigy, p), lambda p: make(ReferenceProdigy, p)],
+        torch.float64,
+        12,
+    )
+    _assert_bitwise(ours, theirs, "decouple of the first group")
+
+
+def test_a_group_of_another_beta1_kind_is_refused() -> None:
+    """Every group steps with the first group's betas (prodigyopt's rule); a group whose β1 is
+    0 where the first group's is not would keep other state than it steps with: refused where
+    it is given, nothing added; other betas are taken (and ignored, as prodigyopt does)."""
+    p, q = nn.Parameter(torch.randn(3)), nn.Parameter(torch.randn(2))
+    with pytest.raises(ValueError, match=r"param_groups\[1\] has betas=\(0.0, 0.5\)"):
+        momentopt.Prodigy([{"params": [p]}, {"params": [q], "betas": (0.0, 0.5)}])
+    opt = momentopt.Prodigy([p])
+    with pytest.raises(ValueError, match="β1 must be 0 in every group or in none"):
+        opt.add_param_group({"params": [q], "betas": (0.0, 0.9)})
+    assert len(opt.param_groups) == 1
+    opt.add_param_group({"params": [q], "betas": (0.5, 0.9)})
+    opt.param_groups[1]["betas"] = (0.0, 0.9)  # changed afterwards: refused by the step
+    p.grad, q.grad = torch.randn(3), torch.randn(2)
+    with pytest.raises(ValueError, match="β1 must be 0"):
+        opt.step()
+    assert not opt.state
+
+
 def test_maximize_and_the_multi_tensor_path() -> None:
     kwargs = {"weight_decay": 0.1}
     compare(
@@ -293,7 +356,7 @@ def test_invalid_slice_p(slice_p: Any, error: type[Exception]) -> None:
 def test_signature_group_keys_and_state() -> None:
     ours = inspect.signature(momentopt.Prodigy).parameters
     theirs = inspect.signature(ReferenceProdigy).parameters
-    assert list(ours) == [*theirs, "maximize", "foreach", "fused", "cautious"]
+    assert list(ours) == [*theirs, "maximize", "foreach", "fused", "cautious", "state_precision"]
     for key in theirs:
         assert ours[key].default == theirs[key].default, key
     p = nn.Parameter(torch.randn(2, 3))

@@ -188,7 +188,7 @@ def test_signature_and_group_keys(name: str) -> None:
     ours, theirs = PAIRS[name]
     mine = inspect.signature(ours).parameters
     ref = inspect.signature(theirs).parameters
-    assert list(mine) == [*ref, "maximize", "fused", "cautious"]
+    assert list(mine) == [*ref, "maximize", "fused", "cautious", "state_precision"]
     for key in ref:
         assert mine[key].default == ref[key].default, key
     p = nn.Parameter(torch.randn(3))

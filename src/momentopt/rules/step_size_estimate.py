@@ -45,6 +45,7 @@ class ProdigyEstimate(ReducedScalar):
     ``d_coef``, ``growth_rate``, ``safeguard_warmup`` and bias correction).
 
     Shared values of a step, from the first group: ``betas``, ``beta3`` (``√β2`` if None),
+    ``decouple``,
     ``d`` (as ``d_step``), ``dlr`` = ``d·lr·(√(1−β2^{k+1})/(1−β1^{k+1}) or 1)`` with lr the
     groups' largest. Each parameter with a gradient ``g`` (``−g`` to maximize, ``+λw`` with
     coupled decay) in a group whose lr is not 0 adds ``(d/d₀)·dlr·⟨g, p₀ − w⟩`` to the
@@ -97,6 +98,7 @@ class ProdigyEstimate(ReducedScalar):
         return {
             "betas": (beta1, beta2),
             "beta3": beta3,
+            "decouple": first["decouple"],
             "d_step": d,
             "dlr": d * lr * correction,
             "lr_max": lr,
@@ -107,14 +109,19 @@ class ProdigyEstimate(ReducedScalar):
         group = view.group
         if not group["lr"] > 0.0:
             return 0.0, 0.0
-        g = prodigy_gradient(view)
+        # −g to maximize is taken as the sign of g's terms (exact), so that the dot product
+        # reads the gradient in its own memory layout, as prodigyopt's does (BLAS rounds a
+        # strided vector's dot product otherwise than a contiguous one's)
+        coupled = group["weight_decay"] != 0 and not group["decouple"]
+        g = prodigy_gradient(view) if coupled else view.grad
+        sign = -1.0 if group["maximize"] and not coupled else 1.0
         d, d0, dlr, k = group["d_step"], group["d0"], group["dlr"], _slice_p(group)
         sliced_g = g.flatten()[::k]
         p0 = view.state("p0")
         numerator = (d / d0) * dlr * (sliced_g @ p0.add(view.param.flatten()[::k], alpha=-1)).item()
         scale = (d / d0) * d if group["safeguard_warmup"] else (d / d0) * dlr
-        s = view.state("s").mul_(group["beta3"]).add_(sliced_g, alpha=scale)
-        return numerator, s.abs().sum().item()
+        s = view.state("s").mul_(group["beta3"]).add_(sliced_g, alpha=sign * scale)
+        return (-numerator if sign < 0 else numerator), s.abs().sum().item()
 
     def sharded(self, groups: Sequence[Mapping[str, Any]]) -> bool:
         return bool(groups[0]["fsdp_in_use"]) or any(
