@@ -49,3 +49,82 @@ def test_bench_module_entry_point_and_errors():
         timeout=120,
     )
     assert proc.returncode == 2 and "unknown config" in proc.stderr
+
+
+def test_precision_rows_bytes_and_ratios(monkeypatch, capsys):
+    """Issue 13's rows (state bytes per parameter and step time per state_precision, against
+    torch's fused fp32 AdamW in the same rounds), here on a 16384-element tensor:
+    multi-tensor path, no compile, a few seconds."""
+    import torch
+
+    from momentopt.bench import cli, precision
+
+    numel = 4 * 4096
+    monkeypatch.setattr(precision, "QUICK_ONE_BIG_NUMEL", numel)
+    monkeypatch.setattr(precision, "ADAPTERS", {"absent": ("momentopt_no_such_module", None)})
+    logged: list[str] = []
+    found = precision.run_rows(
+        ["many-small", "one-big"],  # (many-small is not a precision set: ignored)
+        quick=True,
+        rounds=2,
+        flush=cli.Flusher(1),
+        probe_bufs=(torch.zeros(1024), torch.zeros(1024)),
+        log=logged.append,
+    )
+    rows = {r["impl"]: r for r in found}
+    assert list(rows) == ["torch fused fp32", "momentopt fp32", "momentopt bf16", "momentopt int8"]
+    assert {r["set"] for r in found} == {"one-big"} and {r["numel"] for r in found} == {numel}
+    step = 4 / numel  # one float32 step counter per parameter
+    blocks = 2 * (numel // 256) * 4 / numel  # two states, one float32 absmax per 256 elements
+    assert rows["torch fused fp32"]["bytes_per_param"] == 8 + step
+    assert rows["momentopt fp32"]["bytes_per_param"] == 8 + step
+    assert rows["momentopt bf16"]["bytes_per_param"] == 4 + step
+    assert rows["momentopt int8"]["bytes_per_param"] == 2 + blocks + step
+    assert rows["torch fused fp32"]["ratio"] == 1.0  # the reference divides by itself
+    for name in ("momentopt bf16", "momentopt int8"):
+        r = rows[name]
+        assert r["met_bytes"] is True and r["target_bytes"] in (2.1, 4.1)
+        assert r["met_ratio"] == (r["ratio"] <= 1.0) and r["ratio"] > 0 and r["ms"] > 0
+    table = precision.format_table(found)
+    assert "| one-big | 0.0164M | momentopt int8 | 2.031 | ≤ 2.1 met |" in table
+    assert any("absent: skipped (momentopt_no_such_module does not import" in m for m in logged)
+
+
+def test_precision_bytes_count_the_stored_tensors():
+    """The generic byte count (what the adapters are measured with) agrees with
+    ``stored_bytes`` on momentopt's compact state."""
+    import torch
+
+    import momentopt
+    from momentopt.bench.precision import state_bytes, tensor_bytes
+    from momentopt.engine.precision import stored_bytes
+
+    p = torch.nn.Parameter(torch.randn(5000))
+    p.grad = torch.randn_like(p)
+    opt = momentopt.AdamW([p], state_precision={"exp_avg": "int8", "exp_avg_sq": "bf16"})
+    opt.step()
+    generic = sum(tensor_bytes(v) for v in opt.state[p].values() if isinstance(v, torch.Tensor))
+    assert state_bytes(opt) == stored_bytes(opt) == generic == 5000 + 2 * 5000 + 20 * 4 + 4
+
+
+def test_bitsandbytes_adapter_when_installed():
+    """The optional adapter, where bitsandbytes imports (CI does not install it)."""
+    import pytest
+    import torch
+
+    pytest.importorskip("bitsandbytes")
+    from momentopt.bench import cli, precision
+
+    rows = precision.bench_set(
+        "one-big",
+        [torch.randn(8192)],
+        2,
+        adapters={"bitsandbytes AdamW8bit": precision.ADAPTERS["bitsandbytes AdamW8bit"][1]},
+        flush=cli.Flusher(1),
+        probe_bufs=(torch.zeros(1024), torch.zeros(1024)),
+        log=lambda _: None,
+    )
+    bnb = rows[-1]
+    assert bnb["impl"] == "bitsandbytes AdamW8bit" and bnb["target_bytes"] is None
+    # two states: uint8 codes, a float32 absmax per 256 elements, a 256-entry float32 code map
+    assert bnb["bytes_per_param"] == 2 * (8192 + 8192 // 256 * 4 + 256 * 4) / 8192
