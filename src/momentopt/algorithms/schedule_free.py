@@ -71,7 +71,7 @@ ADAMW_HYPERPARAMETERS = HyperparameterTable(
     COUNTER["scheduled_lr"],
     Hyperparameter("weight_lr_power", 2.0, since=SCHEDULEFREE),
     WEIGHT_DECAY.of(0, since=SCHEDULEFREE),
-    FOREACH.of(True, since=SCHEDULEFREE),
+    FOREACH.of(None, since=SCHEDULEFREE),  # (schedulefree's True: see the classes)
     MAXIMIZE.of(since=MOMENTOPT, on_load=False),
     FUSED.of(
         since=MOMENTOPT, on_load=None, check=lambda g: check_flags(g["fused"], g["foreach"], False)
@@ -109,7 +109,7 @@ SGD_HYPERPARAMETERS = HyperparameterTable(
         since=SCHEDULEFREE,
         check=lambda g: _refuse_below_zero(g, "weight_decay"),
     ),
-    FOREACH.of(True, since=SCHEDULEFREE),
+    FOREACH.of(None, since=SCHEDULEFREE),  # (schedulefree's True: see the classes)
     MAXIMIZE.of(since=MOMENTOPT, on_load=False),
     FUSED.of(
         since=MOMENTOPT, on_load=None, check=lambda g: check_flags(g["fused"], g["foreach"], False)
@@ -189,7 +189,11 @@ class ScheduleFreeAdamW(_ScheduleFree):
     ``scheduled_lr``); state ``z``, ``exp_avg_sq``. ``maximize``, ``fused`` (with
     ``foreach=None``: the step compiled) and ``cautious`` (it masks ``y``'s gradient step; the
     pull towards ``z`` and ``z``'s own step are not directions) are momentopt's. Unlike
-    schedulefree, the step leaves ``p.grad`` as it was.
+    schedulefree, the step leaves ``p.grad`` as it was, and ``foreach`` defaults to None:
+    schedulefree's True chooses its multi-tensor loop (an implementation, not the math), and
+    momentopt's None lets its step plan choose as every momentopt optimizer does (compiled, one
+    memory pass, for large groups); ``foreach=True`` runs the multi-tensor path, bit for bit
+    schedulefree's loop.
     """
 
     recipe = reference_recipe(
@@ -212,7 +216,7 @@ class ScheduleFreeAdamW(_ScheduleFree):
         warmup_steps: int = 0,
         r: float = 0.0,
         weight_lr_power: float = 2.0,
-        foreach: bool | None = True,
+        foreach: bool | None = None,
         *,
         maximize: bool = False,
         fused: bool | None = None,
@@ -259,7 +263,7 @@ class ScheduleFreeSGD(_ScheduleFree):
         warmup_steps: int = 0,
         r: float = 0.0,
         weight_lr_power: float = 2,
-        foreach: bool | None = True,
+        foreach: bool | None = None,
         *,
         maximize: bool = False,
         fused: bool | None = None,
