@@ -454,3 +454,23 @@ def test_fuzz_harness_keeps_earlier_steps_magnitudes() -> None:
             duplicate=True,
         )
     )
+
+
+# -- fused=True SGD: a non-bool flag and a later parameter that is not floating point -------------
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("maximize", [None, False])
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int64])
+def test_fused_sgd_refusals_in_torchs_order(
+    dtype: torch.dtype, maximize: Any, sparse: bool
+) -> None:
+    """torch's SGD(fused=True) checks only the first parameter's dtype; a later one that is not
+    floating point reaches ``torch._fused_sgd_``, whose argument parser refuses a non-bool
+    maximize (TypeError) before its kernel refuses the dtype (NotImplementedError); a sparse
+    gradient is refused before both (RuntimeError)."""
+
+    def groups() -> list[Tensor]:
+        return [torch.nn.Parameter(torch.ones(3)), torch.ones(3, dtype=dtype)]  # (no int grads)
+
+    first = torch.ones(3).to_sparse() if sparse else torch.ones(3)
+    grads = [first, _ones(3, dtype=dtype)]
+    assert_same(stepped("SGD", groups, grads, lr=0.1, momentum=0.9, fused=True, maximize=maximize))

@@ -75,14 +75,19 @@ class SGD(RecipeOptimizer):
     hyperparameter_table: ClassVar[HyperparameterTable] = HYPERPARAMETERS
 
     def check_fused_params(self, group: Mapping[str, Any], params: list[Tensor]) -> None:
-        """torch's SGD checks the first parameter with a gradient, once; a later one that is
-        not floating point meets its kernel's NotImplementedError (raised here before
-        anything changes)."""
+        """torch's SGD checks the first parameter with a gradient, once (RuntimeError); a later
+        one that is not floating point meets its kernel's NotImplementedError, after what
+        torch refuses before the kernel runs: sparse gradients (RuntimeError), then flags
+        that are not bools (TypeError, from the kernel's argument parser). Raised here in
+        that order, before anything changes."""
         if not getattr(self, "_fused_params_checked", False):
             check_fused_param(params[0])
             self._fused_params_checked = True
         for p in params:
             if not torch.is_floating_point(p):
+                if any(q.grad is not None and q.grad.is_sparse for q in params):
+                    self._check_sparse(group, fused=True)
+                self._check_fused_flags(group)
                 raise NotImplementedError(f'"fused_sgd_kernel" not implemented for {p.dtype}')
 
     fused_sparse_message = "`_fused_sgd` does not support sparse gradients"
