@@ -128,3 +128,42 @@ def test_bitsandbytes_adapter_when_installed():
     assert bnb["impl"] == "bitsandbytes AdamW8bit" and bnb["target_bytes"] is None
     # two states: uint8 codes, a float32 absmax per 256 elements, a 256-entry float32 code map
     assert bnb["bytes_per_param"] == 2 * (8192 + 8192 // 256 * 4 + 256 * 4) / 8192
+
+
+def test_bench_times_a_newer_optimizer_against_its_reference(tmp_path):
+    """The newer optimizers' configs run momentopt against the reference implementation
+    (lion-pytorch here) with the issue's target of half its step time."""
+    out = tmp_path / "bench.json"
+    code = main(
+        ["bench", "--quick", "--algos", "Lion", "--sets", "one-big", "--rounds", "2"]
+        + ["--json", str(out)]
+    )
+    assert code == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["config"], row["set"], row["torch_best"]) == ("Lion", "one-big", "lion-pytorch")
+    assert set(row["ms"]) == {"momentopt", "lion-pytorch"} and row["target"] == 0.5
+    assert row["ratio"] > 0
+
+
+def test_the_bench_ademamix_loop_is_the_algorithm():
+    """AdEMAMix has no package: the bench's per-parameter loop takes momentopt.AdEMAMix's
+    steps (float64, within rounding: another order of the same operations)."""
+    import torch
+
+    import momentopt
+    from momentopt.bench.references import LoopAdEMAMix
+
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(5, 3, generator=gen, dtype=torch.float64) for _ in range(2)]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    loop = [torch.nn.Parameter(t.clone()) for t in start]
+    kwargs = {"lr": 1e-2, "weight_decay": 0.1}
+    a, b = momentopt.AdEMAMix(ours, **kwargs), LoopAdEMAMix(loop, **kwargs)
+    for _ in range(10):
+        for p, q in zip(ours, loop, strict=True):
+            p.grad = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            q.grad = p.grad.clone()
+        a.step()
+        b.step()
+    for p, q in zip(ours, loop, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)

@@ -23,6 +23,8 @@ import torch
 
 import momentopt
 
+from .references import REFERENCE_CONFIGS, REFERENCE_SETS, REFERENCE_TARGET
+
 # name → (momentopt class, torch class, kwargs, number of state tensors, torch has fused)
 CONFIGS: dict[str, tuple[Any, Any, dict[str, Any], int, bool]] = {
     "SGD": (momentopt.SGD, torch.optim.SGD, {"lr": 1e-3}, 0, True),
@@ -144,19 +146,53 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
 
 def target(config: str, set_name: str) -> float:
     """The issue's target ratio: ≤ 1.0 where torch has a fused kernel, ≤ 0.25 where it has
-    none; on many-small (a test of per-tensor overhead) ≤ 1.0 for every config."""
+    none; on many-small (a test of per-tensor overhead) ≤ 1.0 for every config; ≤ 0.5 of
+    the reference implementation's step for the newer optimizers."""
+    if config in REFERENCE_CONFIGS:
+        return REFERENCE_TARGET
     if config in TARGETS:
         return TARGETS[config]
     return 1.0 if CONFIGS[config][4] or set_name == "many-small" else 0.25
 
 
+Maker = Callable[[list[torch.Tensor]], Any]
+
+
+def _contenders(name: str) -> tuple[Maker, dict[str, Maker], int]:
+    """How config ``name`` makes momentopt's optimizer, the paths it is timed against (torch's
+    for-loop, foreach and fused where torch has them; or the reference implementation), and
+    its number of state tensors."""
+    if name in REFERENCE_CONFIGS:
+        ref = REFERENCE_CONFIGS[name]
+        return (
+            lambda ps: ref.make(ref.ours, ps),
+            {ref.package: lambda ps: ref.make(ref.reference, ps)},
+            ref.states,
+        )
+    ours_cls, torch_cls, kw, n_states, has_fused = CONFIGS[name]
+    flags: dict[str, dict[str, Any]] = {
+        "for-loop": {"foreach": False},
+        "foreach": {"foreach": True},
+    }
+    if "foreach" not in inspect.signature(torch_cls).parameters:  # one implementation (Muon)
+        flags = {"for-loop": {}}
+    if has_fused:
+        flags["fused"] = {"fused": True}
+    others = {path: _with_kwargs(torch_cls, {**kw, **f}) for path, f in flags.items()}
+    return _with_kwargs(ours_cls, kw), others, n_states
+
+
+def _with_kwargs(cls: Any, kw: dict[str, Any]) -> Maker:
+    return lambda ps: cls(ps, **kw)
+
+
 def _make(
-    cls: Any, params: list[torch.Tensor], kw: dict[str, Any]
+    make: Maker, params: list[torch.Tensor], kw: dict[str, Any]
 ) -> tuple[Any, list[torch.Tensor]]:
     ps = [torch.nn.Parameter(p.clone()) for p in params]
     for p in ps:
         p.grad = torch.randn_like(p) * 1e-2
-    return cls(ps, **kw), ps
+    return make(ps, **kw), ps
 
 
 def plan_summary(opt: Any) -> str:
@@ -192,22 +228,18 @@ def bench_one(
     probe_bufs: tuple[torch.Tensor, torch.Tensor],
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    ours_cls, torch_cls, kw, n_states, has_fused = CONFIGS[name]
+    ours_make, others, n_states = _contenders(name)
     paths: dict[str, tuple[Any, list[torch.Tensor]]] = {}
     start = time.perf_counter()
-    paths["momentopt"] = _make(ours_cls, params, kw)
+    paths["momentopt"] = _make(ours_make, params, {})
     paths["momentopt"][0].step()  # first step: compile (if any) and state creation
     compile_s = time.perf_counter() - start
     for _ in range(WARMUP_STEPS - 1):
         paths["momentopt"][0].step()
     plan = plan_summary(paths["momentopt"][0])
-    torch_paths = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}}
-    if "foreach" not in inspect.signature(torch_cls).parameters:  # one implementation (Muon)
-        torch_paths = {"for-loop": {}}
-    if has_fused:
-        torch_paths["fused"] = {"fused": True}
-    for path, flags in torch_paths.items():
-        paths[path] = _make(torch_cls, params, {**kw, **flags})
+    torch_paths = list(others)
+    for path, make in others.items():
+        paths[path] = _make(make, params, {})
         for _ in range(WARMUP_STEPS):
             paths[path][0].step()
     times: dict[str, list[float]] = {k: [] for k in paths}
@@ -265,23 +297,31 @@ def bench_one(
 
 def _runs_on(config: str, set_name: str, *, requested: bool) -> bool:
     """Whether ``config`` runs on ``set_name``: a config's own sets only, where it names them;
-    else the default sets, or any set asked for."""
+    else the default sets (the newer optimizers: the sets of their target), or any set asked
+    for."""
     if config in ONLY_SETS:
         return set_name in ONLY_SETS[config]
+    if config in REFERENCE_CONFIGS and not requested:
+        return set_name in REFERENCE_SETS
     return requested or set_name in DEFAULT_SETS
 
 
 def run(args: argparse.Namespace) -> int:
-    algos = args.algos.split(",") if args.algos else list(CONFIGS)
+    known = [*CONFIGS, *REFERENCE_CONFIGS]
+    algos = args.algos.split(",") if args.algos else known
     sets = args.sets.split(",") if args.sets else list(SETS)
-    runs = [(s, a) for s in sets for a in algos if _runs_on(a, s, requested=bool(args.sets))]
-    unknown = [a for a in algos if a not in CONFIGS] + [s for s in sets if s not in SETS]
+    unknown = [a for a in algos if a not in known] + [s for s in sets if s not in SETS]
     if unknown:
         print(
-            f"unknown config or set: {unknown}; configs: {list(CONFIGS)}; sets: {list(SETS)}",
+            f"unknown config or set: {unknown}; configs: {known}; sets: {list(SETS)}",
             file=sys.stderr,
         )
         return 2
+    missing = [a for a in algos if a in REFERENCE_CONFIGS and not REFERENCE_CONFIGS[a].available()]
+    if missing:  # (the reference packages come with the test extra)
+        print(f"skipping {missing}: their reference package is not installed", file=sys.stderr)
+        algos = [a for a in algos if a not in missing]
+    runs = [(s, a) for s in sets for a in algos if _runs_on(a, s, requested=bool(args.sets))]
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds = args.rounds or (3 if args.quick else 15)
@@ -325,6 +365,13 @@ def run(args: argparse.Namespace) -> int:
                     log=log,
                 )
             )
+    precision_rows: list[dict[str, Any]] = []
+    if args.memory and "AdamW" in algos:  # state bytes and step time per state_precision
+        from . import precision
+
+        precision_rows = precision.run_rows(
+            sets, quick=args.quick, rounds=rounds, flush=flush, probe_bufs=probe_bufs, log=log
+        )
     from ..engine import compiled
 
     result = {
@@ -333,9 +380,12 @@ def run(args: argparse.Namespace) -> int:
         "quick": args.quick,
         "rounds": rounds,
         "rows": rows,
+        "precision_rows": precision_rows,
         "compile_seconds": dict(compiled.COMPILE_SECONDS),
     }
     print(format_table(rows))
+    if precision_rows:
+        print(precision.format_table(precision_rows))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
@@ -371,10 +421,18 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--quick", action="store_true", help="small sets, 3 rounds (well under a minute)"
     )
-    p.add_argument("--algos", help=f"comma-separated configs (default all): {','.join(CONFIGS)}")
+    p.add_argument(
+        "--algos",
+        help=f"comma-separated configs (default all): {','.join([*CONFIGS, *REFERENCE_CONFIGS])}",
+    )
     p.add_argument("--sets", help=f"comma-separated parameter sets (default all): {','.join(SETS)}")
     p.add_argument("--rounds", type=int, help="timed rounds (default 15, quick 3)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    p.add_argument("--memory", action="store_true", help="also measure peak memory of one step")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure peak memory of one step, and AdamW's state bytes and step time "
+        "per state_precision on one-big (16M) and gpt-like (bench/precision.py)",
+    )
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.set_defaults(func=run)
