@@ -320,6 +320,7 @@ class _SignDescent(momentopt.rules.FirstMoment):
     def direction(self, b, g, denom):
         if isinstance(g, torch.Tensor):
             return [momentopt.rules.Term(g.sign())]
+        len(g)  # a list of tensors has a length; the tape's stand-in has none (TypeError)
         return [momentopt.rules.Term(type(g)([t.sign() for t in g]))]
 
     def formula(self, group):
