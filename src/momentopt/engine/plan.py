@@ -195,7 +195,8 @@ def _plan_compiled(
     return Assignment(
         COMPILED,
         members,
-        f"recipe compiled: {len(tape.ops)} ops in one pass",
+        f"recipe compiled: {len(tape.ops)} ops in one pass"
+        + (" (compact state decoded and encoded in the kernel)" if sub.compact else ""),
         key,
         tape=tape,
         recorded=view,
