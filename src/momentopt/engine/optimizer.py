@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -132,12 +132,33 @@ class RecipeOptimizer(Optimizer):
         """The recipe's reduced scalar (:class:`~momentopt.rules.base.ReducedScalar`) for
         this step: its shared values, every parameter's share of its sums (each group, added
         in parameter order; then across processes where the parameters are shards), the new
-        scalar. Returns the values the step's rules read, or None for no step. The state of a
-        parameter's first step is made here."""
+        scalar. Returns the values the step's rules read, or None for no step (after the rule's
+        ``skipped`` over every parameter). The state of a parameter's first step is made
+        here."""
         rule, groups = self.recipe.reduced, self.param_groups
         shared = rule.begin(groups)  # type: ignore[union-attr]
         totals = [0.0] * rule.sums  # type: ignore[union-attr]
-        for group in groups:
+        for share in self._over_reduced(rule.contribute, shared):  # type: ignore[union-attr]
+            for j, value in enumerate(share):
+                totals[j] += value
+        if rule.sharded(groups) and dist.is_available() and dist.is_initialized():  # type: ignore[union-attr]
+            device = next(p.device for group in groups for p in group["params"])
+            summed = torch.tensor(totals, dtype=torch.float64, device=device)
+            dist.all_reduce(summed)
+            totals = summed.tolist()
+        result = rule.finish(groups, totals, shared)  # type: ignore[union-attr]
+        if result is None:  # no step: what the parameters' state does all the same
+            for _ in self._over_reduced(rule.skipped, shared):  # type: ignore[union-attr]
+                pass
+        return result
+
+    def _over_reduced(
+        self, fn: Callable[[TensorsView], Any], shared: Mapping[str, Any]
+    ) -> Iterator[list[Any]]:
+        """``fn(view)`` over every parameter with a gradient, one view per group, device and
+        dtype (the state of a parameter's first step made here); yields each parameter's share
+        of what ``fn`` returns (numbers, or per tensor of the view), in parameter order."""
+        for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
@@ -149,7 +170,7 @@ class RecipeOptimizer(Optimizer):
             kinds: dict[tuple[Any, Any], list[int]] = {}
             for i, p in enumerate(params):
                 kinds.setdefault((p.device, p.dtype), []).append(i)
-            shares: list[list[float]] = [[] for _ in params]
+            shares: list[list[Any]] = [[] for _ in params]
             stored = self._batch_of_states(group, params, states)
             work = decoded(stored) if stored.compact else stored  # the rule reads full values
             states = work.states
@@ -162,20 +183,12 @@ class RecipeOptimizer(Optimizer):
                     t=0.0,
                     group={**group, **shared},
                 )
-                parts = rule.contribute(view)  # type: ignore[union-attr]
+                parts = fn(view) or ()
                 for k, i in enumerate(members):
                     shares[i] = [x.values[k] if isinstance(x, Scalars) else x for x in parts]
             if stored.compact:
                 encode_back(work, stored)
-            for share in shares:
-                for j, value in enumerate(share):
-                    totals[j] += value
-        if rule.sharded(groups) and dist.is_available() and dist.is_initialized():  # type: ignore[union-attr]
-            device = next(p.device for group in groups for p in group["params"])
-            summed = torch.tensor(totals, dtype=torch.float64, device=device)
-            dist.all_reduce(summed)
-            totals = summed.tolist()
-        return rule.finish(groups, totals, shared)  # type: ignore[union-attr]
+            yield from shares
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group``; a group's own ``state_precision`` is checked first,

@@ -151,8 +151,8 @@ class ReducedScalar(Rule):
     group, tensors in buckets) and returns its share of each of the :attr:`sums`, updating the
     rule's own state; :meth:`finish` gets the sums (added in parameter order; then across
     processes where :meth:`sharded`), writes the new scalar into the groups and returns the
-    values the step's rules read from their group (or None: no step this time). Then every
-    group steps.
+    values the step's rules read from their group (or None: no step this time, and
+    :meth:`skipped` runs over every parameter instead). Then every group steps.
     """
 
     sums: ClassVar[int] = 1
@@ -169,6 +169,10 @@ class ReducedScalar(Rule):
     def sharded(self, groups: Sequence[Mapping[str, Any]]) -> bool:
         """Whether the parameters are shards, so the sums are also added across processes."""
         return False
+
+    def skipped(self, view: UpdateView) -> None:
+        """What ``view``'s state does on a step :meth:`finish` refused (it returned None), as
+        :meth:`contribute` saw it: nothing by default (prodigyopt still decays its averages)."""
 
     def finish(
         self,
