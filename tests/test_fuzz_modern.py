@@ -187,7 +187,7 @@ HYPERPARAMETERS: dict[str, dict[str, tuple[Any, ...]]] = {
     "Prodigy": {
         "lr": (1.0, 0.5, 2.0),
         "betas": ((0.9, 0.999), (0.0, 0.5), (0.5, 0.999999)),
-        "beta3": (None, 0.5, 0.9),  # (not 0: see NO_STEP)
+        "beta3": (None, 0.0, 0.9),
         "eps": (1e-8, 1e-3),
         "weight_decay": DECAY,
         "decouple": (True, False),
@@ -220,12 +220,6 @@ def default(name: str, key: str) -> Any:
     return inspect.signature(getattr(momentopt, name)).parameters[key].default
 
 
-NO_STEP = (
-    "Prodigy is not drawn with beta3 = 0: then a step whose gradients are all zero leaves every "
-    "s at 0, and prodigyopt returns without a step after its first loop has already decayed "
-    "exp_avg and exp_avg_sq, where momentopt's step leaves them as they are (an open, documented "
-    "difference)"
-)
 NOT_STRIDED = (
     "Prodigy with coupled decay (decouple=False, weight_decay != 0) is not given gradients "
     "whose flattened view is strided: prodigyopt adds the decay into p.grad in place and takes "

@@ -18,7 +18,7 @@ from torch import nn
 import momentopt
 
 from .integration.spawn import run_distributed
-from .modern_reference import compare, executors_agree, train_hand, train_models
+from .modern_reference import compare, executors_agree, hand_params, train_hand, train_models
 
 ESTIMATE = ("d", "d_max", "d_numerator", "k", "d_denom", "d_hat")
 
@@ -206,6 +206,31 @@ def test_decouple_is_the_first_groups() -> None:
         12,
     )
     _assert_bitwise(ours, theirs, "decouple of the first group")
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_a_step_without_progress_still_decays_the_averages(foreach: bool) -> None:
+    """With beta3 = 0 a step whose gradients are all zero leaves every ``s`` at 0: prodigyopt
+    takes no step (params, ``step``, ``k`` unchanged) but its first loop has already decayed
+    ``exp_avg`` and ``exp_avg_sq``; momentopt's reduced scalar does the same (``skipped``)."""
+    kwargs = {"beta3": 0.0, "weight_decay": 0.1}  # (decoupled: zero gradients, s = 0)
+    factories = [
+        lambda p: momentopt.Prodigy(p, **kwargs, foreach=foreach),
+        lambda p: ReferenceProdigy(p, **kwargs),
+    ]
+    runs = [(hand_params(torch.float64), None) for _ in factories]
+    opts = [make(params) for make, (params, _) in zip(factories, runs, strict=True)]
+    gen = torch.Generator().manual_seed(4)
+    for step in range(8):
+        grads = [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in runs[0][0]]
+        if step in (4, 5):
+            grads = [torch.zeros_like(g) for g in grads]
+        for (params, _), opt in zip(runs, opts, strict=True):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            opt.step()
+        _assert_bitwise(opts[0], opts[1], f"step {step}")
+    assert opts[0].param_groups[0]["k"] == 6  # two steps without progress
 
 
 def test_a_group_of_another_beta1_kind_is_refused() -> None:

@@ -123,6 +123,14 @@ class ProdigyEstimate(ReducedScalar):
         s = view.state("s").mul_(group["beta3"]).add_(sliced_g, alpha=sign * scale)
         return (-numerator if sign < 0 else numerator), s.abs().sum().item()
 
+    def skipped(self, view: UpdateView) -> None:
+        """No step (every ``s`` is 0): prodigyopt has already updated the moments of each
+        parameter with a gradient (lr not 0) in its first loop, and keeps them so."""
+        if view.group["lr"] > 0.0:
+            g = prodigy_gradient(view)
+            scaled_average_(view, g)
+            scaled_squared_average_(view, g)
+
     def sharded(self, groups: Sequence[Mapping[str, Any]]) -> bool:
         return bool(groups[0]["fsdp_in_use"]) or any(
             hasattr(p, "_fsdp_flattened") for group in groups for p in group["params"]
@@ -188,6 +196,21 @@ class ProdigyGradient(GradientRule):
         return line
 
 
+def scaled_average_(view: UpdateView, g: Any) -> Any:
+    """``m ← β1·m + d(1 − β1)·g`` (``exp_avg``, kept when β1 > 0; else nothing, None), with
+    this step's ``d`` (``d_step``)."""
+    beta1 = view.group["betas"][0]
+    if not beta1 > 0:
+        return None
+    return view.state("exp_avg").mul_(beta1).add_(g, alpha=view.group["d_step"] * (1 - beta1))
+
+
+def scaled_squared_average_(view: UpdateView, g: Any) -> Any:
+    """``v ← β2·v + d²(1 − β2)·g²`` (``exp_avg_sq``), with this step's ``d``."""
+    d, beta2 = view.group["d_step"], view.group["betas"][1]
+    return view.state("exp_avg_sq").mul_(beta2).addcmul_(g, g, value=d * d * (1 - beta2))
+
+
 class ScaledSquaredAverage(SecondMoment):
     """Prodigy's second moment, of ``d·g`` (Mishchenko & Defazio, 2024):
 
@@ -202,10 +225,7 @@ class ScaledSquaredAverage(SecondMoment):
     state = (StateSpec("exp_avg_sq", signed=False),)
 
     def denominator(self, view: UpdateView, g: Any) -> Any:
-        v = view.state("exp_avg_sq")
-        if view.group["lr"] > 0.0:
-            d, beta2 = view.group["d_step"], view.group["betas"][1]
-            v.mul_(beta2).addcmul_(g, g, value=d * d * (1 - beta2))
+        v = scaled_squared_average_(view, g) if view.group["lr"] > 0.0 else view.state("exp_avg_sq")
         return v.sqrt().add_(view.group["d"] * view.group["eps"])
 
     def formula(self, group: Mapping[str, Any]) -> str:
@@ -224,9 +244,7 @@ class ScaledAverage(FirstMoment):
         beta1 = view.group["betas"][0]
         if not beta1 > 0:
             return [Term(g, view.group["d"], denom)]
-        m = view.state("exp_avg")
-        if view.group["lr"] > 0.0:
-            m.mul_(beta1).add_(g, alpha=view.group["d_step"] * (1 - beta1))
+        m = scaled_average_(view, g) if view.group["lr"] > 0.0 else view.state("exp_avg")
         return [Term(m, 1.0, denom)]
 
     def formula(self, group: Mapping[str, Any]) -> str:
