@@ -167,3 +167,21 @@ def test_the_bench_ademamix_loop_is_the_algorithm():
         b.step()
     for p, q in zip(ours, loop, strict=True):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_precision_peak_memory_counts_each_allocation_once():
+    """Peak bytes of a step from the profiler's allocation records: a 4 MiB tensor and a
+    second one made from it are both alive at the peak (8 MiB), counted once each (an op
+    event's cpu_memory_usage includes its children's: summing those counts them again)."""
+    import torch
+
+    from momentopt.bench.precision import peak_memory
+
+    n = 1 << 20
+
+    def step() -> None:
+        a = torch.ones(n)
+        (a + 1).sum()
+
+    peak = peak_memory(step)
+    assert 8 * 2**20 <= peak < 8 * 2**20 + 4096  # (+ the 0-d sum: bytes, not pages)
