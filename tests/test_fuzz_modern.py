@@ -27,8 +27,9 @@ tests/test_modern_paths.py replays kernels the same way). Where the plan does no
 step (a rule the tape cannot record), the default flags run what the plan says.
 
 The run is derandomized (the same examples on every run and machine); budget
-``MOMENTOPT_FUZZ_MODERN_EXAMPLES`` examples per class and executor (default 24: about 30 s
-for the 18 configurations on a busy two-core machine); ``MOMENTOPT_FUZZ_SEED=<int>`` draws
+``MOMENTOPT_FUZZ_MODERN_EXAMPLES`` examples per class and executor (default 48: 13 s for the
+18 configurations on a quiet two-core machine, about 30 s on a busy one);
+``MOMENTOPT_FUZZ_SEED=<int>`` draws
 other examples, e.g. ``MOMENTOPT_FUZZ_MODERN_EXAMPLES=500 MOMENTOPT_FUZZ_SEED=1``.
 """
 
@@ -63,7 +64,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Use _accelerator_graph_capture_health_check"),
 ]
 
-EXAMPLES = int(os.environ.get("MOMENTOPT_FUZZ_MODERN_EXAMPLES", "24"))
+EXAMPLES = int(os.environ.get("MOMENTOPT_FUZZ_MODERN_EXAMPLES", "48"))
 SEED = os.environ.get("MOMENTOPT_FUZZ_SEED")
 
 FUZZ_SETTINGS = settings(
