@@ -185,3 +185,26 @@ def test_precision_peak_memory_counts_each_allocation_once():
 
     peak = peak_memory(step)
     assert 8 * 2**20 <= peak < 8 * 2**20 + 4096  # (+ the 0-d sum: bytes, not pages)
+
+
+def test_bench_memory_adds_the_precision_rows(monkeypatch, tmp_path, capsys):
+    """``momentopt bench --memory`` with AdamW selected prints and saves the state_precision
+    rows after the config rows (a 16384-element one-big: seconds)."""
+    from momentopt.bench import precision
+
+    monkeypatch.setattr(precision, "QUICK_ONE_BIG_NUMEL", 4 * 4096)
+    monkeypatch.setattr(precision, "ADAPTERS", {})
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--quick", "--memory", "--algos", "AdamW", "--sets", "one-big"]
+    assert main([*argv, "--rounds", "2", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [r["config"] for r in result["rows"]] == ["AdamW"]
+    assert [r["impl"] for r in result["precision_rows"]] == [
+        "torch fused fp32",
+        "momentopt fp32",
+        "momentopt bf16",
+        "momentopt int8",
+    ]
+    assert "| one-big | 0.0164M | momentopt bf16 | 4.000 | ≤ 4.1 met |" in capsys.readouterr().out
+    assert main([*argv[:-4], "--algos", "Adam", "--sets", "one-big", "--rounds", "1"]) == 0
+    assert "momentopt int8" not in capsys.readouterr().out  # (only with AdamW selected)
