@@ -60,17 +60,29 @@ class NearestBf16AdamW:
 
     def __init__(self, params: Iterable[Tensor], **kwargs: Any) -> None:
         self.inner = momentopt.AdamW(params, **kwargs)
+        self.lost_share = 0.0
+        """Of the last step's ``exp_avg_sq`` entries (compact tensors) the update changed,
+        the share that rounding to nearest put back to their old value."""
 
     def zero_grad(self) -> None:
         self.inner.zero_grad()
 
     @torch.no_grad()
     def step(self) -> None:
+        compact = [p for p in self.inner.state if p.numel() >= MIN_NUMEL]
+        before = {p: self.inner.state[p]["exp_avg_sq"].clone() for p in compact}
         self.inner.step()
+        changed = lost = 0
         for param, state in self.inner.state.items():
             if param.numel() >= MIN_NUMEL:
                 for key in ("exp_avg", "exp_avg_sq"):
+                    updated = state[key].clone()
                     state[key].copy_(state[key].to(torch.bfloat16))
+                    if key == "exp_avg_sq" and param in before:
+                        moved = updated != before[param]
+                        changed += int(moved.sum())
+                        lost += int((moved & (state[key] == before[param])).sum())
+        self.lost_share = lost / changed if changed else 0.0
 
 
 Factory = Callable[[Iterable[Tensor]], Any]
@@ -217,6 +229,7 @@ def charlm_run(
 
     train_losses: list[float] = []
     evals: list[tuple[int, float]] = [(0, held_out_loss())]
+    lost_shares: list[tuple[int, float]] = []
     start = time.perf_counter()
     for step in range(1, steps + 1):
         x, y = _batch(
@@ -229,6 +242,8 @@ def charlm_run(
         train_losses.append(loss.item())
         if step % eval_every == 0 or step == steps:
             evals.append((step, held_out_loss()))
+            if isinstance(opt, NearestBf16AdamW):
+                lost_shares.append((step, opt.lost_share))
             log(
                 f"    step {step}: train {sum(train_losses[-eval_every:]) / len(train_losses[-eval_every:]):.4f}  held-out {evals[-1][1]:.4f}"
             )
@@ -237,37 +252,52 @@ def charlm_run(
         "held_out": evals,
         "final_train_loss": sum(train_losses[-eval_every:]) / len(train_losses[-eval_every:]),
         "final_held_out_loss": evals[-1][1],
+        "lost_exp_avg_sq_updates": lost_shares,
         "seconds": time.perf_counter() - start,
         "parameters": sum(p.numel() for p in model.parameters()),
         "compact_parameters": sum(p.numel() for p in model.parameters() if p.numel() >= MIN_NUMEL),
     }
 
 
+def _moving_average(values: list[float], window: int) -> list[float]:
+    kernel = torch.ones(1, 1, window) / window
+    return torch.conv1d(torch.tensor(values).view(1, 1, -1), kernel).flatten().tolist()
+
+
 def plot(results: dict[str, dict[str, Any]], path: str, title: str, smooth: int) -> None:
-    """Training loss (moving average over ``smooth`` steps) and held-out loss per run."""
+    """Training loss (moving average over ``smooth`` steps), held-out loss, and each run's
+    training loss minus fp32's on the same batches (moving average over ``2·smooth``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.5))
+    base = results["fp32"]["train_losses"]
     for name, r in results.items():
-        losses = torch.tensor(r["train_losses"])
-        kernel = torch.ones(smooth) / smooth
-        smoothed = torch.conv1d(losses.view(1, 1, -1), kernel.view(1, 1, -1)).flatten()
-        left.plot(range(smooth, len(losses) + 1), smoothed.tolist(), label=name, lw=1.2)
+        losses = r["train_losses"]
+        left.plot(range(smooth, len(losses) + 1), _moving_average(losses, smooth), label=name, lw=1)
         steps, values = zip(*r["held_out"], strict=True)
-        right.plot(steps, values, marker="o", ms=3, label=name, lw=1.2)
+        middle.plot(steps, values, marker="o", ms=3, label=name, lw=1)
+        gap = [a - b for a, b in zip(losses, base, strict=True)]
+        right.plot(range(2 * smooth, len(gap) + 1), _moving_average(gap, 2 * smooth), label=name)
+    low = min(min(v for _, v in r["held_out"]) for r in results.values())
     left.set(xlabel="step", ylabel=f"training loss (mean of {smooth} steps)", title="training")
-    right.set(xlabel="step", ylabel="held-out loss", title="held out (last 10 % of the text)")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend()
-        low = min(min(r["held_out"], key=lambda e: e[1])[1] for r in results.values())
+    middle.set(xlabel="step", ylabel="held-out loss", title="held out (last 10 % of the text)")
+    right.set(
+        xlabel="step",
+        ylabel=f"training loss − fp32's (mean of {2 * smooth} steps)",
+        title="difference from fp32 (same batches)",
+    )
+    for ax in (left, middle):
         ax.set_ylim(low - 0.1, low + 1.2)
+    right.axhline(0, color="black", lw=0.6)
+    for ax in (left, middle, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -331,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {name} | {r['final_train_loss']:.4f} | {r['final_held_out_loss']:.4f} | "
                 f"{r['final_held_out_loss'] / base - 1:+.1%} | {r['seconds']:.0f} |"
             )
+            if r["lost_exp_avg_sq_updates"]:
+                shares = ", ".join(f"{t}: {v:.0%}" for t, v in r["lost_exp_avg_sq_updates"])
+                print(f"\n{name}: exp_avg_sq updates rounded away (step: share) {shares}")
         title = (
             f"Byte-level transformer ({first['parameters'] / 1e3:.0f}k params) on the Python "
             f"{sys.version.split()[0]} standard library, AdamW lr 1e-3, state per precision"
