@@ -202,17 +202,22 @@ def plan_summary(opt: Any) -> str:
 
 
 def peak_memory(step: Callable[[], None]) -> int:
-    """Peak bytes allocated (net of frees) during one ``step`` (torch's CPU profiler)."""
+    """Peak bytes allocated (net of frees) during one ``step``: the profiler's allocation and
+    free records summed in time order. (Each op event's ``cpu_memory_usage`` also counts its
+    children's allocations, and a free outside any op is charged to the enclosing op at its
+    start: summing op events counts nested allocations two or three times.)"""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
-    events = sorted(
-        (e for e in prof.events() if e.cpu_memory_usage), key=lambda e: e.time_range.start
+    records = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]"
     )
     current = peak = 0
-    for e in events:
-        current += e.cpu_memory_usage
+    for _, nbytes in records:
+        current += nbytes
         peak = max(peak, current)
     return peak
 

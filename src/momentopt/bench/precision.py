@@ -44,7 +44,7 @@ from torch import Tensor
 import momentopt
 from momentopt.engine.precision import stored_bytes
 
-from .cli import WARMUP_STEPS, Flusher, _quartiles, gpt_like, plan_summary, probe
+from .cli import WARMUP_STEPS, Flusher, _quartiles, gpt_like, peak_memory, plan_summary, probe
 
 ADAMW: dict[str, Any] = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
 """The AdamW every implementation runs (torch's defaults, given explicitly: the adapters'
@@ -134,27 +134,6 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
         for v in s.values()
         if isinstance(v, Tensor)
     )
-
-
-def peak_memory(step: Callable[[], None]) -> int:
-    """Peak bytes allocated (net of frees) during one ``step``: the profiler's allocation and
-    free records summed in time order. (Each op event's ``cpu_memory_usage`` also counts its
-    children's allocations, and a free outside any op is charged to the enclosing op at its
-    start: summing op events counts nested allocations two or three times.)"""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    records = sorted(
-        (e.start_ns(), e.nbytes())
-        for e in prof.profiler.kineto_results.events()
-        if e.name() == "[memory]"
-    )
-    current = peak = 0
-    for _, nbytes in records:
-        current += nbytes
-        peak = max(peak, current)
-    return peak
 
 
 def one_big(numel: int) -> list[Tensor]:
