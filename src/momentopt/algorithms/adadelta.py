@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import DeltaScaledGradient, RootMeanSquare
 from .hyperparameters import (
     CAPTURABLE,
@@ -21,6 +19,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -38,7 +37,7 @@ HYPERPARAMETERS = HyperparameterTable(
 """``torch.optim.Adadelta``'s hyperparameters (it has no fused implementation)."""
 
 
-class Adadelta(RecipeOptimizer):
+class Adadelta(TableDrivenOptimizer):
     """AdaDelta, a drop-in for ``torch.optim.Adadelta``.
 
     ``V ← ρ·V + (1−ρ)·g²``; ``Δ = √(U+ε)/√(V+ε)·g``; ``U ← ρ·U + (1−ρ)·Δ²``; ``w ← w − α·Δ``.
@@ -67,11 +66,6 @@ class Adadelta(RecipeOptimizer):
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

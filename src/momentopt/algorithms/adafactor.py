@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import FactoredSquaredAverage, Maximize, RelativeStepSize, RmsClipped, WeightDecay
 from .checks import require
 from .hyperparameters import FOREACH, MAXIMIZE, Bound, Hyperparameter, HyperparameterTable
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import refuse_complex_and_sparse, torch_recipe
 
 
@@ -59,7 +59,7 @@ HYPERPARAMETERS = HyperparameterTable(
 ``differentiable``)."""
 
 
-class Adafactor(RecipeOptimizer):
+class Adafactor(TableDrivenOptimizer):
     """Adafactor, a drop-in for ``torch.optim.Adafactor`` (Shazeer & Stern, ICML 2018, with
     torch's use of ``lr`` and ``ε₁``).
 
@@ -95,11 +95,6 @@ class Adafactor(RecipeOptimizer):
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import AccumulatedSquares, InverseTimeDecay, NoFirstMoment
 from .hyperparameters import (
     DIFFERENTIABLE,
@@ -22,6 +20,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import FUSED_ADAGRAD, torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -40,7 +39,7 @@ HYPERPARAMETERS = HyperparameterTable(
 """``torch.optim.Adagrad``'s hyperparameters."""
 
 
-class Adagrad(RecipeOptimizer):
+class Adagrad(TableDrivenOptimizer):
     """AdaGrad, a drop-in for ``torch.optim.Adagrad`` (sparse gradients included).
 
     ``V ← V + g²``; ``w ← w − α/(1+(t−1)·lr_decay) · g/(√V + ε)``.
@@ -80,11 +79,6 @@ class Adagrad(RecipeOptimizer):
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, BiasCorrectedSquaredAverage
 from .checks import require
 from .hyperparameters import (
@@ -25,6 +24,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import FUSED_ADAM, FUSED_ADAMW, torch_recipe
 
 
@@ -96,7 +96,7 @@ ADAMW_HYPERPARAMETERS = HYPERPARAMETERS.with_row("weight_decay", default=1e-2).w
 decay, which loading sets too (the releases are Adam's)."""
 
 
-class Adam(RecipeOptimizer):
+class Adam(TableDrivenOptimizer):
     """Adam, a drop-in for ``torch.optim.Adam`` (AMSGrad, decoupled weight decay).
 
     ``m ← β1·m + (1−β1)·g``; ``v ← β2·v + (1−β2)·g²``;
@@ -132,11 +132,6 @@ class Adam(RecipeOptimizer):
         defaults["betas"] = tuple(_squeeze(b) for b in betas)
         super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr", "betas")
 

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, InfinityNorm
 from .hyperparameters import (
     BETAS,
@@ -21,6 +20,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import loop_stand_in, shaped_betas, torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -37,7 +37,7 @@ HYPERPARAMETERS = HyperparameterTable(
 """``torch.optim.Adamax``'s hyperparameters (it has no fused implementation)."""
 
 
-class Adamax(RecipeOptimizer):
+class Adamax(TableDrivenOptimizer):
     """Adamax, a drop-in for ``torch.optim.Adamax`` (Kingma & Ba, "Adam: A Method for
     Stochastic Optimization", ICLR 2015, section 7.1: Adam with the infinity norm).
 
@@ -72,11 +72,6 @@ class Adamax(RecipeOptimizer):
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr", "betas")
 

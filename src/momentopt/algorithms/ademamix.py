@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedSquaredAverage, Maximize, MixedAverage, WeightDecay
 from .checks import require
 from .hyperparameters import (
@@ -22,6 +21,7 @@ from .hyperparameters import (
 )
 from .options import StatePrecision, with_options
 from .reference_compat import MOMENTOPT, reference_recipe
+from .table_driven import TableDrivenOptimizer
 
 ML_ADEMAMIX = "apple/ml-ademamix"
 
@@ -60,7 +60,7 @@ HYPERPARAMETERS = HyperparameterTable(
 reference implementation, and torch's flags."""
 
 
-class AdEMAMix(RecipeOptimizer):
+class AdEMAMix(TableDrivenOptimizer):
     """AdEMAMix (Pagliardini, Ablin & Grangier, "The AdEMAMix Optimizer: Better, Faster,
     Older", 2024, Algorithm 1), with the α and β3 warm-ups of its reference implementation
     (apple/ml-ademamix).
@@ -109,11 +109,6 @@ class AdEMAMix(RecipeOptimizer):
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """The step unpacks the three ``betas`` (another number of them: ValueError)."""

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import DecayFromFirstUpdate, Maximize, NormalizedAverage, PreviousSquaredAverage
 from .adam import _check_lr
 from .hyperparameters import (
@@ -24,6 +23,7 @@ from .hyperparameters import (
 )
 from .options import StatePrecision, with_options
 from .reference_compat import reference_recipe
+from .table_driven import TableDrivenOptimizer
 
 TORCH_ADOPT = "torch-adopt 0.1.0"
 
@@ -52,7 +52,7 @@ HYPERPARAMETERS = HyperparameterTable(
 ``clip_lambda`` is kept on the optimizer, not in the groups, as torch-adopt keeps it."""
 
 
-class ADOPT(RecipeOptimizer):
+class ADOPT(TableDrivenOptimizer):
     """ADOPT (Taniguchi et al., "ADOPT: Modified Adam Can Converge with Any β2 with the
     Optimal Rate", NeurIPS 2024, Algorithm 2 with clipping), numerically ``adopt.ADOPT``
     (torch-adopt 0.1.0).
@@ -103,11 +103,6 @@ class ADOPT(RecipeOptimizer):
         self.clip_lambda = clip_lambda
         super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """The step unpacks ``betas`` first (another length: ValueError), as torch-adopt's."""

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import (
     DecayingStepSize,
     IterateAverage,
@@ -27,6 +26,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -47,7 +47,7 @@ HYPERPARAMETERS = HyperparameterTable(
 _STEP_SIZE = DecayingStepSize()
 
 
-class ASGD(RecipeOptimizer):
+class ASGD(TableDrivenOptimizer):
     """Averaged SGD, a drop-in for ``torch.optim.ASGD`` (Polyak & Juditsky, "Acceleration of
     Stochastic Approximation by Averaging", SIAM J. Control Optim. 1992; the step size and
     decay of Bottou, "Stochastic Gradient Descent Tricks", 2012).
@@ -97,11 +97,6 @@ class ASGD(RecipeOptimizer):
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_update(self, group: Mapping[str, Any]) -> None:
         """torch computes the next η and μ (``α/(1 + λ·α·t)^alpha``, ``1/max(1, t − t0)``) at

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import InterpolatedMomentum, Maximize, RelativeWeightDecay, Sign
 from .checks import require
 from .hyperparameters import (
@@ -18,6 +17,7 @@ from .hyperparameters import (
 )
 from .options import StatePrecision, with_options
 from .reference_compat import MOMENTOPT, reference_recipe
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import refuse_complex_and_sparse
 
 LION_PYTORCH = "lion-pytorch 0.2.5"
@@ -59,7 +59,7 @@ the constructor's lr, ``init_lr``, which lion-pytorch keeps on the instance), an
 flags."""
 
 
-class Lion(RecipeOptimizer):
+class Lion(TableDrivenOptimizer):
     """Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023,
     Algorithm 2), numerically ``lion_pytorch.Lion`` (lion-pytorch 0.2.5).
 
@@ -108,11 +108,6 @@ class Lion(RecipeOptimizer):
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """The step unpacks ``betas`` (another length: ValueError, as in lion-pytorch) and

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import AveragedMomentum, Orthogonalized, ShapeAdjustedLr, WeightDecay
 from ..rules.orthogonal import NS_COEFFICIENTS
 from .checks import require
 from .hyperparameters import Bound, Hyperparameter, HyperparameterTable
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import refuse_complex_and_sparse, torch_recipe
 
 ADJUST_LR_FNS = ("original", "match_rms_adamw")
@@ -49,7 +49,7 @@ HYPERPARAMETERS = HyperparameterTable(
 """``torch.optim.Muon``'s hyperparameters (one implementation, the for-loop; no flags)."""
 
 
-class Muon(RecipeOptimizer):
+class Muon(TableDrivenOptimizer):
     """Muon, a drop-in for ``torch.optim.Muon`` (Jordan et al., 2024), for 2-D parameters.
 
     ``B ← μ·B + (1−μ)·g``; ``m = (1−μ)·g + μ·B`` (Nesterov) or ``B``; ``O = NS(m)`` (Newton–
@@ -98,11 +98,6 @@ class Muon(RecipeOptimizer):
                     f"{p.size()}",
                     "2-D parameters",
                 )
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """torch's refusals at the step, before anything changes (torch raises them in its loop,

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedSquaredAverage, NesterovAverage
 from .hyperparameters import (
     BETAS,
@@ -23,6 +22,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -42,7 +42,7 @@ HYPERPARAMETERS = HyperparameterTable(
 """``torch.optim.NAdam``'s hyperparameters (it has no fused implementation)."""
 
 
-class NAdam(RecipeOptimizer):
+class NAdam(TableDrivenOptimizer):
     """NAdam, a drop-in for ``torch.optim.NAdam`` (momentum_decay, decoupled weight decay).
 
     ``μ_t = β1·(1 − ½·0.96^(t·ψ))``; ``m ← β1·m + (1−β1)·g``; ``v ← β2·v + (1−β2)·g²``;
@@ -73,11 +73,6 @@ class NAdam(RecipeOptimizer):
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """torch's step unpacks ``betas`` before anything: another length raises ValueError."""

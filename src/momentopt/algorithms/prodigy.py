@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import (
     EstimatedStepSize,
     ProdigyEstimate,
@@ -21,6 +20,7 @@ from .checks import require
 from .hyperparameters import FOREACH, FUSED, MAXIMIZE, Hyperparameter, HyperparameterTable
 from .options import StatePrecision, with_options
 from .reference_compat import MOMENTOPT, reference_recipe
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import refuse_complex_and_sparse
 
 PRODIGYOPT = "prodigyopt 1.1.2"
@@ -120,7 +120,7 @@ HYPERPARAMETERS = HyperparameterTable(
 its estimate's state, kept in the groups), its checks and texts, and momentopt's flags."""
 
 
-class Prodigy(RecipeOptimizer):
+class Prodigy(TableDrivenOptimizer):
     """Prodigy (Mishchenko & Defazio, "Prodigy: An Expeditiously Adaptive Parameter-Free
     Learner", ICML 2024), numerically ``prodigyopt.Prodigy`` (prodigyopt 1.1.2): Adam on
     ``d·g`` with the step size ``d·lr``, where ``d`` is re-estimated before each step from
@@ -181,11 +181,6 @@ class Prodigy(RecipeOptimizer):
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """The step unpacks ``betas`` (another length: ValueError) and refuses complex

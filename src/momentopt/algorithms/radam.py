@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, Rectification, RectifiedSquaredAverage
 from .hyperparameters import (
     BETAS,
@@ -23,6 +22,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import loop_stand_in, shaped_betas, torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -41,7 +41,7 @@ HYPERPARAMETERS = HyperparameterTable(
 """``torch.optim.RAdam``'s hyperparameters (it has no fused implementation)."""
 
 
-class RAdam(RecipeOptimizer):
+class RAdam(TableDrivenOptimizer):
     """RAdam, a drop-in for ``torch.optim.RAdam`` (Liu et al., "On the Variance of the
     Adaptive Learning Rate and Beyond", ICLR 2020), with decoupled weight decay as an option.
 
@@ -82,11 +82,6 @@ class RAdam(RecipeOptimizer):
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     squeezed_hyperparameters: ClassVar[tuple[str, ...]] = ("lr", "betas")
 

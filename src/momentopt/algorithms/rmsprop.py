@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import ScaledMomentum, SquaredAverage
 from .hyperparameters import (
     ALPHA,
@@ -23,6 +21,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -42,7 +41,7 @@ HYPERPARAMETERS = HyperparameterTable(
 """``torch.optim.RMSprop``'s hyperparameters (it has no fused implementation)."""
 
 
-class RMSprop(RecipeOptimizer):
+class RMSprop(TableDrivenOptimizer):
     """RMSProp, a drop-in for ``torch.optim.RMSprop``.
 
     ``V ← α·V + (1−α)·g²``; ``b ← μ·b + g/(√V + ε)``; ``w ← w − lr·b``.
@@ -72,11 +71,6 @@ class RMSprop(RecipeOptimizer):
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

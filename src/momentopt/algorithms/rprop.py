@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import Maximize, ResilientStep, UnitStepSize
 from .checks import require
 from .hyperparameters import (
@@ -21,6 +20,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import torch_recipe
 
 
@@ -49,7 +49,7 @@ HYPERPARAMETERS = HyperparameterTable(
 not checked)."""
 
 
-class Rprop(RecipeOptimizer):
+class Rprop(TableDrivenOptimizer):
     """Rprop, a drop-in for ``torch.optim.Rprop`` (Riedmiller & Braun, "A Direct Adaptive
     Method for Faster Backpropagation Learning: The RPROP Algorithm", ICNN 1993).
 
@@ -85,11 +85,6 @@ class Rprop(RecipeOptimizer):
         defaults = table.defaults_from(locals())
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """torch's step unpacks ``etas`` and ``step_sizes`` before anything: another length

@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import (
     GroupCorrectedSquaredAverage,
     Maximize,
@@ -29,6 +28,7 @@ from .hyperparameters import (
 )
 from .options import StatePrecision, with_options
 from .reference_compat import MOMENTOPT, reference_recipe
+from .table_driven import TableDrivenOptimizer
 
 SCHEDULEFREE = "schedulefree 1.4.1"
 
@@ -128,7 +128,7 @@ def _refuse_below_zero(group: Mapping[str, Any], name: str) -> None:
     require(not group[name] < 0.0, _BELOW_ZERO[name].format(group[name]), f"{name} >= 0")
 
 
-class _ScheduleFree(RecipeOptimizer):
+class _ScheduleFree(TableDrivenOptimizer):
     """What both schedule-free classes share: the mode switches and the step's check."""
 
     hyperparameter_table: ClassVar[HyperparameterTable]
@@ -161,11 +161,6 @@ class _ScheduleFree(RecipeOptimizer):
             if not group["train_mode"]:
                 self.over_states(group, self.recipe.first.to_train)  # type: ignore[attr-defined]
                 group["train_mode"] = True
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values."""
-        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..engine.selection import check_fused_param
 from ..rules import HeavyBall
 from .checks import require
@@ -26,6 +25,7 @@ from .hyperparameters import (
     HyperparameterTable,
 )
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import FUSED_SGD, torch_recipe
 
 
@@ -61,7 +61,7 @@ HYPERPARAMETERS = HyperparameterTable(
 default is None)."""
 
 
-class SGD(RecipeOptimizer):
+class SGD(TableDrivenOptimizer):
     """Stochastic gradient descent, a drop-in for ``torch.optim.SGD``.
 
     ``b ← μ·b + (1−dampening)·g`` (``b₁ = g``); ``m = b`` or ``g + μ·b`` (nesterov);
@@ -113,11 +113,6 @@ class SGD(RecipeOptimizer):
         table.check_values(defaults)
         super().__init__(params, with_options(defaults, cautious, state_precision))
         table.check_flags(defaults)
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     @classmethod
     def flag_defaults(cls) -> dict[str, Any]:

@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ..engine.optimizer import RecipeOptimizer
 from ..rules import BiasCorrectedAverage, LazySquaredAverage, Maximize, SecondMomentCorrection
 from .checks import require
 from .hyperparameters import BETAS, EPS, LR, MAXIMIZE, Bound, HyperparameterTable
 from .options import StatePrecision, with_options
+from .table_driven import TableDrivenOptimizer
 from .torch_compat import torch_recipe
 
 HYPERPARAMETERS = HyperparameterTable(
@@ -25,7 +25,7 @@ HYPERPARAMETERS = HyperparameterTable(
 has neither weight decay nor implementation flags (one implementation: the for-loop)."""
 
 
-class SparseAdam(RecipeOptimizer):
+class SparseAdam(TableDrivenOptimizer):
     """SparseAdam, a drop-in for ``torch.optim.SparseAdam``: Adam for dense parameters with
     sparse gradients (``nn.Embedding(sparse=True)``), updating the moments and the parameter
     only at the entries a gradient holds (the other entries' moments are not decayed).
@@ -92,11 +92,6 @@ class SparseAdam(RecipeOptimizer):
                 f"Complex params at indices {complex_params}: SparseAdam does not support "
                 "complex parameters"
             )
-
-    @classmethod
-    def check_hyperparameters(cls, group: Mapping[str, Any]) -> None:
-        """Every check the constructor makes of ``group``'s values, with torch's messages."""
-        cls.hyperparameter_table.check(group)
 
     def check_step_group(self, group: Mapping[str, Any]) -> None:
         """torch's step unpacks ``betas`` before anything: another length raises ValueError."""
