@@ -474,3 +474,28 @@ def test_fused_sgd_refusals_in_torchs_order(
     first = torch.ones(3).to_sparse() if sparse else torch.ones(3)
     grads = [first, _ones(3, dtype=dtype)]
     assert_same(stepped("SGD", groups, grads, lr=0.1, momentum=0.9, fused=True, maximize=maximize))
+
+
+# -- default flags: a string hyperparameter torch's loop reads only when it needs it --------------
+@pytest.mark.parametrize("duplicate", [False, True], ids=["once", "listed-twice"])
+def test_string_dampening_is_read_when_torchs_loop_reads_it(duplicate: bool) -> None:
+    """Fuzz finding (SGD, default flags, ``dampening='0.1'``): torch's loop starts the momentum
+    buffer as the first gradient and reads ``dampening`` from the second step on, where
+    ``1 - '0.1'`` raises TypeError. momentopt's default path had sent the first step to
+    torch's fused kernel, whose argument conversion refused the string at step 1."""
+    outcomes = []
+    for cls in (torch.optim.SGD, momentopt.SGD):
+        p = torch.nn.Parameter(torch.linspace(-1, 1, 5))
+        opt = cls([p, p] if duplicate else [p], lr=0.1, momentum=0.9, dampening="0.1")
+        steps: list[Any] = []
+        for _ in range(2):
+            p.grad = torch.ones(5)
+            try:
+                opt.step()
+                steps.append(p.detach().clone())
+            except TypeError as err:
+                steps.append(str(err))
+        outcomes.append(steps)
+    (torch_first, torch_second), (ours_first, ours_second) = outcomes
+    assert torch.equal(ours_first, torch_first)
+    assert ours_second == torch_second == "unsupported operand type(s) for -: 'int' and 'str'"

@@ -123,9 +123,13 @@ def _plan_bucket(
     if (
         total is not None
         and kernel is not None
-        and not (kernel.with_default_flags and kernel.takes_flags(batch.group))
-    ):  # not torch's default's numbers, or it would refuse (say) maximize=1 where torch's
-        kernel = None  # default path does not
+        and not (
+            kernel.with_default_flags
+            and kernel.takes_flags(batch.group)
+            and kernel.takes_numbers(batch.group)
+        )
+    ):  # not torch's default's numbers, or it would refuse (say) maximize=1 or a string
+        kernel = None  # hyperparameter where torch's default path does not
     if kernel is not None:
         fits, misfits = kernel_fits(kernel, sub)
         plan = []

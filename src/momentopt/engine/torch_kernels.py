@@ -65,6 +65,15 @@ class TorchKernel:
     def takes_flags(self, group: Mapping[str, Any]) -> bool:
         return all(isinstance(group.get(k, False), bool) for k in self.flags)
 
+    def takes_numbers(self, group: Mapping[str, Any]) -> bool:
+        """Whether every hyperparameter it takes is a number (a string ``dampening`` is not:
+        the kernel refuses it, where torch's default loop reads it only when it needs it)."""
+        try:
+            self.arguments(group)
+        except TypeError:
+            return False
+        return True
+
 
 def number(value: Any) -> float:
     """A hyperparameter as the kernels take it; a string (which ``float`` would read) or
