@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import compiled
 from .batch import GroupTensors
 from .compact import (
     BLOCK,
@@ -104,7 +105,7 @@ def _kernel(
     fn = _compiled.get(key)
     if fn is None:
         kernel = build_compact_kernel(tape, layout, padded)
-        fn = _compiled[key] = torch.compile(kernel, dynamic=True, fullgraph=True)
+        fn = _compiled[key] = compiled._compile(kernel)  # (one compile policy for both)
     return fn
 
 

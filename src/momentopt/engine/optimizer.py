@@ -35,9 +35,8 @@ from .precision import (
     formats_for,
     initial_group_keys,
     is_compact_storage,
-    positions_of,
+    storage_of,
     store,
-    tensor_salt,
     uses_bf16,
 )
 from .recipe import Recipe
@@ -363,11 +362,7 @@ class RecipeOptimizer(Optimizer):
         # tensor hyperparameters stay tensors: the rules compute with them in their dtype, as
         # torch does (a float32 tensor beta gives float32 bias corrections)
         flags = group if "fused" in self.defaults else {**group, "fused": None}
-        formats = salts = None
-        if group.get("state_precision") is not None:
-            formats = [formats_for(self.recipe.state, group, p) for p in params]
-            positions = positions_of(params, group["params"]) if "rounding_seed" in group else None
-            salts = [tensor_salt(group, i) for i in positions] if positions else [0] * len(params)
+        formats, salts = storage_of(self.recipe.state, group, params)
         return GroupTensors(
             self.recipe,
             params,
@@ -414,8 +409,7 @@ class RecipeOptimizer(Optimizer):
                 ),
                 differentiable=bool(group.get("differentiable", False)),
                 cache=cache,
-                formats=[formats_for(self.recipe.state, group, p) for p in params],
-                salts=[0] * len(params),
+                formats=storage_of(self.recipe.state, group, params)[0],
             )
             rows += [
                 {"group": index, **row}
@@ -448,11 +442,7 @@ class RecipeOptimizer(Optimizer):
     ) -> GroupTensors:
         """The stored ``states`` of ``params`` (default: their state) as a batch outside a
         step, with their compact formats (rounding as at the group's current step)."""
-        formats = salts = None
-        if group.get("state_precision") is not None:
-            formats = [formats_for(self.recipe.state, group, p) for p in params]
-            positions = positions_of(params, group["params"])
-            salts = [tensor_salt(group, i) for i in positions]
+        formats, salts = storage_of(self.recipe.state, group, params)
         states = [self.state[p] for p in params] if states is None else states
         return GroupTensors(
             self.recipe, params, params, states, group, formats=formats, salts=salts

@@ -6,7 +6,8 @@ the parameter's dtype and encodes the result (the compiled path in one pass).
 The choice is the group key ``state_precision``: ``"bf16"``, ``"int8"`` or a dict from state
 key to ``None``/``"bf16"``/``"int8"``. A string applies to every *moment*: a state tensor of
 the parameter's shape that does not start as a copy of the parameter (an iterate such as
-schedule-free's ``z`` or ASGD's ``ax`` keeps full precision unless named in a dict); scalars
+schedule-free's ``z`` keeps full precision unless named in a dict; ASGD's ``ax`` starts at
+zero, as torch's, and is stored like a moment); scalars
 (``step``) and factored or reshaped states always keep theirs. A parameter of fewer than
 :data:`MIN_NUMEL` elements (its whole size, not a shard's), a complex one, and bfloat16 for a
 bfloat16/float16 parameter keep full precision too.
@@ -149,52 +150,63 @@ def encode_into(
     state[name] = state[name].view(value.shape)
 
 
-def tensor_salt(group: Mapping[str, Any], position: int) -> int:
-    """The rounding salt of the tensor at ``position`` in the group's step (0 without bf16):
-    the state's own slot is added to it."""
+def storage_of(
+    layout: StateLayout, group: Mapping[str, Any], params: Sequence[Tensor]
+) -> tuple[list[dict[str, Format]] | None, list[int] | None]:
+    """Per parameter of ``group``, its compact formats and the salt of its stochastic
+    rounding at the group's current step (each state adds its slot); (None, None) when the
+    group stores everything in full precision."""
+    if group.get("state_precision") is None:
+        return None, None
+    formats = [formats_for(layout, group, p) for p in params]
     if "rounding_seed" not in group:
-        return 0
-    return rounding_salt(int(group["rounding_seed"]), int(group["rounding_step"]), position << 8)
+        return formats, [0] * len(params)
+    seed, step = int(group["rounding_seed"]), int(group["rounding_step"])
+    where = {id(p): i for i, p in enumerate(group["params"])}
+    return formats, [rounding_salt(seed, step, where[id(p)] << 8) for p in params]
 
 
 def store(state: dict[str, Any], formats: Mapping[str, Format]) -> None:
     """Turn the full-precision entries of ``state`` that ``formats`` names into their compact
-    storage (round to nearest), and compact entries no longer named back into full
-    precision is the caller's (:func:`to_full`)."""
+    storage (bf16: rounded to nearest)."""
     for name, fmt in formats.items():
         value = state.get(name)
         if isinstance(value, Tensor) and not is_stored(value, fmt):
             encode_into(state, name, value, fmt, None)
 
 
+def _entry_to_full(state: dict[str, Any], name: str, param: Tensor) -> None:
+    """Decode ``state[name]`` into ``param``'s dtype if it is compact, dropping its absmax."""
+    value = state[name]
+    if value.dtype in (torch.int8, torch.uint8) and name + ABSMAX in state:
+        state[name] = decode(state, name, Format(INT8, value.dtype == torch.int8, 0), param.dtype)
+    elif value.dtype == torch.bfloat16 and param.dtype != torch.bfloat16:
+        state[name] = value.to(param.dtype)
+    state.pop(name + ABSMAX, None)
+
+
+def _storable_entries(state: Mapping[str, Any], layout: StateLayout) -> list[str]:
+    return [s.name for s in layout.specs if _storable(s) and isinstance(state.get(s.name), Tensor)]
+
+
 def to_full(state: dict[str, Any], layout: StateLayout, param: Tensor) -> None:
     """Decode every compact entry of ``state`` into ``param``'s dtype, dropping companions."""
-    for spec in layout.specs:
-        value = state.get(spec.name)
-        if not isinstance(value, Tensor) or not _storable(spec):
-            continue
-        if value.dtype in (torch.int8, torch.uint8) and spec.name + ABSMAX in state:
-            fmt = Format(INT8, value.dtype == torch.int8, 0)
-            state[spec.name] = decode(state, spec.name, fmt, param.dtype)
-        elif value.dtype == torch.bfloat16 and param.dtype != torch.bfloat16:
-            state[spec.name] = value.to(param.dtype)
-        state.pop(spec.name + ABSMAX, None)
+    for name in _storable_entries(state, layout):
+        _entry_to_full(state, name, param)
 
 
 def convert(
     state: dict[str, Any], layout: StateLayout, group: Mapping[str, Any], param: Tensor
 ) -> None:
     """Make ``state`` hold the storage ``group`` asks for (after a load, or a change of
-    setting): full precision first, then the compact formats."""
+    setting): an entry already in its format stays as it is; the others are decoded and, if
+    ``group`` wants them compact, encoded."""
     formats = formats_for(layout, group, param)
-    stale = [
-        n
-        for n, v in state.items()
-        if isinstance(v, Tensor)
-        and (n.endswith(ABSMAX) or v.dtype in (torch.int8, torch.uint8, torch.bfloat16))
-    ]
-    if stale:
-        to_full(state, layout, param)
+    for name in _storable_entries(state, layout):
+        fmt = formats.get(name)
+        kept = fmt is not None and is_stored(state[name], fmt)
+        if not (kept and (fmt.kind != INT8 or name + ABSMAX in state)):  # type: ignore[union-attr]
+            _entry_to_full(state, name, param)
     store(state, formats)
 
 
@@ -276,9 +288,3 @@ def initial_group_keys(value: Any) -> dict[str, Any]:
     if uses_bf16(value):
         keys.update(rounding_seed=torch.initial_seed() & 0x7FFFFFFF, rounding_step=0)
     return keys
-
-
-def positions_of(params: Sequence[Tensor], listed: Sequence[Tensor]) -> list[int]:
-    """Each of ``params``' position in the group's ``listed`` parameters."""
-    where = {id(p): i for i, p in enumerate(listed)}
-    return [where[id(p)] for p in params]

@@ -85,7 +85,26 @@ LINEAGE: tuple[Spec, ...] = (
 NAMES: tuple[str, ...] = tuple(spec.name for spec in LINEAGE)
 
 
-class MuonAdamW:
+class Stepping:
+    """Several optimizers (``parts``) stepping together as one: their param groups, one
+    ``zero_grad`` and one ``step``."""
+
+    parts: list[Any]
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for opt in self.parts for group in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.parts:
+            opt.zero_grad(set_to_none)
+
+    def step(self) -> None:
+        for opt in self.parts:
+            opt.step()
+
+
+class MuonAdamW(Stepping):
     """Muon on the 2-D weight matrices, AdamW on every other parameter, stepping together.
 
     This is how Muon is run in practice: it orthogonalises a matrix's momentum, so it is
@@ -114,18 +133,6 @@ class MuonAdamW:
         )
         self.adamw = momentopt.AdamW(others, lr=lr) if others else None
         self.parts = [opt for opt in (self.muon, self.adamw) if opt is not None]
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [group for opt in self.parts for group in opt.param_groups]
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for opt in self.parts:
-            opt.zero_grad(set_to_none)
-
-    def step(self) -> None:
-        for opt in self.parts:
-            opt.step()
 
     def describe(self) -> list[tuple[str, str]]:
         return [

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from .. import lrsearch
-from ..optimizers import Spec, step_match
+from ..optimizers import Spec, Stepping, step_match
 
 HOLDS, FAILS, MIXED, UNCHECKED = "holds", "does not hold", "mixed", "not checked"
 VERDICTS = (HOLDS, FAILS, MIXED, UNCHECKED)
@@ -119,7 +119,7 @@ class GridTrace:
         return [row[i] for row in self.losses]
 
 
-class PerCopy:
+class PerCopy(Stepping):
     """One optimizer per copy, stepping together: for an optimizer whose step reads a number
     reduced over every parameter it holds (Prodigy's ``d``), which would otherwise couple the
     copies. ``parts[i]`` holds copy ``i``'s parameters; ``eval()`` / ``train()`` reach every
@@ -127,18 +127,6 @@ class PerCopy:
 
     def __init__(self, parts: list[Any]) -> None:
         self.parts = parts
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [group for opt in self.parts for group in opt.param_groups]
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for opt in self.parts:
-            opt.zero_grad(set_to_none)
-
-    def step(self) -> None:
-        for opt in self.parts:
-            opt.step()
 
     def eval(self) -> None:
         switch_mode(self.parts, "eval")
