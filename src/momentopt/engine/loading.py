@@ -366,7 +366,7 @@ def _check_buffer(
 ) -> None:
     """A tensor of ``shape`` (the state's shape for ``param``: usually ``param``'s own);
     floating-point (complex too, for a complex ``param``) where ``param`` is, since torch casts
-    it to ``param``'s dtype — or ``compact`` storage (8-bit codes, bfloat16)."""
+    it to ``param``'s dtype — or, ``compact``, 8-bit codes (``state_precision``)."""
     if not isinstance(value, Tensor):
         _fail(f"{where} must be a tensor, got {type(value).__name__}", TypeError)
     if tuple(value.shape) != shape:
